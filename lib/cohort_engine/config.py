@@ -1,0 +1,258 @@
+"""Study configuration: a YAML file validated into typed, frozen objects.
+
+Every default of the study rules lives in the YAML, so a study (or a sensitivity
+analysis) is a new file, never new code. Loading is strict: an unknown key, a
+missing key or a value of the wrong type is one `ConfigError` naming the key path.
+"""
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import hashlib
+import json
+import os
+import types
+import typing
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+class ConfigError(ValueError):
+    """A configuration file that cannot be used; the message names the key."""
+
+
+def conf_dir(environ: typing.Mapping[str, str] | None = None) -> Path:
+    """The `conf/` folder: `COHORT_ENGINE_CONF_DIR`, else the one beside `lib/`."""
+    environ = os.environ if environ is None else environ
+    override = environ.get("COHORT_ENGINE_CONF_DIR")
+    return Path(override) if override else REPO_ROOT / "conf"
+
+
+def default_study_path(environ: typing.Mapping[str, str] | None = None) -> Path:
+    return conf_dir(environ) / "studies" / "her2_paclitaxel_liposome.yaml"
+
+
+@dataclasses.dataclass(frozen=True)
+class StudyPeriod:
+    start: dt.date
+    end: dt.date | None = None  # None = the data cut-off
+
+
+@dataclasses.dataclass(frozen=True)
+class LinesConfig:
+    regimen_window_days: int = 28
+    max_gap_days: int = 120
+    advanced_grace_days: int = 30
+    substitutions: tuple[tuple[str, ...], ...] = (
+        ("paclitaxel", "paclitaxel liposome", "nab-paclitaxel"),
+        ("cisplatin", "carboplatin"),
+    )
+    additions_without_new_line: tuple[str, ...] = ("endocrine",)
+
+
+@dataclasses.dataclass(frozen=True)
+class IndexLineConfig:
+    required_ingredients: tuple[str, ...]
+    required_classes_any: tuple[str, ...]
+    setting: str = "advanced"
+    line_number: int = 1
+
+
+@dataclasses.dataclass(frozen=True)
+class CohortConfig:
+    index_line: IndexLineConfig
+    diagnosis_icd10_prefix: str = "C50"
+    require_her2_positive: bool = True
+    require_advanced: bool = True
+    min_age: int = 18
+    de_novo_days: int = 90
+    facts_window_days: int = 30
+
+
+@dataclasses.dataclass(frozen=True)
+class EndpointsConfig:
+    horizon_days: int = 1826
+    pd_grace_days: int = 14
+    death_window_days: int = 60
+    discontinuation_gap_days: int = 120
+    os_censoring: str = "cutoff"
+
+
+@dataclasses.dataclass(frozen=True)
+class SafetyConfig:
+    window_after_last_admin_days: int = 30
+    baseline_days: int = 30
+    ctcae_version: str = "5.0"
+
+
+@dataclasses.dataclass(frozen=True)
+class AnalysisConfig:
+    ci_method: str = "log-log"
+    rate_months: tuple[int, ...] = (6, 12, 24, 36, 60)
+    risk_table_every_months: int = 6
+    subgroups: tuple[str, ...] = (
+        "anti_her2", "hr_status", "de_novo", "visceral", "brain_mets",
+        "prior_anti_her2", "age_group", "hospital_tier",
+    )
+    sensitivity_gap_days: tuple[int, ...] = (60, 180)
+
+
+@dataclasses.dataclass(frozen=True)
+class DisclosureConfig:
+    min_cell: int = 5
+
+
+@dataclasses.dataclass(frozen=True)
+class StudyConfig:
+    name: str
+    data_cutoff: dt.date
+    study_period: StudyPeriod
+    cohort: CohortConfig
+    title: str = ""
+    vocabulary: str = "conf/vocabulary/drugs.csv"
+    lines: LinesConfig = LinesConfig()
+    endpoints: EndpointsConfig = EndpointsConfig()
+    safety: SafetyConfig = SafetyConfig()
+    analysis: AnalysisConfig = AnalysisConfig()
+    disclosure: DisclosureConfig = DisclosureConfig()
+    source_path: str | None = dataclasses.field(default=None, compare=False)
+
+    @property
+    def study_end(self) -> dt.date:
+        return self.study_period.end or self.data_cutoff
+
+    def with_cutoff(self, cutoff: dt.date | None) -> "StudyConfig":
+        return self if cutoff is None else dataclasses.replace(self, data_cutoff=cutoff)
+
+    def vocabulary_path(self, environ: typing.Mapping[str, str] | None = None) -> Path:
+        path = Path(self.vocabulary)
+        if path.is_absolute():
+            return path
+        if path.parts and path.parts[0] == "conf":
+            return conf_dir(environ).joinpath(*path.parts[1:])
+        base = Path(self.source_path).parent if self.source_path else REPO_ROOT
+        return base / path
+
+    def to_dict(self) -> dict[str, Any]:
+        def plain(value: Any) -> Any:
+            if dataclasses.is_dataclass(value):
+                return {f.name: plain(getattr(value, f.name))
+                        for f in dataclasses.fields(value) if f.name != "source_path"}
+            if isinstance(value, tuple):
+                return [plain(v) for v in value]
+            if isinstance(value, dt.date):
+                return value.isoformat()
+            return value
+        return plain(self)
+
+    def config_hash(self) -> str:
+        canonical = json.dumps(self.to_dict(), sort_keys=True, ensure_ascii=False)
+        return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+ALLOWED_VALUES = {
+    "endpoints.os_censoring": {"cutoff", "last_contact"},
+    "analysis.ci_method": {"log-log"},
+    "cohort.index_line.setting": {"advanced", "early"},
+    "safety.ctcae_version": {"5.0"},
+}
+
+
+def _convert(value: Any, hint: Any, key: str) -> Any:
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        inner = [a for a in args if a is not type(None)]
+        return _convert(value, inner[0], key)
+    if dataclasses.is_dataclass(hint):
+        return _build(hint, value, key)
+    if origin is tuple:
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{key}: expected a list, got {value!r}")
+        item_hint = args[0]
+        return tuple(_convert(v, item_hint, f"{key}[{i}]") for i, v in enumerate(value))
+    if hint is dt.date:
+        if isinstance(value, dt.datetime):
+            return value.date()
+        if isinstance(value, dt.date):
+            return value
+        if isinstance(value, str):
+            try:
+                return dt.date.fromisoformat(value)
+            except ValueError:
+                pass
+        raise ConfigError(f"{key}: expected a date YYYY-MM-DD, got {value!r}")
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{key}: expected true or false, got {value!r}")
+        return value
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{key}: expected a whole number, got {value!r}")
+        if value < 0:
+            raise ConfigError(f"{key}: must not be negative, got {value!r}")
+        return value
+    if hint is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{key}: expected text, got {value!r}")
+        allowed = ALLOWED_VALUES.get(key)
+        if allowed and value not in allowed:
+            raise ConfigError(f"{key}: must be one of {sorted(allowed)}, got {value!r}")
+        return value
+    raise ConfigError(f"{key}: unsupported type {hint!r}")  # pragma: no cover
+
+
+def _build(cls: type, data: Any, prefix: str) -> Any:
+    where = prefix or "the study file"
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where}: expected a mapping of keys, got {data!r}")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.name != "source_path"}
+    unknown = sorted(set(data) - set(fields))
+    if unknown:
+        name = f"{prefix}.{unknown[0]}" if prefix else unknown[0]
+        raise ConfigError(f"{name}: unknown key (allowed: {', '.join(sorted(fields))})")
+    kwargs = {}
+    for name, field in fields.items():
+        key = f"{prefix}.{name}" if prefix else name
+        if name not in data:
+            has_default = (field.default is not dataclasses.MISSING
+                           or field.default_factory is not dataclasses.MISSING)
+            if not has_default:
+                raise ConfigError(f"{key}: required key is missing")
+            continue
+        kwargs[name] = _convert(data[name], hints[name], key)
+    return cls(**kwargs)
+
+
+def study_from_dict(data: Any, source_path: str | None = None) -> StudyConfig:
+    study = _build(StudyConfig, data, "")
+    if study.study_period.end and study.study_period.end < study.study_period.start:
+        raise ConfigError("study_period.end: is before study_period.start")
+    if study.disclosure.min_cell < 1:
+        raise ConfigError("disclosure.min_cell: must be at least 1")
+    if not study.cohort.index_line.required_ingredients and not study.cohort.index_line.required_classes_any:
+        raise ConfigError("cohort.index_line: names no required ingredient or class")
+    return dataclasses.replace(study, source_path=source_path)
+
+
+def load_study(path: str | Path) -> StudyConfig:
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the study file ({exc.strerror})") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML ({exc})") from None
+    try:
+        return study_from_dict(data, source_path=str(path))
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
