@@ -10,7 +10,6 @@ import logging
 import os
 import sys
 import typing
-from pathlib import Path
 
 import yaml
 
@@ -138,7 +137,3 @@ def native_delta_enabled(spark, environ: typing.Mapping[str, str] | None = None)
                           "(submit with --packages io.delta:delta-spark_2.13:<version>)")
     extensions = spark.conf.get("spark.sql.extensions", "") or ""
     return available and DELTA_EXTENSION in extensions
-
-
-def python_for_workers() -> Path:
-    return Path(os.environ.get("PYSPARK_PYTHON", sys.executable))
