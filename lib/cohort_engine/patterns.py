@@ -1,0 +1,147 @@
+"""Patterns of use (study rules §7), on the collected cohort.
+
+Spark narrows the big tables to the cohort's patients (`collect_inputs`); the
+rest is pandas on a few thousand rows. The result is one long table: a section,
+an item, and either a count with its percent or a distribution (median, IQR).
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+
+INDEX_DRUG = "paclitaxel liposome"
+PATTERN_COLUMNS = ["section", "item", "n", "percent", "median", "q1", "q3"]
+NO_LINE = "(no further line)"
+
+
+def schedule_of(median_interval_days: float | None) -> str:
+    """Schedule from the median interval between administrations (§7)."""
+    if median_interval_days is None or (isinstance(median_interval_days, float) and math.isnan(median_interval_days)):
+        return "single administration"
+    if median_interval_days <= 10:
+        return "weekly"
+    if median_interval_days <= 16:
+        return "every 2 weeks"
+    if median_interval_days <= 25:
+        return "every 3 weeks"
+    return "longer than every 3 weeks"
+
+
+def mosteller_bsa(height_cm: float, weight_kg: float) -> float:
+    """Body surface area in m²: sqrt(height cm × weight kg / 3600)."""
+    return math.sqrt(height_cm * weight_kg / 3600.0)
+
+
+def dose_in_mg(dose: float, unit: str | None, bsa: float | None, weight_kg: float | None) -> float | None:
+    """A recorded dose in mg; None where the unit needs a body size that is unknown."""
+    if dose is None or (isinstance(dose, float) and math.isnan(dose)) or unit is None:
+        return None
+    factor = {"mg": 1.0, "g": 1000.0, "ug": 0.001}.get(unit)
+    if factor is not None:
+        return dose * factor
+    if unit == "mg/m2":
+        return dose * bsa if bsa else None
+    if unit == "mg/kg":
+        return dose * weight_kg if weight_kg else None
+    return None
+
+
+def nearest_body_size(vitals: pd.DataFrame, index_dates: pd.DataFrame) -> pd.DataFrame:
+    """Height and weight from the vitals nearest the index date (ties: the earlier)."""
+    cols = ["patient_id", "height_cm", "weight_kg", "bsa_m2"]
+    if vitals.empty:
+        return pd.DataFrame(columns=cols)
+    v = vitals.dropna(subset=["height_cm", "weight_kg"])
+    v = v[(v["height_cm"] > 0) & (v["weight_kg"] > 0)].merge(index_dates, on="patient_id")
+    if v.empty:
+        return pd.DataFrame(columns=cols)
+    v = v.assign(distance=(pd.to_datetime(v["measure_date"]) - pd.to_datetime(v["index_date"])).dt.days.abs(),
+                 when=pd.to_datetime(v["measure_date"]))
+    v = v.sort_values(["patient_id", "distance", "when"]).drop_duplicates("patient_id")
+    v["bsa_m2"] = [mosteller_bsa(h, w) for h, w in zip(v["height_cm"], v["weight_kg"])]
+    return v[cols].reset_index(drop=True)
+
+
+def _counts(section: str, values: pd.Series, denominator: int) -> list[dict]:
+    rows = []
+    for item, n in values.value_counts().sort_index().sort_values(ascending=False, kind="stable").items():
+        rows.append({"section": section, "item": str(item), "n": int(n),
+                     "percent": 100.0 * n / denominator if denominator else np.nan})
+    return rows
+
+
+def _distribution(section: str, item: str, values: pd.Series) -> dict:
+    v = pd.to_numeric(values, errors="coerce").dropna()
+    if v.empty:
+        return {"section": section, "item": item, "n": 0}
+    return {"section": section, "item": item, "n": int(v.size), "median": float(v.median()),
+            "q1": float(v.quantile(0.25)), "q3": float(v.quantile(0.75))}
+
+
+def index_line_administrations(cohort: pd.DataFrame, lines: pd.DataFrame, exposures: pd.DataFrame) -> pd.DataFrame:
+    """Paclitaxel liposome exposures belonging to each cohort patient's index line."""
+    index_lines = lines[(lines["setting"] == "advanced") & (lines["line_number"] == 1)]
+    x = exposures[exposures["ingredient"] == INDEX_DRUG].merge(
+        index_lines[["patient_id", "start_date", "last_admin_date"]], on="patient_id")
+    x = x[(x["admin_date"] >= x["start_date"]) & (x["admin_date"] <= x["last_admin_date"])]
+    return x[x["patient_id"].isin(cohort["patient_id"])]
+
+
+def sequences(cohort: pd.DataFrame, lines: pd.DataFrame) -> pd.DataFrame:
+    """Advanced lines 1 → 2 → 3 per cohort patient (NO_LINE where a line is absent)."""
+    adv = lines[(lines["setting"] == "advanced") & lines["patient_id"].isin(cohort["patient_id"])]
+    wide = adv.pivot_table(index="patient_id", columns="line_number", values="regimen", aggfunc="first")
+    out = pd.DataFrame({"patient_id": cohort["patient_id"].values})
+    for k in (1, 2, 3):
+        col = wide[k] if k in wide.columns else pd.Series(dtype=object)
+        out[f"line{k}"] = out["patient_id"].map(col).fillna(NO_LINE)
+    return out
+
+
+def patterns_table(cohort: pd.DataFrame, lines: pd.DataFrame, exposures: pd.DataFrame,
+                   vitals: pd.DataFrame) -> pd.DataFrame:
+    """The §7 table for the cohort."""
+    n = len(cohort)
+    rows: list[dict] = []
+    rows += _counts("index regimen", cohort["regimen"], n)
+    rows += _counts("anti-HER2 label", cohort["anti_her2"], n)
+
+    admin = index_line_administrations(cohort, lines, exposures)
+    body = nearest_body_size(vitals, cohort[["patient_id", "index_date"]])
+    admin = admin.merge(body, on="patient_id", how="left")
+    per_day = admin.groupby(["patient_id", "admin_date"], as_index=False).agg(
+        dose=("dose", "sum"), dose_unit=("dose_unit", "first"), bsa_m2=("bsa_m2", "first"),
+        weight_kg=("weight_kg", "first"))
+    mg = [dose_in_mg(d, u, b, w) for d, u, b, w in
+          zip(per_day["dose"], per_day["dose_unit"], per_day["bsa_m2"], per_day["weight_kg"])]
+    per_day["dose_mg"] = pd.Series(mg, index=per_day.index, dtype=float)
+    per_day["dose_mg_m2"] = np.where(per_day["dose_unit"] == "mg/m2", per_day["dose"],
+                                     per_day["dose_mg"] / per_day["bsa_m2"])
+    rows.append(_distribution("paclitaxel liposome dose", "mg per administration", per_day["dose_mg"]))
+    rows.append(_distribution("paclitaxel liposome dose", "mg/m2 per administration", per_day["dose_mg_m2"]))
+
+    days = admin[["patient_id", "admin_date"]].drop_duplicates().sort_values(["patient_id", "admin_date"])
+    days["interval"] = pd.to_datetime(days["admin_date"]).groupby(days["patient_id"]).diff().dt.days
+    per_patient = days.groupby("patient_id").agg(n_admin=("admin_date", "size"),
+                                                 median_interval=("interval", "median"))
+    per_patient["schedule"] = [schedule_of(v) for v in per_patient["median_interval"]]
+    rows += _counts("paclitaxel liposome schedule", per_patient["schedule"], n)
+    rows.append(_distribution("paclitaxel liposome administrations", "number per patient", per_patient["n_admin"]))
+
+    index_lines = lines[(lines["setting"] == "advanced") & (lines["line_number"] == 1)
+                        & lines["patient_id"].isin(cohort["patient_id"])]
+    duration = (pd.to_datetime(index_lines["last_admin_date"]) - pd.to_datetime(index_lines["start_date"])).dt.days
+    rows.append(_distribution("index line", "duration in days (start to last administration)", duration))
+
+    seq = sequences(cohort, lines)
+    rows += _counts("second-line regimen", seq["line2"], n)
+    rows += _counts("sequence line 1 > line 2 > line 3",
+                    seq["line1"] + " > " + seq["line2"] + " > " + seq["line3"], n)
+    for column, section in (("index_year", "index year"), ("hospital_tier", "hospital tier"),
+                            ("province", "province")):
+        rows += _counts(section, cohort[column].fillna("unknown").astype(str), n)
+        by_label = cohort.assign(level=cohort[column].fillna("unknown").astype(str) + " | " + cohort["anti_her2"])
+        rows += _counts(f"{section} by anti-HER2 label", by_label["level"], n)
+    return pd.DataFrame(rows, columns=PATTERN_COLUMNS)

@@ -1,0 +1,117 @@
+"""Patterns of use (§7) on a three-patient cohort worked out by hand."""
+from __future__ import annotations
+
+import datetime as dt
+import math
+
+import pandas as pd
+import pytest
+
+from cohort_engine.patterns import NO_LINE, dose_in_mg, mosteller_bsa, patterns_table, schedule_of
+
+D = dt.date
+PL = "paclitaxel liposome"
+H, HP = f"{PL}+trastuzumab", f"{PL}+pertuzumab+trastuzumab"
+
+COHORT = pd.DataFrame({
+    "patient_id": ["A", "B", "C"],
+    "index_date": [D(2020, 1, 1), D(2021, 3, 1), D(2021, 6, 1)],
+    "regimen": [H, HP, HP], "anti_her2": ["H", "HP", "HP"],
+    "hospital_tier": ["3A", "3B", "3A"], "province": ["北京", "上海", "北京"], "index_year": [2020, 2021, 2021],
+})
+LINES = pd.DataFrame([
+    ("A", "early", 1, D(2018, 1, 1), D(2018, 12, 1), "trastuzumab"),
+    ("A", "advanced", 1, D(2020, 1, 1), D(2020, 3, 1), H),
+    ("A", "advanced", 2, D(2020, 8, 1), D(2020, 12, 1), "capecitabine+pyrotinib"),
+    ("A", "advanced", 3, D(2021, 1, 1), D(2021, 4, 1), "trastuzumab emtansine"),
+    ("B", "advanced", 1, D(2021, 3, 1), D(2021, 5, 1), HP),
+    ("B", "advanced", 2, D(2021, 9, 1), D(2021, 12, 1), "trastuzumab deruxtecan"),
+    ("C", "advanced", 1, D(2021, 6, 1), D(2021, 6, 1), HP),
+], columns=["patient_id", "setting", "line_number", "start_date", "last_admin_date", "regimen"])
+EXPOSURES = pd.DataFrame([
+    # A: every 3 weeks, 175 mg/m2
+    ("A", D(2020, 1, 1), PL, 175.0, "mg/m2"), ("A", D(2020, 1, 22), PL, 175.0, "mg/m2"),
+    ("A", D(2020, 2, 12), PL, 175.0, "mg/m2"), ("A", D(2020, 1, 1), "trastuzumab", 8.0, "mg/kg"),
+    # B: weekly, 120 mg; the administration after the index line does not count
+    ("B", D(2021, 3, 1), PL, 120.0, "mg"), ("B", D(2021, 3, 8), PL, 120.0, "mg"),
+    ("B", D(2021, 3, 15), PL, 120.0, "mg"), ("B", D(2021, 3, 22), PL, 120.0, "mg"),
+    ("B", D(2021, 9, 1), PL, 120.0, "mg"),
+    # C: once, 0.3 g
+    ("C", D(2021, 6, 1), PL, 0.3, "g"),
+], columns=["patient_id", "admin_date", "ingredient", "dose", "dose_unit"])
+VITALS = pd.DataFrame([
+    ("A", D(2019, 12, 20), 160.0, 64.0),
+    ("B", D(2021, 2, 19), 150.0, 54.0),   # 10 days before index: the nearest
+    ("B", D(2021, 3, 31), 150.0, 60.0),   # 30 days after
+], columns=["patient_id", "measure_date", "height_cm", "weight_kg"])
+
+BSA_A = math.sqrt(160 * 64 / 3600)  # 1.68655...
+BSA_B = math.sqrt(150 * 54 / 3600)  # exactly 1.5
+
+
+@pytest.fixture(scope="module")
+def table():
+    t = patterns_table(COHORT, LINES, EXPOSURES, VITALS)
+    return {(r.section, r.item): r for r in t.itertuples()}
+
+
+def test_index_regimens_and_labels(table):
+    assert table[("index regimen", HP)].n == 2 and table[("index regimen", HP)].percent == pytest.approx(200 / 3)
+    assert table[("index regimen", H)].n == 1
+    assert (table[("anti-HER2 label", "HP")].n, table[("anti-HER2 label", "H")].n) == (2, 1)
+
+
+def test_dose_in_mg_and_per_m2(table):
+    # mg per administration: A 175*BSA_A (3x), B 120 (4x), C 300 -> 8 values
+    # sorted 120,120,120,120,295.1,295.1,295.1,300: median = (120 + 295.1)/2; q1 = 120; q3 = 295.1
+    mg = table[("paclitaxel liposome dose", "mg per administration")]
+    assert mg.n == 8
+    assert mg.median == pytest.approx((120 + 175 * BSA_A) / 2)
+    assert (mg.q1, mg.q3) == (pytest.approx(120), pytest.approx(175 * BSA_A))
+    # mg/m2: A 175 (3x), B 120/1.5 = 80 (4x), C unknown (no vitals) -> median 80, q1 80, q3 175
+    m2 = table[("paclitaxel liposome dose", "mg/m2 per administration")]
+    assert (m2.n, m2.median, m2.q1, m2.q3) == (7, pytest.approx(80), pytest.approx(80), pytest.approx(175))
+    assert BSA_B == 1.5
+
+
+def test_schedule_administrations_and_duration(table):
+    for item in ("every 3 weeks", "weekly", "single administration"):
+        assert table[("paclitaxel liposome schedule", item)].n == 1
+    admins = table[("paclitaxel liposome administrations", "number per patient")]
+    assert (admins.median, admins.q1, admins.q3) == (3, 2, 3.5)  # of [3, 4, 1]
+    # A: 2020-01-01 -> 2020-03-01 = 60 days (leap year); B: 61; C: 0
+    duration = table[("index line", "duration in days (start to last administration)")]
+    assert (duration.median, duration.q1, duration.q3) == (60, 30, 60.5)
+
+
+def test_second_lines_and_sequences(table):
+    assert table[("second-line regimen", NO_LINE)].n == 1
+    assert table[("second-line regimen", "capecitabine+pyrotinib")].n == 1
+    seq = "sequence line 1 > line 2 > line 3"
+    assert table[(seq, f"{H} > capecitabine+pyrotinib > trastuzumab emtansine")].n == 1
+    assert table[(seq, f"{HP} > trastuzumab deruxtecan > {NO_LINE}")].n == 1
+    assert table[(seq, f"{HP} > {NO_LINE} > {NO_LINE}")].n == 1
+
+
+def test_trends(table):
+    assert (table[("index year", "2021")].n, table[("index year", "2020")].n) == (2, 1)
+    assert table[("hospital tier", "3A")].n == 2
+    assert table[("province by anti-HER2 label", "北京 | HP")].n == 1
+
+
+@pytest.mark.parametrize("days, expected", [
+    (None, "single administration"), (7, "weekly"), (10, "weekly"), (11, "every 2 weeks"),
+    (16, "every 2 weeks"), (17, "every 3 weeks"), (25, "every 3 weeks"), (26, "longer than every 3 weeks"),
+    (10.5, "every 2 weeks"),
+])
+def test_schedule_boundaries(days, expected):
+    assert schedule_of(days) == expected
+
+
+def test_dose_units():
+    assert dose_in_mg(1.5, "g", None, None) == 1500
+    assert dose_in_mg(500, "ug", None, None) == 0.5
+    assert dose_in_mg(6, "mg/kg", None, 60) == 360
+    assert dose_in_mg(6, "mg/kg", None, None) is None
+    assert dose_in_mg(175, "mg/m2", None, None) is None
+    assert mosteller_bsa(180, 80) == pytest.approx(2.0)  # sqrt(14400/3600)
