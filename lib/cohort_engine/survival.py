@@ -1,0 +1,502 @@
+"""Survival analysis of the collected cohort (study rules §8): pandas and lifelines.
+
+The conventions are R's `survival` package, the biostatistician's reference, and the
+tests hold the engine to R's printed output (shared/reference/survival/):
+
+- Kaplan–Meier with Greenwood's variance of log S(t). Pointwise 95% intervals by the
+  log-log transform by default (`ci_method` "log-log", "log" or "plain", as R's
+  `conf.type`). Where S(t) = 0, and for log-log also where S(t) = 1, R gives no interval
+  and neither do we (NaN); lifelines would give 0–0 and 1–1.
+- The median and its interval follow R's print.survfit: the first time the curve (for
+  the interval: the lower or the upper pointwise limit) is below one half; where the
+  curve sits exactly at one half (within sqrt(machine epsilon)) it is the midpoint
+  between that time and the next time the curve drops. lifelines reports the first
+  time of such a flat (events at 1, 2, 3, 4: R 2.5, lifelines 2.0). A curve that never
+  falls below one half has no median (NaN).
+- Time points given in months are whole days: floor(months × 30.4375). Event times are
+  whole days, so S at the whole day equals S at the exact month, and the 60-month rate
+  (day 1826) stays inside the 5-year horizon. A rate after the last follow-up is NaN,
+  unless the curve has reached zero.
+- Cox models: lifelines' CoxPHFitter, Efron ties like R's coxph, converged tightly
+  (lifelines' default tolerance of 1e-7 on the Newton step leaves a coefficient 1.6e-6
+  away from R on the lung data; we iterate to 1e-12).
+"""
+from __future__ import annotations
+
+import dataclasses
+import warnings
+
+import numpy as np
+import pandas as pd
+from lifelines import CoxPHFitter, KaplanMeierFitter
+from lifelines.exceptions import ConvergenceError
+from lifelines.statistics import multivariate_logrank_test
+from scipy import stats
+
+DAYS_PER_MONTH = 30.4375
+CI_METHODS = ("log-log", "log", "plain")
+RATE_MONTHS = (6, 12, 24, 36, 60)
+ENDPOINT_ORDER = ("OS", "rwPFS", "TTP", "TTF", "TTNT")
+COX_PRECISION = 1e-12  # Newton step and decrement
+COX_R_PRECISION = 1e-14  # relative change of the log-likelihood
+# R's tolerance for "exactly one half" (all.equal's).
+HALF_TOLERANCE = float(np.sqrt(np.finfo(float).eps))
+
+# lifelines' warnings that the likelihood has no finite maximum (separation, collinearity):
+# the estimates are then meaningless (say HR 3e12, CI 0 to inf), so the level gets NaN.
+NO_MAXIMUM_SIGNS = ("norm(delta) is still high", "failed to converge")
+NO_MAXIMUM = "no finite maximum likelihood (separation or collinearity)"
+
+KM_TABLE_COLUMNS = ["time", "n_at_risk", "n_events", "n_censored", "survival", "std_err", "ci_low", "ci_high"]
+COX_COLUMNS = ["factor", "level", "reference", "n", "events", "coef", "se", "hr", "ci_low", "ci_high",
+               "p_value", "note"]
+
+
+def months_to_days(months) -> np.ndarray:
+    """Whole days for time points in months (floor of months × 30.4375)."""
+    return np.floor(np.asarray(months, dtype=float) * DAYS_PER_MONTH)
+
+
+def _z(alpha: float) -> float:
+    return float(stats.norm.ppf(1.0 - alpha / 2.0))
+
+
+# -- Kaplan–Meier ----------------------------------------------------------------------
+
+def greenwood(n_at_risk, n_events) -> np.ndarray:
+    """Greenwood's variance of log S(t): the running sum of d / (n (n − d)).
+
+    Infinite from the time everyone at risk has the event (S = 0), as in R.
+    """
+    n = np.asarray(n_at_risk, dtype=float)
+    d = np.asarray(n_events, dtype=float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        terms = np.where(d > 0, d / (n * (n - d)), 0.0)
+    return np.cumsum(terms)
+
+
+def confidence_band(survival, var_log_survival, method: str = "log-log", alpha: float = 0.05
+                    ) -> tuple[np.ndarray, np.ndarray]:
+    """Pointwise (low, high) limits of S(t), as R's survfit `conf.type`."""
+    if method not in CI_METHODS:
+        raise ValueError(f"ci_method must be one of {CI_METHODS}, got {method!r}")
+    s = np.asarray(survival, dtype=float)
+    se = np.sqrt(np.asarray(var_log_survival, dtype=float))
+    z = _z(alpha)
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        if method == "log-log":
+            inside = np.where((s > 0) & (s < 1), s, np.nan)
+            # Limits of log(-log S) ± z·se/|log S|, mapped back: S^exp(±z·se/|log S|).
+            power = np.exp(z * se / np.abs(np.log(inside)))
+            return inside ** power, inside ** (1.0 / power)
+        if method == "log":
+            positive = np.where(s > 0, s, np.nan)
+            return positive * np.exp(-z * se), np.minimum(positive * np.exp(z * se), 1.0)
+        half_width = z * se * s
+        return np.maximum(s - half_width, 0.0), np.minimum(s + half_width, 1.0)
+
+
+def r_median_time(times, curve, tolerance: float = HALF_TOLERANCE) -> float:
+    """The time a step curve falls below one half, by R's print.survfit rule (see module doc)."""
+    times = np.asarray(times, dtype=float)
+    curve = np.asarray(curve, dtype=float)
+    candidates = ~np.isnan(curve) & (curve < 0.5 + tolerance)
+    if not candidates.any():
+        return float("nan")
+    t, y = times[candidates], curve[candidates]
+    if abs(y[0] - 0.5) < tolerance:
+        drops = np.flatnonzero(y < y[0])
+        if drops.size:
+            return float((t[0] + t[drops[0]]) / 2.0)
+    return float(t[0])
+
+
+@dataclasses.dataclass(frozen=True)
+class KaplanMeier:
+    """A fitted curve: one row of `table` per distinct observed time (events and censorings).
+
+    table columns: time, n_at_risk, n_events, n_censored (int), survival, std_err (the
+    standard error of S, as R's summary prints it), ci_low, ci_high (float).
+    """
+    table: pd.DataFrame
+    ci_method: str = "log-log"
+    alpha: float = 0.05
+
+    @property
+    def n(self) -> int:
+        return int(self.table["n_at_risk"].iloc[0]) if len(self.table) else 0
+
+    @property
+    def events(self) -> int:
+        return int(self.table["n_events"].sum())
+
+    def median(self) -> tuple[float, float, float]:
+        """(median, ci_low, ci_high) in the time unit of the data; NaN where not reached."""
+        t = self.table["time"]
+        return (r_median_time(t, self.table["survival"]), r_median_time(t, self.table["ci_low"]),
+                r_median_time(t, self.table["ci_high"]))
+
+    def at(self, times) -> pd.DataFrame:
+        """S(t) with its interval at the given times, as R's summary(fit, times=…).
+
+        Columns: time, n_at_risk (int), survival, std_err, ci_low, ci_high. The values are
+        those of the last observed time ≤ t; after the last follow-up they are NaN unless
+        the curve has reached zero.
+        """
+        t = np.asarray(times, dtype=float)
+        table = self.table
+        observed = table["time"].to_numpy(dtype=float)
+        leaving = (table["n_events"] + table["n_censored"]).to_numpy()
+        out = pd.DataFrame({"time": t, "n_at_risk": [int(leaving[observed >= x].sum()) for x in t]})
+        columns = ["survival", "std_err", "ci_low", "ci_high"]
+        # Row 0 is the start of the curve (S = 1, no variance), for times before the first one.
+        low, high = confidence_band([1.0], [0.0], self.ci_method, self.alpha)
+        curve = np.vstack([[1.0, 0.0, low[0], high[0]], table[columns].to_numpy(dtype=float)])
+        values = curve[np.searchsorted(observed, t, side="right")]
+        if not len(observed):
+            values[:] = np.nan
+        elif table["survival"].iloc[-1] > 0:
+            values[t > observed[-1]] = np.nan
+        out[columns] = values
+        return out
+
+
+def kaplan_meier(time, event, ci_method: str = "log-log", alpha: float = 0.05) -> KaplanMeier:
+    """Kaplan–Meier estimate (lifelines) with Greenwood variance and R's pointwise intervals."""
+    if ci_method not in CI_METHODS:
+        raise ValueError(f"ci_method must be one of {CI_METHODS}, got {ci_method!r}")
+    durations = np.asarray(time, dtype=float)
+    observed = np.asarray(event, dtype=float)
+    if np.isnan(durations).any() or (durations < 0).any():
+        raise ValueError("survival times must be present and not negative")
+    if not np.isin(observed, (0, 1)).all():
+        raise ValueError("the event flag must be 0 (censored) or 1 (event)")
+    if durations.size == 0:
+        return KaplanMeier(pd.DataFrame({c: pd.Series(dtype=float) for c in KM_TABLE_COLUMNS}), ci_method, alpha)
+    fitter = KaplanMeierFitter(alpha=alpha).fit(durations, observed.astype(bool))
+    events = fitter.event_table[fitter.event_table["removed"] > 0]
+    n = events["at_risk"].to_numpy()
+    d = events["observed"].to_numpy()
+    survival = fitter.survival_function_.iloc[:, 0].reindex(events.index).to_numpy()
+    var_log = greenwood(n, d)
+    low, high = confidence_band(survival, var_log, ci_method, alpha)
+    with np.errstate(invalid="ignore"):
+        std_err = survival * np.sqrt(var_log)
+    table = pd.DataFrame({
+        "time": events.index.to_numpy(dtype=float), "n_at_risk": n.astype(int), "n_events": d.astype(int),
+        "n_censored": events["censored"].to_numpy().astype(int), "survival": survival,
+        "std_err": np.where(survival > 0, std_err, np.nan), "ci_low": low, "ci_high": high,
+    })
+    return KaplanMeier(table, ci_method, alpha)
+
+
+# -- Tables per endpoint ----------------------------------------------------------------
+
+def _rate_name(months: float) -> str:
+    return f"rate_{float(months):g}m"
+
+
+def km_summary_columns(rate_months=RATE_MONTHS) -> list[str]:
+    """The km_summary.csv columns (interfaces.md), in order."""
+    cols = ["endpoint", "n", "events", "median_months", "median_ci_low", "median_ci_high", "ci_method"]
+    for m in rate_months:
+        name = _rate_name(m)
+        cols += [name, f"{name}_ci_low", f"{name}_ci_high"]
+    return cols
+
+
+def _groups(df: pd.DataFrame, keys: list[str], endpoint_col: str):
+    """(key values, rows) per group, endpoints in the study's order, then groups sorted."""
+    rank = {e: i for i, e in enumerate(ENDPOINT_ORDER)}
+    found = df[keys].dropna().drop_duplicates()  # a missing subgroup value is in no group
+    order = sorted(found.itertuples(index=False, name=None),
+                   key=lambda k: tuple((rank.get(v, len(rank)), str(v)) if c == endpoint_col else (0, str(v))
+                                       for c, v in zip(keys, k)))
+    for key in order:
+        mask = np.logical_and.reduce([(df[c] == v).to_numpy() for c, v in zip(keys, key)])
+        yield key, df[mask]
+
+
+def _keys(by, endpoint_col: str) -> list[str]:
+    by = [] if by is None else ([by] if isinstance(by, str) else list(by))
+    return [*by, endpoint_col]
+
+
+def km_summary(endpoints: pd.DataFrame, *, by=None, rate_months=RATE_MONTHS, ci_method: str = "log-log",
+               alpha: float = 0.05, endpoint_col: str = "endpoint", time_col: str = "time_days",
+               event_col: str = "event") -> pd.DataFrame:
+    """One row per endpoint (and per level of `by`): the km_summary.csv columns.
+
+    `endpoints` is the gold/endpoints layout (patient_id, endpoint, time_days, event, …),
+    possibly joined with cohort covariates for `by`. n and events are int; the median,
+    its CI and the rates (proportions 0–1) with their CIs are float, NaN when not reached
+    or not estimable; ci_method is the transform's name.
+    """
+    keys = _keys(by, endpoint_col)
+    rows = []
+    for key, group in _groups(endpoints, keys, endpoint_col):
+        fit = kaplan_meier(group[time_col], group[event_col], ci_method, alpha)
+        median, low, high = (v / DAYS_PER_MONTH for v in fit.median())
+        row = dict(zip(keys, key), n=fit.n, events=fit.events, median_months=median,
+                   median_ci_low=low, median_ci_high=high, ci_method=ci_method)
+        rates = fit.at(months_to_days(rate_months))
+        for m, r in zip(rate_months, rates.itertuples(index=False)):
+            name = _rate_name(m)
+            row.update({name: r.survival, f"{name}_ci_low": r.ci_low, f"{name}_ci_high": r.ci_high})
+        rows.append(row)
+    columns = keys[:-1] + km_summary_columns(rate_months)
+    return pd.DataFrame(rows, columns=columns).astype({"n": "int64", "events": "int64"})
+
+
+def km_curves(endpoints: pd.DataFrame, *, by=None, ci_method: str = "log-log", alpha: float = 0.05,
+              endpoint_col: str = "endpoint", time_col: str = "time_days", event_col: str = "event"
+              ) -> pd.DataFrame:
+    """The step curves for plotting: [by…], endpoint, time_days, time_months, survival, ci_low, ci_high.
+
+    Each curve starts at time 0 with survival 1, then one row per observed time.
+    """
+    keys = _keys(by, endpoint_col)
+    parts = []
+    for key, group in _groups(endpoints, keys, endpoint_col):
+        table = kaplan_meier(group[time_col], group[event_col], ci_method, alpha).table
+        curve = table[["time", "survival", "ci_low", "ci_high"]]
+        if curve.empty or curve["time"].iloc[0] > 0:
+            low, high = confidence_band([1.0], [0.0], ci_method, alpha)
+            origin = pd.DataFrame({"time": [0.0], "survival": [1.0], "ci_low": low, "ci_high": high})
+            curve = pd.concat([origin, curve], ignore_index=True)
+        curve = curve.rename(columns={"time": "time_days"})
+        curve.insert(1, "time_months", curve["time_days"] / DAYS_PER_MONTH)
+        for col, value in reversed(list(zip(keys, key))):
+            curve.insert(0, col, value)
+        parts.append(curve)
+    cols = keys + ["time_days", "time_months", "survival", "ci_low", "ci_high"]
+    return pd.concat(parts, ignore_index=True)[cols] if parts else pd.DataFrame(columns=cols)
+
+
+def risk_table(endpoints: pd.DataFrame, *, by=None, every_months: int = 6, horizon_months: int = 60,
+               endpoint_col: str = "endpoint", time_col: str = "time_days") -> pd.DataFrame:
+    """Numbers at risk under a curve: [by…], endpoint, month, time_days, at_risk (int).
+
+    at_risk = patients whose time is ≥ the whole day of the month (still followed then).
+    These are exact counts: they go through disclosure control before being shown.
+    """
+    keys = _keys(by, endpoint_col)
+    months = np.arange(0, horizon_months + 1e-9, every_months)
+    days = months_to_days(months)
+    rows = []
+    for key, group in _groups(endpoints, keys, endpoint_col):
+        times = group[time_col].to_numpy(dtype=float)
+        for m, d in zip(months, days):
+            rows.append(dict(zip(keys, key), month=int(m) if float(m).is_integer() else m, time_days=int(d),
+                             at_risk=int((times >= d).sum())))
+    return pd.DataFrame(rows, columns=keys + ["month", "time_days", "at_risk"])
+
+
+# -- Comparisons --------------------------------------------------------------------------
+
+@dataclasses.dataclass(frozen=True)
+class LogRank:
+    chi2: float
+    df: int
+    p_value: float
+    note: str = ""
+
+
+def logrank(df: pd.DataFrame, group_col: str, *, time_col: str = "time_days", event_col: str = "event"
+            ) -> LogRank:
+    """Log-rank test across the levels of `group_col` (R's survdiff, rho = 0)."""
+    data = df.dropna(subset=[group_col])
+    levels = data[group_col].unique()
+    if len(levels) < 2:
+        return LogRank(np.nan, 0, np.nan, "fewer than two levels")
+    if data[event_col].sum() == 0:
+        return LogRank(np.nan, len(levels) - 1, np.nan, "no events")
+    result = multivariate_logrank_test(data[time_col], data[group_col].astype(str), data[event_col])
+    return LogRank(float(result.test_statistic), int(result.degrees_of_freedom), float(result.p_value))
+
+
+def fit_cox(df: pd.DataFrame, covariates: list[str], *, time_col: str = "time_days", event_col: str = "event",
+            alpha: float = 0.05) -> pd.DataFrame:
+    """A Cox model (Efron ties) on numeric covariates: index covariate; coef, se, hr, ci_low, ci_high, p_value.
+
+    Raises lifelines' ConvergenceError (or numpy's LinAlgError) when the model cannot be fitted.
+    """
+    model = CoxPHFitter(alpha=alpha)
+    model.fit(df[[time_col, event_col, *covariates]], time_col, event_col,
+              fit_options={"precision": COX_PRECISION, "r_precision": COX_R_PRECISION})
+    coef = model.params_.reindex(covariates)
+    se = model.standard_errors_.reindex(covariates)
+    z = _z(alpha)
+    return pd.DataFrame({"coef": coef, "se": se, "hr": np.exp(coef), "ci_low": np.exp(coef - z * se),
+                         "ci_high": np.exp(coef + z * se), "p_value": model.summary["p"].reindex(covariates)})
+
+
+def _levels(values: pd.Series, reference) -> list:
+    """The reference level first (default: the first in sorted order, as R), then the others sorted."""
+    found = sorted(values.dropna().unique().tolist(), key=str)
+    if reference is None:
+        return found
+    if reference not in found:  # a reference nobody has: shown first, with a note
+        return [reference] + found if found else []
+    return [reference] + [v for v in found if v != reference]
+
+
+def _dummy(factor: str, level) -> str:
+    return f"{factor}={level}"
+
+
+def _fit_levels(data: pd.DataFrame, factors: dict[str, list], numeric: list[str], time_col: str,
+                event_col: str, alpha: float):
+    """Fit a Cox model with one indicator per non-reference level; (estimates, warning text)."""
+    design = data[[time_col, event_col, *numeric]].copy()
+    for factor, levels in factors.items():
+        for level in levels[1:]:
+            design[_dummy(factor, level)] = (data[factor] == level).astype(float)
+    covariates = [c for c in design.columns if c not in (time_col, event_col)]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        estimates = fit_cox(design, covariates, time_col=time_col, event_col=event_col, alpha=alpha)
+    messages = [" ".join(str(w.message).split()) for w in caught if "Convergence" in w.category.__name__]
+    if any(sign in m for m in messages for sign in NO_MAXIMUM_SIGNS):
+        raise ConvergenceError(NO_MAXIMUM)
+    return estimates, "; ".join(dict.fromkeys(messages))
+
+
+def _usable_levels(data: pd.DataFrame, factor: str, levels: list, event_col: str) -> tuple[list, dict]:
+    """Levels a Cox model can estimate, and a note for each level it cannot."""
+    events = data.groupby(factor)[event_col].sum()
+    present = data[factor].value_counts()
+    notes = {}
+    if len(levels) < 2 or len([lv for lv in levels if present.get(lv, 0) > 0]) < 2:
+        return [], {lv: "only one level" for lv in levels}
+    if present.get(levels[0], 0) == 0:
+        return [], {lv: "no patients in the reference level" for lv in levels}
+    if events.get(levels[0], 0) == 0:
+        return [], {lv: "no events in the reference level" for lv in levels}
+    usable = [levels[0]]
+    for level in levels[1:]:
+        if present.get(level, 0) == 0:
+            notes[level] = "no patients in this level"
+        elif events.get(level, 0) == 0:
+            notes[level] = "no events in this level: hazard ratio not estimable"
+        else:
+            usable.append(level)
+    if len(usable) < 2:
+        return [], {**notes, levels[0]: "no other level to compare with"}
+    return usable, notes
+
+
+def _cox_rows(counts: pd.DataFrame, factors: dict[str, list], estimates: pd.DataFrame | None, notes: dict,
+              event_col: str) -> pd.DataFrame:
+    rows = []
+    for factor, levels in factors.items():
+        n = counts[factor].value_counts()
+        events = counts.groupby(factor)[event_col].sum()
+        for i, level in enumerate(levels):
+            row = dict(factor=factor, level=level, reference=levels[0], n=int(n.get(level, 0)),
+                       events=int(events.get(level, 0)), coef=np.nan, se=np.nan, hr=np.nan, ci_low=np.nan,
+                       ci_high=np.nan, p_value=np.nan, note=notes.get((factor, level), ""))
+            name = _dummy(factor, level)
+            if i == 0 and not row["note"]:
+                row.update(hr=1.0, note="reference")
+            elif estimates is not None and name in estimates.index:
+                row.update(estimates.loc[name, ["coef", "se", "hr", "ci_low", "ci_high", "p_value"]].to_dict())
+            rows.append(row)
+    return pd.DataFrame(rows, columns=COX_COLUMNS)
+
+
+def cox_by_level(df: pd.DataFrame, factor: str, *, reference=None, time_col: str = "time_days",
+                 event_col: str = "event", alpha: float = 0.05) -> pd.DataFrame:
+    """Univariable Cox hazard ratio of each level of `factor` against the reference level.
+
+    Columns COX_COLUMNS: factor, level, reference (as in the data), n, events (int), coef, se,
+    hr, ci_low, ci_high, p_value (float; the reference row has hr 1), note (why a value is
+    NaN: one level only, no events in a level or in the reference, no convergence).
+    A level without events is left out of the fit and reported with NaN.
+    """
+    return cox_multivariable(df, [factor], references={factor: reference}, time_col=time_col,
+                             event_col=event_col, alpha=alpha)
+
+
+def _model_sample(data: pd.DataFrame, levels: dict[str, list], event_col: str
+                  ) -> tuple[pd.DataFrame, dict[str, list], dict]:
+    """The rows and levels a Cox model can use, and a note per (factor, level) it cannot.
+
+    Leaving out the patients of a level without events can empty a level of another
+    factor, so this repeats until nothing changes.
+    """
+    notes: dict = {}
+    while True:
+        usable_levels, changed = {}, False
+        for factor, factor_levels in levels.items():
+            usable, why = _usable_levels(data, factor, factor_levels, event_col)
+            for level, text in why.items():
+                notes.setdefault((factor, level), text)
+            if usable:
+                usable_levels[factor] = usable
+                if not data[factor].isin(usable).all():
+                    data, changed = data[data[factor].isin(usable)], True
+        if not changed:
+            return data, usable_levels, notes
+
+
+def cox_multivariable(df: pd.DataFrame, factors: list[str], *, references: dict | None = None,
+                      numeric: list[str] = (), time_col: str = "time_days", event_col: str = "event",
+                      alpha: float = 0.05) -> pd.DataFrame:
+    """A Cox model on several categorical factors (and optional numeric covariates).
+
+    Patients with a missing value are left out; so are the patients of a level without
+    events (its hazard ratio does not exist), noted on that level's row. A factor left
+    with one level is not in the model (NaN, with the reason). Same columns as
+    `cox_by_level`: one row per factor level (n and events of the complete cases), then
+    one row per numeric covariate (level and reference empty; n and events of the model).
+    """
+    references = references or {}
+    complete = df.dropna(subset=[*factors, *numeric])
+    levels = {f: _levels(complete[f], references.get(f)) for f in factors}
+    data, model_levels, notes = _model_sample(complete, levels, event_col)
+    estimates = None
+    if model_levels or numeric:
+        if data[event_col].sum() == 0:
+            notes.update({(f, lv): "no events" for f in factors for lv in levels[f]})
+        else:
+            try:
+                estimates, warned = _fit_levels(data, model_levels, list(numeric), time_col, event_col, alpha)
+                if warned:
+                    for f, usable in model_levels.items():
+                        for level in usable[1:]:
+                            notes.setdefault((f, level), f"fitted with a warning: {warned}")
+            except (ConvergenceError, np.linalg.LinAlgError, ValueError) as exc:
+                text = f"model not fitted: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
+                notes.update({(f, lv): text for f in model_levels for lv in model_levels[f]})
+    out = _cox_rows(complete, levels, estimates, notes, event_col)
+    for covariate in numeric:
+        row = dict(factor=covariate, level=None, reference=None, n=len(data), events=int(data[event_col].sum()),
+                   note="" if estimates is not None else "model not fitted")
+        if estimates is not None:
+            row.update(estimates.loc[covariate].to_dict())
+        out = pd.concat([out, pd.DataFrame([row], columns=COX_COLUMNS)], ignore_index=True)
+    return out
+
+
+def subgroup_table(df: pd.DataFrame, factor: str, *, reference=None, ci_method: str = "log-log",
+                   time_col: str = "time_days", event_col: str = "event") -> pd.DataFrame:
+    """Per level of `factor`: KM n, events, median (months) with CI, Cox HR with CI, and the log-rank p.
+
+    Columns: factor, level, n, events (int), median_months, median_ci_low, median_ci_high, hr,
+    hr_ci_low, hr_ci_high, logrank_p (float; the same on every row of the factor), note.
+    """
+    data = df.dropna(subset=[factor])
+    cox = cox_by_level(data, factor, reference=reference, time_col=time_col, event_col=event_col)
+    test = logrank(data, factor, time_col=time_col, event_col=event_col)
+    rows = []
+    for c in cox.itertuples(index=False):
+        group = data[data[factor] == c.level]
+        median, low, high = (v / DAYS_PER_MONTH for v in
+                             kaplan_meier(group[time_col], group[event_col], ci_method).median())
+        note = "; ".join(x for x in (c.note, test.note) if x)
+        rows.append(dict(factor=factor, level=c.level, n=len(group), events=int(group[event_col].sum()),
+                         median_months=median, median_ci_low=low, median_ci_high=high, hr=c.hr,
+                         hr_ci_low=c.ci_low, hr_ci_high=c.ci_high, logrank_p=test.p_value, note=note))
+    return pd.DataFrame(rows, columns=["factor", "level", "n", "events", "median_months", "median_ci_low",
+                                       "median_ci_high", "hr", "hr_ci_low", "hr_ci_high", "logrank_p", "note"])

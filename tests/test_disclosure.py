@@ -1,0 +1,250 @@
+"""Disclosure control (§9): small counts, complementary suppression, identifiers and dates."""
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from cohort_engine.disclosure import (
+    MASKED, DisclosureError, audit_output_dir, check_frame, complementary_suppression, footnote,
+    risk_table_display,
+    safe_frame, suppress_counts, write_csv)
+
+
+def shown(values, **kwargs):
+    return suppress_counts(pd.DataFrame({"n": values}), **kwargs)["n"].tolist()
+
+
+# -- small counts ---------------------------------------------------------------------------
+
+def test_boundary_four_is_suppressed_five_is_shown():
+    assert shown([4, 5]) == ["<5", 5]
+    assert shown([1, 2, 3, 4, 5, 6, 100]) == ["<5", "<5", "<5", "<5", 5, 6, 100]
+    assert shown([9, 10], min_cell=10) == ["<10", 10]
+    assert footnote(5).startswith("<5: a count from 1 to 4.") and footnote(10).startswith("<10: a count from 1 to 9.")
+
+
+def test_zero_stays_zero_unless_configured():
+    assert shown([0, 3]) == [0, "<5"]
+    assert shown([0, 3], keep_zero=False) == ["<5", "<5"]
+
+
+def test_percent_beside_a_suppressed_count_is_withheld():
+    df = pd.DataFrame({"term": ["Nausea", "Alopecia"], "n": [3, 40], "percent": [3.0, 40.0],
+                       "n_grade3": [0, 7], "n_grade3_percent": [0.0, 7.0]})
+    out = suppress_counts(df)
+    assert out["n"].tolist() == ["<5", 40] and out["percent"].tolist() == [MASKED, 40.0]
+    assert out["n_grade3"].tolist() == [0, 7] and out["n_grade3_percent"].tolist() == [0.0, 7.0]
+
+
+def test_non_whole_counts_are_refused():
+    with pytest.raises(DisclosureError, match="'n'"):
+        shown([1.5, 10])
+
+
+# -- complementary suppression, worked by hand -----------------------------------------------
+# A set of categories adds up to a total the reader knows (from a total row, or from any
+# count and its percent). The hidden cells add up to total − (shown cells); "<5" means
+# 1–4, "*" at least 5. Withhold the next smallest non-zero count until no hidden cell
+# is pinned to one value.
+
+def test_one_small_category_takes_the_next_smallest_with_it():
+    # HR status, N = 100: positive 60, negative 37, unknown 3. Hiding only 3 leaves
+    # 100 − 60 − 37 = 3. Hide 37 too: hidden total 40 = unknown (1–4) + negative (≥ 5), so
+    # unknown ∈ [1, 4] and negative ∈ [36, 39]: neither is pinned.
+    df = pd.DataFrame({"variable": "hr_status", "level": ["positive", "negative", "unknown"], "n": [60, 37, 3],
+                       "percent": [60.0, 37.0, 3.0]})
+    out = suppress_counts(df, partition_by=["variable"])
+    assert out["n"].tolist() == [60, MASKED, "<5"]
+    assert out["percent"].tolist() == [60.0, MASKED, MASKED]
+
+
+@pytest.mark.parametrize("counts, expected", [
+    # 2 + 3 = 100 − 95 = 5: each of two cells in 1–4 adding to 5 could be 1–4: safe.
+    ([2, 3, 95], ["<5", "<5", 95]),
+    # 1 + 1 = 2: two cells of at least 1 adding to 2 are both 1 → hide 98 too.
+    ([1, 1, 98], ["<5", "<5", MASKED]),
+    # 4 + 4 = 8: two cells of at most 4 adding to 8 are both 4 → hide 92 too.
+    ([4, 4, 92], ["<5", "<5", MASKED]),
+    # 1 with the next smallest 5: 1 + 5 = 6 = (1–4) + (≥ 5) forces 1 and 5 → hide 94 as well;
+    # then 100 = (1–4) + (≥ 5) + (≥ 5) pins nobody.
+    ([1, 5, 94], ["<5", MASKED, MASKED]),
+    # 4 with 5: 9 = (1–4) + (5–8): not pinned.
+    ([4, 5, 91], ["<5", MASKED, 91]),
+    # A zero stays 0 and is not the complement (it hides nothing): the next non-zero is.
+    ([0, 3, 97], [0, "<5", MASKED]),
+    # Nothing small: nothing withheld.
+    ([10, 20, 70], [10, 20, 70]),
+])
+def test_complementary_suppression_cases(counts, expected):
+    assert shown(counts, partition_by=[]) == expected
+
+
+def test_partitions_are_handled_separately():
+    df = pd.DataFrame({"variable": ["a", "a", "b", "b"], "n": [3, 50, 20, 30]})
+    out = suppress_counts(df, partition_by=["variable"])
+    assert out["n"].tolist() == ["<5", MASKED, 20, 30]
+
+
+def test_complementary_suppression_function_directly():
+    hidden = complementary_suppression([60, 37, 3], [False, False, True])
+    assert hidden.tolist() == [False, True, False]
+
+
+def test_complement_of_a_row_total():
+    # 97 of 100 patients had an event: the 3 without one are 100 − 97, so 97 is withheld.
+    df = pd.DataFrame({"endpoint": ["OS", "TTF"], "n": [100, 100], "events": [97, 40]})
+    out = suppress_counts(df, total_column="n")
+    assert out["events"].tolist() == [MASKED, 40] and out["n"].tolist() == [100, 100]
+
+
+def test_statistics_of_a_small_group_are_withheld_with_its_count():
+    km = pd.DataFrame({"endpoint": ["OS", "OS"], "level": ["H", "HP"], "n": [4, 60], "events": [2, 30],
+                       "median_months": [10.2, 20.5], "rate_12m": [0.5, 0.7]})
+    out = suppress_counts(km, dependents={"n": ["median_months", "rate_12m"]})
+    assert out.iloc[0].tolist() == ["OS", "H", "<5", "<5", MASKED, MASKED]
+    assert out.iloc[1].tolist() == ["OS", "HP", 60, 30, 20.5, 0.7]
+
+
+def test_numbers_at_risk_for_a_figure():
+    risk = pd.DataFrame({"group": "H", "month": [0, 6, 12, 18, 24], "at_risk": [100, 12, 5, 4, 0]})
+    assert risk_table_display(risk)["at_risk"].tolist() == ["100", "12", "5", "<5", "0"]
+
+
+# -- identifiers and dates -----------------------------------------------------------------------
+
+@pytest.mark.parametrize("column", ["patient_id", "id_hash", "record_id", "PatientID", "Patient ID", "birth_date",
+                                    "index_date", "death_date", "dob"])
+def test_identifier_and_date_columns_are_refused_by_name(column):
+    df = pd.DataFrame({column: ["x"], "n": [10]})
+    with pytest.raises(DisclosureError, match=re.escape(repr(column))):
+        safe_frame(df, ["n"])
+
+
+def test_date_values_and_identifier_values_are_refused():
+    with pytest.raises(DisclosureError, match="'when'"):
+        check_frame(pd.DataFrame({"when": pd.to_datetime(["2021-03-04"])}))
+    with pytest.raises(DisclosureError, match="'when'"):
+        check_frame(pd.DataFrame({"when": [dt.date(2021, 3, 4)]}))
+    with pytest.raises(DisclosureError, match="'label'"):
+        check_frame(pd.DataFrame({"label": ["progression on 2021-03-04"]}))
+    with pytest.raises(DisclosureError, match="'label'"):
+        check_frame(pd.DataFrame({"label": ["see P0000123"]}))
+
+
+def test_study_dates_can_be_allowed():
+    df = pd.DataFrame({"criterion": ["index date 2013-01-01 to 2025-06-30"], "n_remaining": [500]})
+    with pytest.raises(DisclosureError):
+        check_frame(df)
+    check_frame(df, allowed_dates=[dt.date(2013, 1, 1), "2025-06-30"])
+
+
+# -- writing and auditing ------------------------------------------------------------------------
+
+def patient_level(n=60, seed=7):
+    """A patient-level frame with identifiers and dates, as inside the secure environment."""
+    rng = np.random.default_rng(seed)
+    ids = [f"P{i:07d}" for i in range(1, n + 1)]
+    return pd.DataFrame({
+        "patient_id": ids,
+        "index_date": pd.Timestamp("2020-01-01") + pd.to_timedelta(rng.integers(0, 900, n), unit="D"),
+        # category sizes 40, 13, 4, 2, 1: three small cells
+        "tier": ["3A"] * 40 + ["3B"] * 13 + ["2A"] * 4 + ["2B"] * 2 + ["other"] * 1,
+    })
+
+
+def test_nothing_from_one_to_four_no_identifier_no_date_reaches_the_files(tmp_path):
+    people = patient_level()
+    # Table 1 style: counts and percents of one variable (adds up to N = 60).
+    table = people.groupby("tier").size().rename("n").reset_index().assign(variable="hospital_tier")
+    table["percent"] = 100 * table["n"] / len(people)
+    write_csv(table, tmp_path / "tables" / "table1.csv", ["n"], partition_by=["variable"])
+    risk = pd.DataFrame({"month": [0, 6, 12, 18], "at_risk": [60, 22, 3, 0]})
+    write_csv(risk, tmp_path / "tables" / "risk.csv", ["at_risk"])
+    # A patient list, by mistake: refused, nothing written.
+    with pytest.raises(DisclosureError, match="'patient_id'"):
+        write_csv(people, tmp_path / "tables" / "patients.csv")
+    with pytest.raises(DisclosureError, match="'index_date'"):
+        write_csv(people.drop(columns="patient_id"), tmp_path / "tables" / "dates.csv")
+    assert sorted(p.name for p in (tmp_path / "tables").iterdir()) == ["risk.csv", "table1.csv"]
+
+    assert audit_output_dir(tmp_path) == []
+    written = pd.read_csv(tmp_path / "tables" / "table1.csv", dtype=str, keep_default_na=False)
+    # 2A 4, 2B 2, other 1 small; hidden sum 7 = three cells of 1–4: 1+2+4 is not pinned.
+    assert dict(zip(written["tier"], written["n"])) == {"2A": "<5", "2B": "<5", "3A": "40", "3B": "13",
+                                                       "other": "<5"}
+    assert dict(zip(written["tier"], written["percent"]))["2A"] == MASKED
+    text = "".join(p.read_text() for p in tmp_path.rglob("*.csv"))
+    assert not any(pid in text for pid in people["patient_id"])
+    assert not re.search(r"\d{4}-\d{2}-\d{2}", text)
+    for p in tmp_path.rglob("*.csv"):
+        frame = pd.read_csv(p, dtype=str, keep_default_na=False)
+        for col in ("n", "at_risk"):
+            if col in frame:
+                assert not frame[col].isin(["1", "2", "3", "4"]).any()
+
+
+def test_columns_named_like_counts_are_suppressed_even_if_not_declared(tmp_path):
+    df = pd.DataFrame({"group": ["a", "b"], "n_patients": [3, 30]})
+    path = write_csv(df, tmp_path / "t.csv")
+    assert pd.read_csv(path, dtype=str)["n_patients"].tolist() == ["<5", "30"]
+
+
+def test_write_csv_deletes_a_file_that_fails_its_own_audit(tmp_path, monkeypatch):
+    # The audit after writing is a second line: with suppression broken, the file is refused.
+    from cohort_engine import disclosure
+    monkeypatch.setattr(disclosure, "suppress_counts", lambda df, *a, **k: df)
+    with pytest.raises(DisclosureError, match="a count below 5"):
+        write_csv(pd.DataFrame({"group": ["a"], "n": [3]}), tmp_path / "t.csv")
+    assert not (tmp_path / "t.csv").exists()
+
+
+def test_audit_finds_small_counts_dates_and_identifiers(tmp_path):
+    (tmp_path / "tables").mkdir()
+    (tmp_path / "figures").mkdir()
+    pd.DataFrame({"level": ["a", "b"], "n": [3, 50], "note": ["", "first seen 2021-02-03"]}).to_csv(
+        tmp_path / "tables" / "bad.csv", index=False)
+    pd.DataFrame({"patient_id": ["x"], "events": [10]}).to_csv(tmp_path / "tables" / "ids.csv", index=False)
+    (tmp_path / "report.html").write_text(
+        "<html><body><table><tr><th>arm</th><th>n</th></tr><tr><td>H</td><td>2</td></tr>"
+        "<tr><td>HP</td><td>&lt;5</td></tr></table><p>patient P0001234 seen</p>"
+        '<img src="data:image/png;base64,AAAAP12345678AAAA2021-01-01"></body></html>', encoding="utf-8")
+    (tmp_path / "run_manifest.json").write_text(json.dumps(
+        {"data_cutoff": "2025-06-30", "row_counts": {"n": 4, "n_cohort": 1200}, "ok": [1, 2, 3]}))
+    (tmp_path / "figures" / "km.svg").write_text("<svg><dc:date>2025-07-01T10:00:00</dc:date></svg>")
+    (tmp_path / "figures" / "km.png").write_bytes(b"\x89PNG 2021-01-01 P0001234")  # not readable text: skipped
+
+    problems = audit_output_dir(tmp_path, allowed_dates=["2025-06-30"])
+    found = sorted((p.path.replace(str(tmp_path) + "/", ""), p.kind, p.location) for p in problems)
+    assert found == [
+        ("figures/km.svg", "date", "file"),
+        ("report.html", "identifier", "page text"),
+        ("report.html", "small_count", "table 1 row 1 column n"),
+        ("run_manifest.json", "small_count", "$.row_counts.n"),
+        ("tables/bad.csv", "date", "csv row 2 column note"),
+        ("tables/bad.csv", "small_count", "csv row 1 column n"),
+        ("tables/ids.csv", "identifier_column", "csv column patient_id"),
+    ]
+    # Findings go to logs: they never repeat the value found.
+    assert not any("P0001234" in str(p) or "2021-02-03" in str(p) for p in problems)
+
+
+def test_audit_of_a_report_built_from_safe_frames_is_clean(tmp_path):
+    from cohort_engine import report
+    people = patient_level()
+    table = people.groupby("tier").size().rename("n").reset_index().assign(variable="tier")
+    safe = safe_frame(table, ["n"], partition_by=["variable"])
+    page = report.render("Study", "Data cut-off 2025-06-30", [report.Section("t", "Table 1", [
+        report.Block("table", safe), report.Block("figure", b"\x89PNG P0000001 2020-01-01")])],
+        generated=dt.date(2025, 7, 1))
+    (tmp_path / "report.html").write_text(page, encoding="utf-8")
+    assert audit_output_dir(tmp_path, allowed_dates=["2025-06-30"]) == []
+    # The same page with the raw counts would not pass.
+    raw = report.render("Study", "", [report.Section("t", "Table 1", [report.Block("table", table)])],
+                        generated=dt.date(2025, 7, 1))
+    (tmp_path / "report.html").write_text(raw, encoding="utf-8")
+    assert [p.kind for p in audit_output_dir(tmp_path)] == ["small_count"] * 3
