@@ -50,7 +50,10 @@ P2,H1,,C50.9,,
     "biomarkers": """patient_id,test_date,marker,method,result
 P1,2020-01-05,HER2,IHC,3+
 P1,2020-01-05,ER,IHC,90%
-""",
+P1,2020-01-05,HER2,IHC,不详
+P1,2020-01-05,PR,IHC,<10%
+P1,2020-01-05,Ki-67,IHC,??
+""",  # 不详 and <10% cannot be read: unreadable_result; Ki-67 is no marker of the rules: kept
     "prescriptions": """record_id,patient_id,hospital_id,admin_date,drug_name,drug_code,dose,dose_unit,route
 R1,P1,H1,2020-02-10,注射用紫杉醇脂质体,,240,mg,iv
 R2,P1,H1,2020-02-10,曲妥珠单抗,L01FD01,440, MG ,iv
@@ -91,7 +94,7 @@ EXPECTED = {
                            "missing_required": 1}),
     "deaths": (6, 3, 1, {"death_before_birth": 1, "date_out_of_range": 1}),
     "diagnoses": (5, 2, 0, {"patient_quarantined": 1, "orphan_patient_id": 1, "missing_required": 1}),
-    "biomarkers": (2, 2, 0, {}),
+    "biomarkers": (5, 3, 0, {"unreadable_result": 2}),
     "prescriptions": (15, 5, 1, {"conflicting_record_id": 1, "unparseable_date": 1, "non_positive_dose": 2,
                                  "unknown_unit": 1, "unparseable_number": 1, "date_out_of_range": 1,
                                  "orphan_patient_id": 1, "missing_required": 1}),

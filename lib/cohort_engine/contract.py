@@ -112,6 +112,7 @@ REASONS = {
     "unparseable_number": "a number that does not parse",
     "unparseable_bool": "a yes/no value that does not parse",
     "invalid_grade": "a CTCAE grade outside 1-5",
+    "unreadable_result": "a HER2, ER or PR result that cannot be read",
     "non_positive_dose": "a dose of zero or less",
     "unknown_unit": "a unit not in the source contract",
     "invalid_sex": "sex other than F, M or U",

@@ -159,6 +159,10 @@ def row_reasons(df: DataFrame, spec: SourceTable, cutoff) -> list[Column]:
         checks.append((typed["grade"].isNotNull() & ~typed["grade"].between(1, 5), "invalid_grade"))
     if spec.name == "patients":
         checks.append((~typed["sex"].isin(*SEXES), "invalid_sex"))
+    if spec.name == "biomarkers":
+        from .facts import UNREADABLE, biomarker_reading_expr
+        reading = biomarker_reading_expr(typed["marker"], typed["result"], typed["method"])
+        checks.append((reading == UNREADABLE, "unreadable_result"))
     return [F.when(cond, F.lit(reason)) for cond, reason in checks]
 
 

@@ -1,0 +1,235 @@
+"""Endpoints (study rules §5): OS, rwPFS, TTP, TTF, TTNT per cohort patient.
+
+Dates per patient (all ≤ the cut-off; deaths after it are ignored):
+
+* index line: the cohort patient's line in `index_line.setting` numbered
+  `index_line.line_number` (its start is the index date); next line: the patient's
+  earliest line, of any setting, starting after the index date.
+* last_contact: the latest date ≤ cut-off and ≤ the death date among visits,
+  prescriptions, labs, tumor assessments, diagnoses and adverse events (tables absent
+  from bronze are skipped). Records dated after the death are ignored and counted.
+* Tumor assessments: the response read in English or Chinese (CR/PR/SD/PD/NE, 完全缓解,
+  部分缓解, 疾病稳定, 疾病进展, complete/partial response, stable/progressive disease …).
+  Only CR/PR/SD/PD readings are evaluable assessments; NE (not evaluable) and unreadable
+  responses do not count (unreadable ones are counted for data quality).
+  PD = a PD reading with days(index, date) > pd_grace_days. last_assessment = latest
+  evaluable assessment after the index date.
+* "No tumor assessment after index + pd_grace_days" (no evaluable assessment with
+  days(index, date) > pd_grace_days) switches rwPFS to the TTNT proxy and makes TTP
+  not evaluable (no TTP row): TTP must not be censored at a baseline reading.
+
+Ties (two events on the same day) are resolved in this order: progression, next_line,
+death, discontinuation. So PD and death the same day → progression; next line and
+death the same day → next_line; PD, death and the index line's last administration the
+same day in TTF → progression, then death before discontinuation.
+
+After the event/censoring time is found, a time longer than `horizon_days` becomes
+horizon_days, censored (event 0, event_type 'censored'); a negative time drops the row
+(not fitted) and is counted in the data-quality frame per endpoint.
+"""
+from __future__ import annotations
+
+from pyspark.sql import Column, DataFrame
+from pyspark.sql import functions as F
+
+from .config import StudyConfig
+from .facts import death_dates, normalised_text
+
+ENDPOINTS = ("OS", "rwPFS", "TTP", "TTF", "TTNT")
+ENDPOINT_COLUMNS = ("patient_id", "endpoint", "time_days", "event", "event_type", "source")
+EVIDENCE = ("progression", "next_line", "death", "discontinuation")  # tie-break order
+
+CONTACT_DATES = (("visits", "visit_date"), ("prescriptions", "admin_date"), ("labs", "collect_date"),
+                 ("tumor_assessments", "assessment_date"), ("diagnoses", "diagnosis_date"),
+                 ("adverse_events", "onset_date"))
+
+_RESPONSES = (
+    ("CR", r"^(cr|完全缓解|完全应答|completeresponse|completeremission)$"),
+    ("PR", r"^(pr|部分缓解|部分应答|partialresponse|partialremission)$"),
+    ("SD", r"^(sd|疾病稳定|稳定|stabledisease|stable)$"),
+    ("PD", r"^(pd|疾病进展|进展|progressivedisease|progression|diseaseprogression)$"),
+    ("NE", r"^(ne|不可评价|无法评价|无法评估|不可评估|notevaluable|nonevaluable|unevaluable)$"),
+)
+EVALUABLE = ("CR", "PR", "SD", "PD")
+
+
+def response_expr(response_col: Column | str) -> Column:
+    """CR / PR / SD / PD / NE from the response as written, null when unreadable."""
+    c = F.col(response_col) if isinstance(response_col, str) else response_col
+    s = F.regexp_replace(normalised_text(c), r"[-_()（）.]", "")
+    out = None
+    for code, pattern in _RESPONSES:
+        out = (F.when(s.rlike(pattern), F.lit(code)) if out is None
+               else out.when(s.rlike(pattern), F.lit(code)))
+    return out
+
+
+def _cutoff(study: StudyConfig) -> Column:
+    return F.lit(study.data_cutoff).cast("date")
+
+
+def contact_events(bronze: dict[str, DataFrame], study: StudyConfig) -> DataFrame:
+    """patient_id, event_date, kind ('contact' | 'assessment'), code (response for assessments):
+    every dated record of the contact tables up to the cut-off. Tumor assessments are
+    contacts too."""
+    parts = []
+    for table, column in CONTACT_DATES:
+        frame = bronze.get(table)
+        if frame is None:
+            continue
+        is_assessment = table == "tumor_assessments"
+        parts.append(frame.select(
+            "patient_id", F.col(column).alias("event_date"),
+            F.lit("assessment" if is_assessment else "contact").alias("kind"),
+            (response_expr("response") if is_assessment else F.lit(None).cast("string")).alias("code")))
+    events = parts[0]
+    for part in parts[1:]:
+        events = events.unionByName(part)
+    return events.where(F.col("event_date") <= _cutoff(study))
+
+
+def _contact_aggregates() -> list[Column]:
+    after_death = F.coalesce(F.col("event_date") > F.col("death_date"), F.lit(False))
+    return [F.max(F.when(~after_death, F.col("event_date"))).alias("last_contact"),
+            F.sum(F.when(after_death, 1).otherwise(0)).cast("long").alias("records_after_death")]
+
+
+def last_contacts(bronze: dict[str, DataFrame], patients: DataFrame, study: StudyConfig) -> DataFrame:
+    """patient_id, last_contact date, records_after_death long, for the given patients
+    (patient_id, death_date): the latest contact ≤ cut-off and ≤ death date."""
+    joined = contact_events(bronze, study).join(patients.select("patient_id", "death_date"), "patient_id")
+    return joined.groupBy("patient_id").agg(*_contact_aggregates())
+
+
+def _assessment_aggregates(study: StudyConfig) -> list[Column]:
+    grace = study.endpoints.pd_grace_days
+    is_assessment = F.col("kind") == "assessment"
+    days = F.datediff("event_date", "index_date")
+    evaluable = is_assessment & F.coalesce(F.col("code").isin(*EVALUABLE), F.lit(False))
+    return [
+        F.min(F.when(is_assessment & (F.col("code") == "PD") & (days > grace), F.col("event_date"))).alias("first_pd"),
+        F.max(F.when(evaluable & (days > 0), F.col("event_date"))).alias("last_assessment"),
+        F.sum(F.when(evaluable & (days > grace), 1).otherwise(0)).cast("long").alias("n_post_grace"),
+        F.sum(F.when(is_assessment & F.col("code").isNull(), 1).otherwise(0)).cast("long").alias("n_unreadable"),
+    ]
+
+
+def _first_event(candidates: list[tuple[Column, str]]) -> tuple[Column, Column]:
+    """The earliest candidate date and its type; ties go to the earlier candidate in the list."""
+    when = F.least(*[d for d, _ in candidates]) if len(candidates) > 1 else candidates[0][0]
+    kind = F.coalesce(*[F.when(d == when, F.lit(t)) for d, t in candidates])
+    return when, kind
+
+
+def _endpoint(name: str, event_date: Column, event_type: Column, censor_date: Column,
+              study: StudyConfig, source: Column | None = None, evaluable: Column | None = None) -> Column:
+    horizon = study.endpoints.horizon_days
+    has_event = event_date.isNotNull()
+    time = F.when(has_event, F.datediff(event_date, F.col("index_date"))).otherwise(
+        F.datediff(censor_date, F.col("index_date")))
+    beyond = time > horizon
+    struct = F.struct(
+        F.lit(name).alias("endpoint"),
+        F.when(beyond, F.lit(horizon)).otherwise(time).cast("int").alias("time_days"),
+        F.when(has_event & ~beyond, 1).otherwise(0).cast("int").alias("event"),
+        F.when(has_event & ~beyond, event_type).otherwise(F.lit("censored")).alias("event_type"),
+        (source if source is not None else F.lit(None)).cast("string").alias("source"),
+    )
+    return struct if evaluable is None else F.when(evaluable, struct)
+
+
+def patient_dates(cohort: DataFrame, therapy_lines: DataFrame, bronze: dict[str, DataFrame],
+                  study: StudyConfig) -> DataFrame:
+    """One row per cohort patient: index_date, last_admin_date, death_date, next_line_start,
+    last_contact, records_after_death, first_pd, last_assessment, n_post_grace, n_unreadable.
+
+    The contact tables are read in one pass (one join to the cohort, one aggregation)."""
+    il = study.cohort.index_line
+    index_line = (therapy_lines.where((F.col("setting") == il.setting) & (F.col("line_number") == il.line_number))
+                  .select("patient_id", F.col("start_date").alias("index_date"), "last_admin_date"))
+    deaths = death_dates(bronze["patients"], bronze["deaths"], study.data_cutoff).select("patient_id", "death_date")
+    base = (cohort.select("patient_id", "index_date").join(index_line, ["patient_id", "index_date"], "left")
+            .join(deaths, "patient_id", "left"))
+    next_line = (therapy_lines.select("patient_id", "start_date").join(base.select("patient_id", "index_date"), "patient_id")
+                 .where(F.col("start_date") > F.col("index_date"))
+                 .groupBy("patient_id").agg(F.min("start_date").alias("next_line_start")))
+    per_patient = (contact_events(bronze, study).join(base.select("patient_id", "index_date", "death_date"), "patient_id")
+                   .groupBy("patient_id").agg(*_contact_aggregates(), *_assessment_aggregates(study)))
+    return (base.join(next_line, "patient_id", "left").join(per_patient, "patient_id", "left")
+            .withColumn("n_post_grace", F.coalesce("n_post_grace", F.lit(0)))
+            .withColumn("n_unreadable", F.coalesce("n_unreadable", F.lit(0)))
+            .withColumn("records_after_death", F.coalesce("records_after_death", F.lit(0))))
+
+
+def endpoint_structs(study: StudyConfig) -> list[Column]:
+    """The five endpoint structs of §5, over the columns of `patient_dates`."""
+    e = study.endpoints
+    pd_, death, nxt = F.col("first_pd"), F.col("death_date"), F.col("next_line_start")
+    last_assessment, last_contact = F.col("last_assessment"), F.col("last_contact")
+    assessed = F.col("n_post_grace") > 0
+
+    os_censor = last_contact if e.os_censoring == "last_contact" else _cutoff(study)
+    os_ = _endpoint("OS", death, F.lit("death"), os_censor, study)
+
+    death_in_window = F.when(F.datediff(death, last_assessment) <= e.death_window_days, death)
+    pfs_date, pfs_type = _first_event([(pd_, "progression"), (death_in_window, "death")])
+    ttnt_date, ttnt_type = _first_event([(nxt, "next_line"), (death, "death")])
+    rwpfs = F.when(assessed, _endpoint("rwPFS", pfs_date, pfs_type, last_assessment, study, F.lit("assessment"))
+                   ).otherwise(_endpoint("rwPFS", ttnt_date, ttnt_type, last_contact, study, F.lit("ttnt_proxy")))
+
+    ttp = _endpoint("TTP", pd_, F.lit("progression"), last_assessment, study, evaluable=assessed)
+
+    discontinued = (nxt.isNotNull() | death.isNotNull()
+                    | (F.datediff(_cutoff(study), F.col("last_admin_date")) > e.discontinuation_gap_days))
+    stop = F.when(discontinued, F.col("last_admin_date"))
+    ttf_date, ttf_type = _first_event([(pd_, "progression"), (death, "death"), (stop, "discontinuation")])
+    ttf = _endpoint("TTF", ttf_date, ttf_type, last_contact, study)
+
+    ttnt = _endpoint("TTNT", ttnt_date, ttnt_type, last_contact, study)
+    return [os_, rwpfs, ttp, ttf, ttnt]
+
+
+def build_endpoints(cohort: DataFrame, therapy_lines: DataFrame, bronze: dict[str, DataFrame],
+                    study: StudyConfig) -> tuple[DataFrame, DataFrame]:
+    """(gold/endpoints, data quality).
+
+    gold/endpoints: patient_id string, endpoint string, time_days int, event int,
+    event_type string, source string (rwPFS only). Rows with a negative time are left
+    out, and so are rows whose dates give no time at all. bronze: patients, deaths and
+    the contact tables (optional ones may be absent).
+    Data quality (table, check, reason, n long): negative_time and no_time per endpoint
+    (reason = the endpoint), unreadable tumor responses of cohort patients, patients with
+    records dated after their death, cohort patients whose index line is missing from
+    therapy_lines.
+    """
+    dates = patient_dates(cohort, therapy_lines, bronze, study)
+    with_rows = dates.select("*", F.array(*endpoint_structs(study)).alias("rows"))
+    rows = with_rows.select("patient_id", F.explode("rows").alias("r")).where(F.col("r").isNotNull())
+    endpoints = rows.select("patient_id", "r.*").where(F.col("time_days") >= 0).select(*ENDPOINT_COLUMNS)
+
+    def count(name: str, bad) -> Column:
+        hits = F.filter("rows", lambda r: r.isNotNull() & (r["endpoint"] == name) & bad(r["time_days"]))
+        return F.sum(F.size(hits)).cast("long")
+
+    counts = with_rows.agg(
+        *[count(name, lambda t: t < 0).alias(name) for name in ENDPOINTS],
+        *[count(name, lambda t: t.isNull()).alias(f"{name}_none") for name in ENDPOINTS],
+        F.sum("n_unreadable").cast("long").alias("unreadable"),
+        F.sum(F.when(F.col("records_after_death") > 0, 1).otherwise(0)).cast("long").alias("after_death"),
+        F.sum(F.when(F.col("last_admin_date").isNull(), 1).otherwise(0)).cast("long").alias("no_line"))
+    dq = counts.select(F.explode(F.array(
+        *[_dq("endpoints", "negative_time", name, name) for name in ENDPOINTS],
+        *[_dq("endpoints", "no_time", name, f"{name}_none") for name in ENDPOINTS],
+        _dq("tumor_assessments", "unreadable_response", "a response that reads as none of CR/PR/SD/PD/NE",
+            "unreadable"),
+        _dq("endpoints", "records_after_death", "patients with records dated after their death (ignored)",
+            "after_death"),
+        _dq("endpoints", "index_line_missing", "cohort patients without their index line in therapy_lines",
+            "no_line"),
+    )).alias("r")).select("r.*")
+    return endpoints, dq
+
+
+def _dq(table: str, check: str, reason: str, count: str) -> Column:
+    return F.struct(F.lit(table).alias("table"), F.lit(check).alias("check"), F.lit(reason).alias("reason"),
+                    F.coalesce(F.col(count), F.lit(0)).cast("long").alias("n"))
