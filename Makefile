@@ -5,7 +5,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 DEMO_DIR ?= demo
-PATIENTS ?= 20000
+PATIENTS ?= 40000
 
 .PHONY: demo test bench clean venv
 

@@ -248,3 +248,48 @@ def test_audit_of_a_report_built_from_safe_frames_is_clean(tmp_path):
                         generated=dt.date(2025, 7, 1))
     (tmp_path / "report.html").write_text(raw, encoding="utf-8")
     assert [p.kind for p in audit_output_dir(tmp_path)] == ["small_count"] * 3
+
+
+# -- Attrition: exclusions are differences of shown counts ----------------------------------------
+
+def _attrition(rows):
+    return pd.DataFrame([(k + 1, f"step {k + 1}", r, e) for k, (r, e) in enumerate(rows)],
+                        columns=["step", "criterion", "n_remaining", "n_excluded"])
+
+
+def _display(frame):
+    return list(zip(frame["n_remaining"], frame["n_excluded"]))
+
+
+def test_attrition_small_exclusion_hides_the_next_remaining_and_a_partner():
+    # 200 -> 197 (3 excluded) -> 150 (47 excluded). Showing 197 would give 3 away, so it is
+    # withheld; 200 - 150 = 50 = 3 + 47 would then pin 3 if 47 were shown, so 47 goes too:
+    # <5 and * add to 50 with * >= 5, leaving 1-4 possible for the small one.
+    from cohort_engine.disclosure import suppress_attrition
+    shown = suppress_attrition(_attrition([(200, 0), (197, 3), (150, 47), (150, 0)]))
+    assert _display(shown) == [(200, 0), ("*", "<5"), (150, "*"), (150, 0)]
+
+
+def test_attrition_run_with_a_zero_merges_forward():
+    # 100 -> 98 (2) -> 98 (0) -> 60 (38): the run 100..98 holds only the 2 and a shown 0,
+    # so the next remaining count is withheld as well and the 38 masks the 2.
+    from cohort_engine.disclosure import suppress_attrition
+    shown = suppress_attrition(_attrition([(100, 0), (98, 2), (98, 0), (60, 38)]))
+    assert _display(shown) == [(100, 0), ("*", "<5"), ("*", 0), (60, "*")]
+
+
+def test_attrition_small_last_step_merges_backward_keeping_the_cohort():
+    # 60 -> 40 (20) -> 37 (3): the cohort (37) stays; 40 is withheld and 20 with it.
+    from cohort_engine.disclosure import suppress_attrition
+    shown = suppress_attrition(_attrition([(60, 0), (40, 20), (37, 3)]))
+    assert _display(shown) == [(60, 0), ("*", "*"), (37, "<5")]
+
+
+def test_attrition_without_small_counts_is_unchanged_and_written_as_is(tmp_path):
+    from cohort_engine.disclosure import suppress_attrition
+    rows = [(500, 0), (300, 200), (120, 180), (120, 0)]
+    assert _display(suppress_attrition(_attrition(rows))) == rows
+    shown = suppress_attrition(_attrition([(200, 0), (197, 3), (150, 47)]))
+    path = write_csv(shown, tmp_path / "attrition.csv", ["n_remaining", "n_excluded"])
+    back = pd.read_csv(path, dtype=str)
+    assert list(zip(back["n_remaining"], back["n_excluded"])) == [("200", "0"), ("*", "<5"), ("150", "*")]

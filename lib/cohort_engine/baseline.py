@@ -44,9 +44,12 @@ def table1(cohort: pd.DataFrame) -> pd.DataFrame:
         "region (province)": cohort["province"].fillna("unknown"),
         "index year": cohort["index_year"].astype("Int64").astype(str).replace("<NA>", "unknown"),
     }
+    band_order = {label: i for i, (_, _, label) in enumerate(AGE_GROUPS)}
     for characteristic, values in levels.items():
         counts = values.value_counts()
-        for level in sorted(counts.index, key=str):
+        # age bands young to old ("50-64" sorts before "<50" as text); other levels alphabetically
+        order = (lambda v: (band_order.get(v, len(band_order)), str(v))) if characteristic == "age group" else str
+        for level in sorted(counts.index, key=order):
             rows.append({"characteristic": characteristic, "level": str(level), "n": int(counts[level]),
                          "percent": 100.0 * counts[level] / n})
     return pd.DataFrame(rows, columns=TABLE1_COLUMNS)

@@ -175,6 +175,8 @@ def suppress_counts(df: pd.DataFrame, count_columns: Iterable[str] = (), *, min_
     deps = _default_dependents(df, counts)
     deps.update({c: list(v) for c, v in (dependents or {}).items()})
     out = df.copy().reset_index(drop=True)
+    # Cells already withheld upstream (a "<5" or "*" from suppress_attrition, say) stay as they are.
+    preset = {c: out[c].isin([small_text(min_cell), MASKED]).to_numpy() for c in counts}
     numbers = {c: pd.to_numeric(out[c], errors="coerce").to_numpy(dtype=float) for c in counts}
     for c, v in numbers.items():
         if (~np.isnan(v) & (v != np.round(v))).any():
@@ -196,13 +198,71 @@ def suppress_counts(df: pd.DataFrame, count_columns: Iterable[str] = (), *, min_
                 masked[c][rows] = complementary_suppression(numbers[c][rows], small[c][rows], masked[c][rows],
                                                             min_cell, keep_zero)
     for c in counts:
-        shown = [MASKED if m else small_text(min_cell) if s else (None if np.isnan(v) else int(v))
-                 for v, s, m in zip(numbers[c], small[c], masked[c])]
+        shown = [token if p else MASKED if m else small_text(min_cell) if s else (None if np.isnan(v) else int(v))
+                 for v, s, m, p, token in zip(numbers[c], small[c], masked[c], preset[c], out[c])]
         out[c] = pd.Series(shown, index=out.index, dtype=object)
-        withheld = small[c] | masked[c]
+        withheld = small[c] | masked[c] | preset[c]
         for d in deps.get(c, []):
             out[d] = out[d].astype(object)
             out.loc[withheld, d] = MASKED
+    return out
+
+
+def suppress_attrition(attrition: pd.DataFrame, *, min_cell: int = MIN_CELL, keep_zero: bool = True) -> pd.DataFrame:
+    """An attrition table (step, criterion, n_remaining, n_excluded) fit to be shown.
+
+    Each exclusion is the difference of two consecutive remaining counts, so a small
+    exclusion cannot be hidden cell by cell: the remaining count after it is withheld
+    too. The exclusions between two shown remaining counts then add up to a known
+    total, and within each such run the complementary rule withholds more until no
+    hidden count can be worked out; where a run cannot be made safe, it is merged with
+    the next one. The final count (the cohort) is shown unless it is itself small.
+    """
+    a = attrition.sort_values("step").reset_index(drop=True)
+    remaining = pd.to_numeric(a["n_remaining"]).to_numpy(dtype=float)
+    excluded = pd.to_numeric(a["n_excluded"]).to_numpy(dtype=float)
+    floor = 1 if keep_zero else 0
+    small_rem = (remaining >= floor) & (remaining < min_cell)
+    small_ex = (excluded >= floor) & (excluded < min_cell)
+    last = len(a) - 1
+    shown_rem = ~small_rem
+    shown_rem[1:last] &= ~small_ex[1:last]
+    while True:
+        masked_ex, masked_final = np.zeros(len(a), dtype=bool), False
+        bounds = [i for i in range(len(a)) if shown_rem[i]]
+        runs = list(zip(bounds, bounds[1:]))
+        if not bounds or bounds[-1] != last:  # an open end: the final count is one of the run's parts
+            runs.append(((bounds[-1] if bounds else -1), None))
+        unsafe = None
+        for start, end in runs:
+            idx = np.arange(start + 1, (last if end is None else end) + 1)
+            values, small = excluded[idx], small_ex[idx]
+            if end is None:
+                values, small = np.append(values, remaining[last]), np.append(small, small_rem[last])
+            masked = complementary_suppression(values, small, None, min_cell, keep_zero)
+            if small.any() and _pinned(values, small, small | masked, min_cell, floor):
+                unsafe = (start, end)
+                break
+            masked_ex[idx] = masked[:len(idx)]
+            masked_final = masked_final or (end is None and bool(masked[-1]))
+        if unsafe is None:
+            break
+        start, end = unsafe
+        # Merge the run with a neighbour: forward, unless that would hide the cohort count.
+        if end is not None and end != last:
+            shown_rem[end] = False
+        elif start > 0:
+            shown_rem[start] = False
+        elif end is not None:
+            shown_rem[end] = False
+        else:
+            break  # nothing left to hide but the total itself
+    shown_rem[last] &= not masked_final
+    out = a.copy()
+    out["n_remaining"] = pd.Series([int(v) if keep else (small_text(min_cell) if sm else MASKED)
+                                    for v, keep, sm in zip(remaining, shown_rem, small_rem)], dtype=object)
+    out["n_excluded"] = pd.Series([small_text(min_cell) if sm else MASKED if m else int(v)
+                                   for v, sm, m in zip(excluded, small_ex, masked_ex)], dtype=object)
     return out
 
 

@@ -29,5 +29,7 @@ def shown(df: pd.DataFrame, study: StudyConfig, count_columns=(), **options) -> 
                       allowed_dates=study_dates(study), **options)
 
 
-def audit(out: Path, study: StudyConfig) -> list:
-    return audit_output_dir(out, min_cell=study.disclosure.min_cell, allowed_dates=study_dates(study))
+def audit(out: Path, study: StudyConfig, run_dates=()) -> list:
+    """Findings under <out>; `run_dates` (the run's own timestamps, as in the manifest) are allowed."""
+    return audit_output_dir(out, min_cell=study.disclosure.min_cell,
+                            allowed_dates=study_dates(study) + list(run_dates))

@@ -1,0 +1,372 @@
+"""The pipeline: stages in the data's order, each reading and writing the lake.
+
+A stage is a function of a `RunContext`; the context records what every stage
+read and wrote (Delta versions), its row counts and its time, for the manifest.
+"""
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+import logging
+import time
+import typing
+from importlib import metadata
+from pathlib import Path
+
+from .config import StudyConfig
+from .lake import Lake
+
+log = logging.getLogger(__name__)
+
+
+class StageError(RuntimeError):
+    """A stage that cannot run (for example, its input tables were never built)."""
+
+
+@dataclasses.dataclass
+class RunContext:
+    spark: typing.Any
+    lake: Lake
+    source: Path | None
+    out: Path
+    study: StudyConfig
+    environ: typing.Mapping[str, str]
+    progress: typing.Callable[[str], None] = log.info
+    row_counts: dict[str, dict[str, int]] = dataclasses.field(default_factory=dict)
+    timings: dict[str, float] = dataclasses.field(default_factory=dict)
+    data_quality: list[tuple] = dataclasses.field(default_factory=list)
+    data_quality_written: list[tuple] | None = None
+
+    @property
+    def cutoff(self) -> dt.date:
+        return self.study.data_cutoff
+
+    def tables_dir(self) -> Path:
+        path = self.out / "tables"
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+
+def stage_ingest(ctx: RunContext) -> None:
+    from .ingest import ingest
+    if ctx.source is None:
+        raise StageError("stage ingest needs --source")
+    results = ingest(ctx.spark, ctx.lake, ctx.source, ctx.cutoff, progress=ctx.progress)
+    ctx.row_counts["ingest"] = {f"bronze/{r.table}": r.rows_kept for r in results}
+    ctx.row_counts["ingest"].update({f"quarantine/{r.table}": r.rows_quarantined for r in results})
+    from .ingest import data_quality_rows
+    ctx.data_quality = [row for row in ctx.data_quality if row[0] != "ingest"] + data_quality_rows(results)
+
+
+def bronze_tables(ctx: RunContext, names) -> dict:
+    """The bronze tables that exist (optional source tables may be absent)."""
+    return {t: ctx.lake.read("bronze", t) for t in names if ctx.lake.exists("bronze", t)}
+
+
+def require(ctx: RunContext, *tables: str) -> None:
+    for key in tables:
+        layer, name = key.split("/")
+        if not ctx.lake.exists(layer, name):
+            raise StageError(f"lake table {key} is missing under {ctx.lake.root}: run the stage that builds it first")
+
+
+def _collect_dq(ctx: RunContext, stage: str, frame) -> None:
+    """Add a step's data-quality frame (table, check, reason, n) to the run's rows."""
+    rows = [(stage, r["table"], r["check"], r["reason"], int(r["n"])) for r in frame.collect()]
+    ctx.data_quality = [row for row in ctx.data_quality if row[0] != stage] + rows
+
+
+def stage_lines(ctx: RunContext) -> None:
+    from pyspark import StorageLevel
+    from pyspark.sql import functions as F
+
+    from .facts import advanced_dates
+    from .lines import build_therapy_lines
+    from .vocabulary import build_drug_exposures, load_vocabulary, unmatched_name_counts
+    require(ctx, "bronze/prescriptions", "bronze/diagnoses")
+    vocabulary = load_vocabulary(ctx.study.vocabulary_path(ctx.environ))
+    prescriptions = ctx.lake.read("bronze", "prescriptions").persist(StorageLevel.MEMORY_AND_DISK)
+    try:
+        exposures, unmatched = build_drug_exposures(prescriptions, vocabulary)
+        ctx.lake.write(exposures, "silver", "drug_exposures")
+        ctx.lake.write(unmatched, "quarantine", "drug_exposures")
+        n_in = prescriptions.count()
+    finally:
+        prescriptions.unpersist()
+    exposures = ctx.lake.read("silver", "drug_exposures")
+    unmatched = ctx.lake.read("quarantine", "drug_exposures")
+    n_matched = exposures.select("record_id").distinct().count()
+    names = unmatched_name_counts(unmatched).limit(50).collect()
+    rows = [("lines", "prescriptions", "rows_in", None, n_in),
+            ("lines", "prescriptions", "rows_matched", None, n_matched),
+            ("lines", "prescriptions", "quarantined", "unmatched_drug_name", n_in - n_matched)]
+    rows += [("lines", "prescriptions", "unmatched_name", r["drug_name_normalised"], int(r["n_rows"]))
+             for r in names]
+    ctx.data_quality = [row for row in ctx.data_quality if row[0] != "lines"] + rows
+
+    advanced = advanced_dates(ctx.lake.read("bronze", "diagnoses"), ctx.study)
+    lines = build_therapy_lines(exposures, advanced, ctx.study.lines, vocabulary)
+    ctx.lake.write(lines, "gold", "therapy_lines")
+    written = ctx.lake.read("gold", "therapy_lines")
+    ctx.row_counts["lines"] = {
+        "silver/drug_exposures": exposures.count(), "quarantine/drug_exposures": n_in - n_matched,
+        "gold/therapy_lines": written.count(),
+        "patients_with_lines": written.select(F.countDistinct("patient_id")).first()[0]}
+
+
+def stage_cohort(ctx: RunContext) -> None:
+    from .cohort import build_cohort
+    from .disclosure import suppress_attrition
+    from .facts import build_patient_facts
+    from .outputs import write_table
+    require(ctx, "bronze/patients", "bronze/diagnoses", "bronze/biomarkers", "bronze/deaths",
+            "gold/therapy_lines", "silver/drug_exposures")
+    bronze = bronze_tables(ctx, ("patients", "diagnoses", "biomarkers", "deaths", "hospitals"))
+    ctx.lake.write(build_patient_facts(bronze, ctx.study), "silver", "patient_facts")
+    facts = ctx.lake.read("silver", "patient_facts")
+    cohort, attrition, dq = build_cohort(facts, ctx.lake.read("gold", "therapy_lines"),
+                                         ctx.lake.read("silver", "drug_exposures"), bronze, ctx.study)
+    ctx.lake.write(cohort, "gold", "cohort")
+    ctx.lake.write(attrition, "gold", "attrition")
+    _collect_dq(ctx, "cohort", dq)
+    attrition_pdf = suppress_attrition(ctx.lake.read_pandas("gold", "attrition"),
+                                       min_cell=ctx.study.disclosure.min_cell)
+    write_table(attrition_pdf, ctx.tables_dir() / "attrition.csv", ctx.study,
+                count_columns=["n_remaining", "n_excluded"])
+    ctx.row_counts["cohort"] = {"silver/patient_facts": facts.count(),
+                                "gold/cohort": ctx.lake.read("gold", "cohort").count()}
+
+
+def stage_endpoints(ctx: RunContext) -> None:
+    from .endpoints import build_endpoints
+    require(ctx, "gold/cohort", "gold/therapy_lines", "bronze/patients", "bronze/deaths")
+    bronze = bronze_tables(ctx, ("patients", "deaths", "visits", "prescriptions", "labs", "tumor_assessments",
+                                 "diagnoses", "adverse_events"))
+    endpoints, dq = build_endpoints(ctx.lake.read("gold", "cohort"), ctx.lake.read("gold", "therapy_lines"),
+                                    bronze, ctx.study)
+    ctx.lake.write(endpoints, "gold", "endpoints")
+    _collect_dq(ctx, "endpoints", dq)
+    ctx.row_counts["endpoints"] = {"gold/endpoints": ctx.lake.read("gold", "endpoints").count()}
+
+
+def patients_who_can_matter(exposures, study: StudyConfig):
+    """Patients with an exposure the index line requires: the only ones a rebuild can move.
+
+    Sensitivity analyses rebuild lines, cohort and endpoints for these patients only,
+    so their cost follows the study's drug, not the size of the prescription table.
+    """
+    from pyspark.sql import functions as F
+    il = study.cohort.index_line
+    wanted = (F.col("ingredient") == il.required_ingredients[0]) if il.required_ingredients \
+        else F.col("drug_class").isin(*il.required_classes_any)
+    return exposures.where(wanted).select("patient_id").distinct()
+
+
+def sensitivity_studies(study: StudyConfig) -> dict[str, StudyConfig]:
+    """§8 sensitivity analyses that need a Spark rebuild, by display label."""
+    studies = {"OS censored at last contact": dataclasses.replace(
+        study, endpoints=dataclasses.replace(study.endpoints, os_censoring="last_contact"))}
+    for gap in study.analysis.sensitivity_gap_days:
+        if gap != study.lines.max_gap_days:
+            studies[f"lines rebuilt with a {gap}-day gap"] = dataclasses.replace(
+                study, lines=dataclasses.replace(study.lines, max_gap_days=gap))
+    return studies
+
+
+def rebuild_for_sensitivity(ctx: RunContext, variant: StudyConfig, bronze: dict, exposures, ids):
+    """(cohort, endpoints) of a variant study, on the patients who can matter."""
+    from .cohort import build_cohort
+    from .endpoints import build_endpoints
+    from .facts import advanced_dates, build_patient_facts
+    from .lines import build_therapy_lines
+    if variant.lines == ctx.study.lines:
+        lines = ctx.lake.read("gold", "therapy_lines")
+        cohort = ctx.lake.read("gold", "cohort")
+    else:
+        few = {name: (df.join(ids, "patient_id", "left_semi") if "patient_id" in df.columns else df)
+               for name, df in bronze.items()}
+        mine = exposures.join(ids, "patient_id", "left_semi")
+        lines = build_therapy_lines(mine, advanced_dates(few["diagnoses"], variant), variant.lines)
+        facts = build_patient_facts(few, variant)
+        cohort, _, _ = build_cohort(facts, lines, mine, few, variant)
+        cohort = cohort.cache()
+    endpoints, _ = build_endpoints(cohort, lines, bronze, variant)
+    return cohort, endpoints
+
+
+def _pandas(df):
+    return df.toPandas()
+
+
+def stage_analysis(ctx: RunContext) -> None:
+    from pyspark.sql import functions as F
+
+    from .analysis import AnalysisInputs, run_analysis
+    require(ctx, "gold/cohort", "gold/endpoints", "gold/attrition", "gold/therapy_lines", "silver/drug_exposures")
+    write_data_quality(ctx)
+    study = ctx.study
+    cohort = ctx.lake.read("gold", "cohort")
+    ids = F.broadcast(cohort.select("patient_id"))
+    lines = ctx.lake.read("gold", "therapy_lines").join(ids, "patient_id", "left_semi")
+    exposures = ctx.lake.read("silver", "drug_exposures")
+    index_lines = (lines.where((F.col("setting") == "advanced") & (F.col("line_number") == 1))
+                   .select("patient_id", F.col("start_date").alias("__index"), F.col("last_admin_date").alias("__last")))
+    bronze = bronze_tables(ctx, ("patients", "deaths", "visits", "prescriptions", "labs", "tumor_assessments",
+                                 "diagnoses", "adverse_events", "biomarkers", "hospitals", "vitals"))
+
+    def windowed(table: str, date_col: str, before_days: int, columns: list[str]):
+        if table not in bronze:
+            return None
+        window = F.col(date_col).between(F.date_sub("__index", before_days),
+                                         F.date_add("__last", study.safety.window_after_last_admin_days))
+        return _pandas(bronze[table].join(F.broadcast(index_lines), "patient_id").where(window).select(*columns))
+
+    pl = study.cohort.index_line.required_ingredients[0] if study.cohort.index_line.required_ingredients else None
+    can_matter = patients_who_can_matter(exposures, study).cache()
+    sensitivity, sensitivity_cohorts = {}, {}
+    for label, variant in sensitivity_studies(study).items():
+        v_cohort, v_endpoints = rebuild_for_sensitivity(ctx, variant, bronze, exposures, can_matter)
+        if label.startswith("OS"):
+            v_endpoints = v_endpoints.where(F.col("endpoint") == "OS")
+        sensitivity[label] = _pandas(v_endpoints)
+        sensitivity_cohorts[label] = _pandas(v_cohort)
+    can_matter.unpersist()
+
+    inputs = AnalysisInputs(
+        study=study,
+        cohort=_pandas(cohort),
+        endpoints=ctx.lake.read_pandas("gold", "endpoints"),
+        attrition=ctx.lake.read_pandas("gold", "attrition"),
+        data_quality=ctx.lake.read_pandas("gold", "data_quality"),
+        lines=_pandas(lines),
+        exposures=_pandas(exposures.join(ids, "patient_id", "left_semi").where(F.col("ingredient") == pl)
+                          .select("patient_id", "admin_date", "ingredient", "dose", "dose_unit")),
+        vitals=(_pandas(bronze["vitals"].join(ids, "patient_id", "left_semi")
+                        .select("patient_id", "measure_date", "height_cm", "weight_kg"))
+                if "vitals" in bronze else None),
+        labs=windowed("labs", "collect_date", study.safety.baseline_days,
+                      ["patient_id", "collect_date", "test", "value", "unit", "ref_low", "ref_high"]),
+        adverse_events=windowed("adverse_events", "onset_date", 0,
+                                ["patient_id", "onset_date", "term", "grade", "serious"]),
+        sensitivity=sensitivity,
+        sensitivity_cohorts=sensitivity_cohorts,
+    )
+    result = run_analysis(inputs, ctx.out)
+    spark_events = ctx.spark.createDataFrame(result.safety_events, SAFETY_EVENTS_SCHEMA) \
+        if len(result.safety_events) else ctx.spark.createDataFrame([], SAFETY_EVENTS_SCHEMA)
+    ctx.lake.write(spark_events, "gold", "safety_events")
+    ctx.row_counts["analysis"] = {"cohort_patients": len(inputs.cohort),
+                                  "gold/safety_events": len(result.safety_events)}
+
+
+SAFETY_EVENTS_SCHEMA = "patient_id string, term string, grade int, source string, onset_date date"
+
+
+STAGES: dict[str, typing.Callable[[RunContext], None]] = {
+    "ingest": stage_ingest,
+    "lines": stage_lines,
+    "cohort": stage_cohort,
+    "endpoints": stage_endpoints,
+    "analysis": stage_analysis,
+}
+
+
+def parse_stages(text: str | None) -> list[str]:
+    if not text:
+        return list(STAGES)
+    wanted = [s.strip() for s in text.split(",") if s.strip()]
+    unknown = [s for s in wanted if s not in STAGES]
+    if unknown:
+        raise StageError(f"unknown stage {unknown[0]!r} (stages: {', '.join(STAGES)})")
+    return [s for s in STAGES if s in wanted]  # always in the data's order
+
+
+BALANCE_CHECKS = {("ingest", "rows_kept"), ("ingest", "rows_quarantined"), ("ingest", "duplicates_removed"),
+                  ("lines", "rows_matched"), ("lines", "quarantined")}
+
+
+def count_set(stage: str, table: str, check: str) -> str:
+    """The set of data-quality counts that add up to a shown total.
+
+    Disclosure control suppresses within such a set, so that a small count cannot be
+    worked out from the total: kept + quarantined + duplicates = rows read; the
+    quarantine reasons of ingest add up to the rows quarantined.
+    """
+    if (stage, check) in BALANCE_CHECKS:
+        return f"{stage}/{table}/balance"
+    if stage == "ingest" and check == "quarantined":
+        return f"{stage}/{table}/reasons"
+    return f"{stage}/{table}/{check}"
+
+
+def write_data_quality(ctx: RunContext) -> None:
+    """gold/data_quality (exact, inside the lake) and tables/data_quality.csv (disclosure-controlled)."""
+    from .ingest import DATA_QUALITY_SCHEMA
+    from .outputs import write_table
+    stages_run = {row[0] for row in ctx.data_quality}
+    previous = []
+    if ctx.lake.exists("gold", "data_quality"):
+        previous = [tuple(r) for r in ctx.lake.read("gold", "data_quality").collect() if r["stage"] not in stages_run]
+    rows = sorted(previous + ctx.data_quality, key=lambda r: tuple("" if v is None else str(v) for v in r))
+    frame = ctx.spark.createDataFrame(rows, DATA_QUALITY_SCHEMA)
+    ctx.lake.write(frame, "gold", "data_quality")
+    ctx.data_quality_written = list(ctx.data_quality)
+    table = frame.toPandas()
+    table["count_set"] = [count_set(r.stage, r.table, r.check) for r in table.itertuples()]
+    write_table(table, ctx.tables_dir() / "data_quality.csv", ctx.study, count_columns=["n"],
+                partition_by=["count_set"])
+
+
+def engine_version() -> str:
+    try:
+        return metadata.version("cohort-engine")
+    except metadata.PackageNotFoundError:  # running from a source tree (spark-submit --py-files)
+        return "0+source"
+
+
+def shown_count(n: int, min_cell: int):
+    from .disclosure import small_text
+    return small_text(min_cell) if 0 < n < min_cell else n
+
+
+def manifest_versions(manifest: dict, kind: str = "read") -> dict[str, int]:
+    """{table: Delta version} of what a run read (or wrote), from its manifest."""
+    return {item["table"]: item["version"] for item in manifest["delta_versions"][kind]}
+
+
+def write_manifest(ctx: RunContext, stages: list[str]) -> Path:
+    manifest = {
+        "engine_version": engine_version(),
+        "created_utc": dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat(),
+        "study": ctx.study.to_dict(),
+        "study_hash": ctx.study.config_hash(),
+        "data_cutoff": ctx.cutoff.isoformat(),
+        "stages": stages,
+        # A list of records: table names must not read as count labels to the disclosure audit.
+        "delta_versions": {"read": [{"table": t, "version": v} for t, v in sorted(ctx.lake.versions_read.items())],
+                           "written": [{"table": t, "version": v}
+                                       for t, v in sorted(ctx.lake.versions_written.items())]},
+        # Exact counts live in gold/data_quality; under <out> a count 1-4 is shown as <5.
+        "row_counts": {stage: {table: shown_count(n, ctx.study.disclosure.min_cell) for table, n in counts.items()}
+                       for stage, counts in ctx.row_counts.items()},
+        "timings_seconds": {k: round(v, 3) for k, v in ctx.timings.items()},
+        "delta_writer": "delta-spark" if ctx.lake.native else "deltalake (offline)",
+    }
+    path = ctx.out / "run_manifest.json"
+    path.write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    return path
+
+
+def run(ctx: RunContext, stages: list[str]) -> dict:
+    ctx.out.mkdir(parents=True, exist_ok=True)
+    for name in stages:
+        ctx.progress(f"stage {name}: start")
+        started = time.perf_counter()
+        STAGES[name](ctx)
+        ctx.timings[name] = time.perf_counter() - started
+        ctx.progress(f"stage {name}: done in {ctx.timings[name]:.1f}s")
+    if ctx.data_quality and ctx.data_quality != ctx.data_quality_written:
+        write_data_quality(ctx)
+    write_manifest(ctx, stages)
+    return {"stages": stages, "timings": ctx.timings, "row_counts": ctx.row_counts}

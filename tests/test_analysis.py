@@ -1,0 +1,375 @@
+"""The analysis stage end to end on a synthetic cohort drawn with a fixed seed.
+
+The checks are independent of the plumbing: km_summary.csv is compared with
+survival.km_summary run here on the same frame; counts below 5 must read "<5"; the
+report must be self-contained; the disclosure audit must find nothing; no patient id
+may appear in any file.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import re
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from cohort_engine import survival
+from cohort_engine.analysis import (
+    OTHER_SEQUENCES, AnalysisInputs, merge_small_sequences, reference_level, run_analysis, subgroup_levels)
+from cohort_engine.disclosure import audit_output_dir
+from cohort_engine.outputs import audit
+
+PL = "paclitaxel liposome"
+REGIMENS = {"H": f"{PL}+trastuzumab", "HP": f"{PL}+pertuzumab+trastuzumab", "I": f"{PL}+inetetumab"}
+SECOND_LINES = ["capecitabine+pyrotinib", "trastuzumab emtansine", "trastuzumab deruxtecan", "vinorelbine+trastuzumab"]
+HORIZON = 1826
+N_PATIENTS = 150
+
+
+def _ids(n: int) -> list[str]:
+    return [f"P{i:07d}" for i in range(1, n + 1)]  # shaped like real ids, so the audit would see a leak
+
+
+def _cohort(rng, n: int) -> pd.DataFrame:
+    ids = _ids(n)
+    start = dt.date(2016, 1, 1)
+    index = [start + dt.timedelta(days=int(d)) for d in rng.integers(0, 2500, n)]
+    label = rng.choice(["H", "HP"], size=n, p=[0.45, 0.55])
+    label[:3] = "I"  # a level of three patients: its counts must read "<5"
+    age = rng.integers(28, 82, n)
+    return pd.DataFrame({
+        "patient_id": ids, "index_date": index, "regimen": [REGIMENS[x] for x in label], "anti_her2": label,
+        "age_at_index": age.astype("int64"), "sex": "F",
+        "hr_status": rng.choice(["positive", "negative", "unknown"], size=n, p=[0.55, 0.38, 0.07]),
+        "de_novo": rng.random(n) < 0.4, "visceral": rng.random(n) < 0.55, "brain_mets": rng.random(n) < 0.15,
+        "bone_only": rng.random(n) < 0.1, "prior_anti_her2": rng.random(n) < 0.3,
+        "hospital_tier": rng.choice(["3A", "3B", "2A"], size=n, p=[0.6, 0.3, 0.1]),
+        "province": rng.choice(["北京", "上海", "广东", "四川"], size=n),
+        "index_year": np.array([d.year for d in index], dtype="int64"),
+    })
+
+
+def _times(rng, n: int, median_months: float, censor_months: float) -> tuple[np.ndarray, np.ndarray]:
+    event_time = rng.exponential(median_months * 30.4375 / np.log(2), n)
+    censor_time = rng.uniform(3, censor_months, n) * 30.4375
+    time = np.minimum(event_time, censor_time)
+    event = (event_time <= censor_time).astype(int)
+    event[time > HORIZON] = 0
+    return np.minimum(np.floor(time), HORIZON).astype(int), event
+
+
+def _endpoints(rng, cohort: pd.DataFrame) -> pd.DataFrame:
+    ids = cohort["patient_id"].to_numpy()
+    n = len(ids)
+    parts = []
+    # OS: few deaths (median 200 months) → not reached. TTP: exactly 3 events → "<5".
+    specs = {"OS": (200.0, "death"), "rwPFS": (11.0, "progression"), "TTP": (13.0, "progression"),
+             "TTF": (7.0, "discontinuation"), "TTNT": (14.0, "next_line")}
+    for endpoint, (median, kind) in specs.items():
+        time, event = _times(rng, n, median, 70)
+        keep = np.ones(n, dtype=bool)
+        if endpoint == "TTP":
+            keep[rng.choice(n, min(15, n // 4), replace=False)] = False  # no assessment: not evaluable
+            event = np.zeros(n, dtype=int)
+            event[np.flatnonzero(keep)[:3]] = 1
+        source = None
+        if endpoint == "rwPFS":
+            source = np.where(rng.random(n) < 0.8, "assessment", "ttnt_proxy")
+        frame = pd.DataFrame({"patient_id": ids, "endpoint": endpoint, "time_days": time.astype("int64"),
+                              "event": event.astype("int64"), "event_type": np.where(event == 1, kind, "censored"),
+                              "source": source})
+        parts.append(frame[keep])
+    return pd.concat(parts, ignore_index=True)
+
+
+def _lines(rng, cohort: pd.DataFrame) -> pd.DataFrame:
+    rows = []
+    for r in cohort.itertuples(index=False):
+        last = r.index_date + dt.timedelta(days=int(rng.integers(42, 200)))
+        rows.append((r.patient_id, "advanced", 1, r.index_date, last, r.regimen, 6))
+        if r.prior_anti_her2:
+            rows.append((r.patient_id, "early", 1, r.index_date - dt.timedelta(days=900),
+                         r.index_date - dt.timedelta(days=700), "docetaxel+trastuzumab", 8))
+        if rng.random() < 0.65:
+            start2 = last + dt.timedelta(days=int(rng.integers(30, 200)))
+            second = SECOND_LINES[int(rng.choice(4, p=[0.5, 0.3, 0.17, 0.03]))]
+            rows.append((r.patient_id, "advanced", 2, start2, start2 + dt.timedelta(days=90), second, 5))
+            if rng.random() < 0.4:
+                start3 = start2 + dt.timedelta(days=200)
+                rows.append((r.patient_id, "advanced", 3, start3, start3 + dt.timedelta(days=60), "eribulin", 3))
+    return pd.DataFrame(rows, columns=["patient_id", "setting", "line_number", "start_date", "last_admin_date",
+                                       "regimen", "n_admin_days"])
+
+
+def _exposures(lines: pd.DataFrame) -> pd.DataFrame:
+    rows = []
+    first = lines[(lines["setting"] == "advanced") & (lines["line_number"] == 1)]
+    for i, r in enumerate(first.itertuples(index=False)):
+        day = r.start_date
+        while day <= r.last_admin_date:
+            rows.append((r.patient_id, day, PL, 175.0 if i % 2 else 260.0, "mg/m2" if i % 2 else "mg"))
+            day += dt.timedelta(days=21)
+    return pd.DataFrame(rows, columns=["patient_id", "admin_date", "ingredient", "dose", "dose_unit"])
+
+
+def _vitals(rng, cohort: pd.DataFrame) -> pd.DataFrame:
+    return pd.DataFrame({"patient_id": cohort["patient_id"], "measure_date": cohort["index_date"],
+                         "height_cm": rng.normal(160, 6, len(cohort)).round(0),
+                         "weight_kg": rng.normal(60, 8, len(cohort)).round(1)})
+
+
+def _labs(rng, cohort: pd.DataFrame, lines: pd.DataFrame) -> pd.DataFrame:
+    rows = []
+    last = lines[(lines["setting"] == "advanced") & (lines["line_number"] == 1)].set_index("patient_id")
+    for r in cohort.itertuples(index=False):
+        rows.append((r.patient_id, r.index_date - dt.timedelta(days=3), "ANC", 4.0, "10^9/L", 2.0, 7.5))
+        rows.append((r.patient_id, r.index_date - dt.timedelta(days=3), "ALT", 25.0, "U/L", 7.0, 40.0))
+        on = r.index_date + dt.timedelta(days=10)
+        if on <= last.loc[r.patient_id, "last_admin_date"] + dt.timedelta(days=30):
+            rows.append((r.patient_id, on, "ANC", float(rng.choice([0.4, 0.8, 1.3, 1.8, 3.0])), "10^9/L", 2.0, 7.5))
+            rows.append((r.patient_id, on, "HGB", float(rng.choice([75.0, 95.0, 110.0, 130.0])), "g/L", 115, 150))
+    return pd.DataFrame(rows, columns=["patient_id", "collect_date", "test", "value", "unit", "ref_low", "ref_high"])
+
+
+def _adverse_events(rng, cohort: pd.DataFrame) -> pd.DataFrame:
+    terms = ["peripheral neuropathy", "周围神经病变", "过敏反应", "nausea", "脱发", "hiccups of unknown kind"]
+    rows = []
+    for r in cohort.itertuples(index=False):
+        for _ in range(int(rng.integers(0, 3))):
+            rows.append((r.patient_id, r.index_date + dt.timedelta(days=int(rng.integers(0, 40))),
+                         terms[int(rng.integers(0, len(terms)))], int(rng.integers(1, 4)), False))
+    return pd.DataFrame(rows, columns=["patient_id", "onset_date", "term", "grade", "serious"])
+
+
+def _attrition() -> pd.DataFrame:
+    remaining = [6000, 5200, 1400, 900, 260, 200, 197, 152, N_PATIENTS]
+    criteria = ["all valid patients", "breast cancer diagnosis", "HER2-positive", "advanced disease",
+                "an advanced-setting line containing paclitaxel liposome and an anti-HER2 antibody",
+                "that line is advanced line 1", "age >= 18 at index", "index date within the study period",
+                "no death recorded before the index date"]
+    excluded = [0] + [a - b for a, b in zip(remaining, remaining[1:])]
+    return pd.DataFrame({"step": range(1, 10), "criterion": criteria, "n_remaining": remaining,
+                         "n_excluded": excluded})
+
+
+def _data_quality() -> pd.DataFrame:
+    rows = [("ingest", "patients", "rows_read", None, 6010), ("ingest", "patients", "rows_kept", None, 6000),
+            ("ingest", "patients", "duplicates_removed", None, 7), ("ingest", "patients", "rows_quarantined", None, 3),
+            ("ingest", "patients", "quarantined", "invalid_sex", 3),
+            ("ingest", "prescriptions", "rows_read", None, 90000),
+            ("ingest", "prescriptions", "rows_kept", None, 89000),
+            ("ingest", "prescriptions", "duplicates_removed", None, 0),
+            ("ingest", "prescriptions", "rows_quarantined", None, 1000),
+            ("ingest", "prescriptions", "quarantined", "unparseable_date", 600),
+            ("ingest", "prescriptions", "quarantined", "non_positive_dose", 398),
+            ("ingest", "prescriptions", "quarantined", "unknown_unit", 2),
+            ("lines", "prescriptions", "rows_in", None, 89000), ("lines", "prescriptions", "rows_matched", None, 88500),
+            ("lines", "prescriptions", "quarantined", "unmatched_drug_name", 500),
+            ("lines", "prescriptions", "unmatched_name", "中药颗粒", 300),
+            ("lines", "prescriptions", "unmatched_name", "trial drug 2020-01-05", 150),
+            ("lines", "prescriptions", "unmatched_name", "维生素", 48),
+            ("lines", "prescriptions", "unmatched_name", "xyz", 2),
+            ("cohort", "cohort", "death_before_index", "a death recorded before the index date", 45),
+            ("cohort", "biomarkers", "unreadable_result", "a HER2, ER or PR result that cannot be read", 3),
+            ("endpoints", "endpoints", "negative_time", "OS", 0)]
+    return pd.DataFrame(rows, columns=["stage", "table", "check", "reason", "n"])
+
+
+def synthetic_inputs(study, *, n: int = N_PATIENTS, seed: int = 20240611, safety_sources: bool = True
+                     ) -> AnalysisInputs:
+    rng = np.random.default_rng(seed)
+    cohort = _cohort(rng, n)
+    endpoints = _endpoints(rng, cohort)
+    lines = _lines(rng, cohort)
+    os_last_contact = endpoints[endpoints["endpoint"] == "OS"].assign(
+        time_days=lambda f: (f["time_days"] * 0.9).astype("int64"))
+    gap60 = endpoints[~endpoints["patient_id"].isin(cohort["patient_id"].iloc[:2])]
+    gap60 = gap60.assign(time_days=lambda f: (f["time_days"] * 0.95).astype("int64"))
+    return AnalysisInputs(
+        study=study, cohort=cohort, endpoints=endpoints, attrition=_attrition(), data_quality=_data_quality(),
+        lines=lines, exposures=_exposures(lines), vitals=_vitals(rng, cohort),
+        labs=_labs(rng, cohort, lines) if safety_sources else None,
+        adverse_events=_adverse_events(rng, cohort) if safety_sources else None,
+        sensitivity={"OS censored at last contact": os_last_contact, "lines rebuilt with a 60-day gap": gap60,
+                     "lines rebuilt with a 180-day gap": endpoints.copy()},
+        sensitivity_cohorts={"OS censored at last contact": cohort, "lines rebuilt with a 60-day gap":
+                             cohort.iloc[2:], "lines rebuilt with a 180-day gap": cohort})
+
+
+@pytest.fixture(scope="module")
+def run(seed_study, tmp_path_factory):
+    inputs = synthetic_inputs(seed_study)
+    out = tmp_path_factory.mktemp("analysis")
+    return inputs, out, run_analysis(inputs, out)
+
+
+EXPECTED_FILES = ["tables/km_summary.csv", "tables/subgroups.csv", "tables/table1.csv", "tables/safety.csv",
+                  "tables/patterns.csv", "tables/sensitivity.csv", "tables/attrition.csv", "report.html",
+                  "figures/attrition_flow.png", "figures/sequences_sunburst.png"]
+
+
+def test_every_file_exists(run):
+    _, out, result = run
+    endpoints = ["OS", "rwPFS", "TTP", "TTF", "TTNT"]
+    # no main-vs-sensitivity figure for TTP: 3 events in every analysis, so no curve may be drawn
+    expected = EXPECTED_FILES + [f"figures/{kind}_{e}.png" for e in endpoints for kind in ("km", "forest")]
+    expected += [f"figures/km_sensitivity_{e}.png" for e in endpoints if e != "TTP"]
+    for name in expected:
+        assert (out / name).is_file() and (out / name).stat().st_size > 0, name
+        assert result.files[name] == out / name
+    assert sorted(result.files) == sorted(expected)
+    for name in expected:
+        if name.endswith(".png"):
+            assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_km_summary_matches_survival_on_the_same_data(run):
+    inputs, out, _ = run
+    csv = pd.read_csv(out / "tables/km_summary.csv", dtype=str, keep_default_na=False)
+    assert csv.columns.tolist() == [
+        "endpoint", "n", "events", "median_months", "median_ci_low", "median_ci_high", "ci_method",
+        "rate_6m", "rate_6m_ci_low", "rate_6m_ci_high", "rate_12m", "rate_12m_ci_low", "rate_12m_ci_high",
+        "rate_24m", "rate_24m_ci_low", "rate_24m_ci_high", "rate_36m", "rate_36m_ci_low", "rate_36m_ci_high",
+        "rate_60m", "rate_60m_ci_low", "rate_60m_ci_high"]
+    expected = survival.km_summary(inputs.endpoints, ci_method="log-log")
+    assert csv["endpoint"].tolist() == ["OS", "rwPFS", "TTP", "TTF", "TTNT"] == expected["endpoint"].tolist()
+    for got, want in zip(csv.itertuples(index=False), expected.itertuples(index=False)):
+        assert got.n == str(want.n)  # 150, or 135 for TTP (15 not evaluable)
+        assert got.events == (str(want.events) if want.events >= 5 else "<5")
+        for col in ("median_months", "median_ci_low", "median_ci_high", "rate_12m", "rate_60m_ci_low"):
+            value = getattr(want, col)
+            if want.events < 5:
+                assert getattr(got, col) == "*"
+            elif np.isnan(value):
+                assert getattr(got, col) == ""
+            else:
+                assert float(getattr(got, col)) == pytest.approx(value)
+        assert got.ci_method == "log-log"
+    rows = csv.set_index("endpoint")
+    # TTP has exactly 3 events among 135 evaluable patients (built so): "<5", and its median and
+    # rates are withheld with it (a 6-month rate of 99.3% would say "1 event").
+    assert (rows.loc["TTP", "n"], rows.loc["TTP", "events"]) == ("135", "<5")
+    assert {rows.loc["TTP", c] for c in csv.columns[3:] if c != "ci_method"} == {"*"}
+    # OS (18 deaths, median 200 months by construction) is not reached: empty, not 0, not NaN;
+    # rwPFS (11 months) is reached.
+    assert int(rows.loc["OS", "events"]) >= 5 and rows.loc["OS", "median_months"] == ""
+    assert rows.loc["rwPFS", "median_months"] != ""
+
+
+def test_subgroups_table(run):
+    inputs, out, _ = run
+    csv = pd.read_csv(out / "tables/subgroups.csv", dtype=str, keep_default_na=False)
+    assert set(csv["factor"]) == set(inputs.study.analysis.subgroups)
+    assert set(csv["endpoint"]) == {"OS", "rwPFS", "TTP", "TTF", "TTNT"}
+    anti = csv[(csv["endpoint"] == "rwPFS") & (csv["factor"] == "anti_her2")].set_index("level")
+    # reference H (trastuzumab alone); I has 3 patients → "<5", and within the partition
+    # H + HP + I = 150 the next smallest count is withheld too.
+    assert set(anti["reference"]) == {"H"} and anti.loc["H", "hr"] == "1.0"
+    assert anti.loc["I", "n"] == "<5" and "*" in (anti.loc["H", "n"], anti.loc["HP", "n"])
+    assert anti.loc["I", "median_months"] == "*"
+    # The HR of HP vs H equals a Cox model fitted here on the same data.
+    data = inputs.endpoints[inputs.endpoints["endpoint"] == "rwPFS"].merge(
+        subgroup_levels(inputs.cohort, ["anti_her2"]), on="patient_id")
+    cox = survival.cox_by_level(data, "anti_her2", reference="H").set_index("level")
+    assert float(anti.loc["HP", "hr"]) == pytest.approx(cox.loc["HP", "hr"])
+    assert anti.loc["HP", "hr_multivariable"] != ""
+
+
+def test_sensitivity_table(run):
+    inputs, out, _ = run
+    csv = pd.read_csv(out / "tables/sensitivity.csv", dtype=str, keep_default_na=False)
+    rw = csv[csv["endpoint"] == "rwPFS"].set_index("analysis")
+    assert list(rw.index) == ["main analysis", "rwPFS from assessments only", "lines rebuilt with a 60-day gap",
+                              "lines rebuilt with a 180-day gap"]
+    assessments = inputs.endpoints[(inputs.endpoints["endpoint"] == "rwPFS")
+                                   & (inputs.endpoints["source"] == "assessment")]
+    assert rw.loc["rwPFS from assessments only", "n"] == str(len(assessments))
+    # the 60-day-gap cohort lost 2 of 150 patients: 148 would reveal those two, so it is withheld;
+    # its median and rates stay (they are the point of the analysis), equal to a fit made here
+    gap60 = rw.loc["lines rebuilt with a 60-day gap"]
+    assert (gap60["n"], gap60["n_main"], rw.loc["main analysis", "n_main"]) == ("*", "150", "")
+    frame = inputs.sensitivity["lines rebuilt with a 60-day gap"]
+    fit = survival.km_summary(frame[frame["endpoint"] == "rwPFS"], rate_months=(12,)).iloc[0]
+    assert float(gap60["median_months"]) == pytest.approx(fit["median_months"])
+    assert float(gap60["rate_12m"]) == pytest.approx(fit["rate_12m"])
+    os_rows = csv[csv["endpoint"] == "OS"]["analysis"].tolist()
+    assert os_rows == ["main analysis", "OS censored at last contact", "lines rebuilt with a 60-day gap",
+                       "lines rebuilt with a 180-day gap"]
+
+
+def test_report_is_self_contained_and_has_every_section(run):
+    _, out, _ = run
+    page = (out / "report.html").read_text(encoding="utf-8")
+    assert not re.search(r"""(src|href)\s*=\s*["']?\s*https?://""", page, re.IGNORECASE)
+    images = re.findall(r"<img [^>]*src=\"([^\"]+)\"", page)
+    assert len(images) == 1 + 1 + 5 + 5 + 4  # flow, sunburst, KM, forest, sensitivity KM (not TTP)
+    assert all(src.startswith("data:image/png;base64,") for src in images)
+    headings = re.findall(r"<h2 id=\"[^\"]+\">([^<]+)</h2>", page)
+    assert headings == ["Data quality", "Attrition", "Table 1: characteristics at the index date",
+                        "Patterns of use", "Efficacy", "Subgroups", "Sensitivity analyses", "Safety",
+                        "Methods notes"]
+    assert "log-log" in page and "not reached" in page
+    assert "(withheld: looks like a date or an identifier)" in page  # the unmatched name holding a date
+
+
+def test_audit_finds_nothing_and_no_patient_id_anywhere(run, seed_study):
+    inputs, out, _ = run
+    assert audit(out, seed_study) == []
+    ids = inputs.cohort["patient_id"].tolist()
+    for path in out.rglob("*"):
+        if path.is_file():
+            data = path.read_bytes()
+            assert not any(pid.encode() in data for pid in ids), path.name
+
+
+def test_small_counts_never_reach_the_files(run, seed_study):
+    # an independent look at the CSVs: no cell of a count column holds 1-4
+    _, out, _ = run
+    assert audit_output_dir(out, min_cell=5, allowed_dates=[seed_study.data_cutoff, seed_study.study_period.start])\
+        == []
+    table1 = pd.read_csv(out / "tables/table1.csv", dtype=str, keep_default_na=False)
+    anti = table1[table1["characteristic"] == "anti-HER2 label"].set_index("level")
+    assert anti.loc["I", "n"] == "<5" and anti.loc["I", "percent"] == "*"
+    # age bands young to old, not in text order
+    assert table1.loc[table1["characteristic"] == "age group", "level"].tolist() == ["<50", "50-64", ">=65"]
+
+
+def test_safety_table_from_labs_and_records(run):
+    inputs, out, result = run
+    csv = pd.read_csv(out / "tables/safety.csv", dtype=str, keep_default_na=False)
+    assert {"lab", "record"} == set(csv["source"]) and "unmapped term" in set(csv["term"])
+    events = result.safety_events
+    assert events.columns.tolist() == ["patient_id", "term", "grade", "source", "onset_date"]
+    # patients with an ANC in the window and a grade >= 1 value: compare with the CSV (>= 5 here)
+    anc = csv[csv["term"] == "Neutrophil count decreased"].iloc[0]
+    n_anc = events[(events["term"] == "Neutrophil count decreased")]["patient_id"].nunique()
+    assert anc["any_grade_n"] == str(n_anc) and float(anc["any_grade_percent"]) == pytest.approx(100 * n_anc / 150)
+
+
+def test_safety_not_available_when_sources_absent(seed_study, tmp_path):
+    inputs = synthetic_inputs(seed_study, n=60, seed=3, safety_sources=False)
+    result = run_analysis(inputs, tmp_path)
+    assert result.safety_events.empty
+    csv = pd.read_csv(tmp_path / "tables/safety.csv", dtype=str, keep_default_na=False)
+    assert csv["term"].tolist() == ["laboratory toxicities", "recorded adverse events"]
+    assert (csv["any_grade_n"] == "").all() and csv["note"].str.startswith("not available").all()
+    page = (tmp_path / "report.html").read_text(encoding="utf-8")
+    safety = page[page.index('<h2 id="safety">'):page.index('<h2 id="methods">')]
+    assert "Laboratory toxicities: not available" in safety and "Recorded adverse events: not available" in safety
+    assert "<table" not in safety  # no table of zeros
+
+
+def test_merge_small_sequences():
+    # 12 + 7 kept; 3 + 1 = 4 pooled is still below 5, so the next smallest (6) joins: 10.
+    counts = pd.DataFrame({"line1": list("ABCDE"), "line2": "x", "line3": "y", "n": [12, 7, 3, 1, 6]})
+    out = merge_small_sequences(counts, 5)
+    assert out[["line1", "n"]].values.tolist() == [["A", 12], [OTHER_SEQUENCES, 10], ["B", 7]]
+    assert out["n"].sum() == 29
+
+
+def test_reference_levels():
+    assert reference_level(pd.Series(["HP", "H", "HP"]), "anti_her2") == "H"
+    # nobody with the preferred reference: the largest level
+    assert reference_level(pd.Series(["HP", "I", "HP"]), "anti_her2") == "HP"
+    assert reference_level(pd.Series(["3B", "3A", "3B", None]), "hospital_tier") == "3B"

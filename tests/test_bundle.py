@@ -1,0 +1,77 @@
+"""The Databricks Asset Bundle: structure, task chain, schedule, files it names."""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+JOB_FILE = REPO / "conf" / "jobs" / "cohort_pipeline.job.yml"
+STAGES = ["ingest", "lines", "cohort", "endpoints", "analysis"]
+
+
+def load():
+    bundle = yaml.safe_load((REPO / "databricks.yml").read_text(encoding="utf-8"))
+    job = yaml.safe_load(JOB_FILE.read_text(encoding="utf-8"))["resources"]["jobs"]["cohort_pipeline"]
+    return bundle, job
+
+
+def test_bundle_includes_the_job_and_builds_the_wheel():
+    bundle, _ = load()
+    assert bundle["bundle"]["name"] == "cohort-engine"
+    assert any(JOB_FILE.match(pattern.replace("*", "*")) for pattern in bundle["include"])
+    assert bundle["artifacts"]["cohort_engine"]["type"] == "whl"
+    assert {"dev", "prod"} <= set(bundle["targets"])
+
+
+def test_tasks_run_the_stages_in_order():
+    _, job = load()
+    tasks = job["tasks"]
+    assert [t["task_key"] for t in tasks] == STAGES
+    for before, task in zip(tasks, tasks[1:]):
+        assert task["depends_on"] == [{"task_key": before["task_key"]}]
+    assert "depends_on" not in tasks[0]
+    for task in tasks:
+        script = (JOB_FILE.parent / task["spark_python_task"]["python_file"]).resolve()
+        assert script.is_file(), script
+        assert script.parent == REPO / "jobs"
+        assert task["libraries"] == [{"whl": "../../dist/*.whl"}]
+        assert task["job_cluster_key"] == job["job_clusters"][0]["job_cluster_key"]
+
+
+def test_parameters_are_declared_and_passed():
+    bundle, job = load()
+    declared = {p["name"] for p in job["parameters"]}
+    assert declared == {"source", "lake", "out", "study", "cutoff"}
+    for p in job["parameters"]:
+        for var in re.findall(r"\$\{var\.(\w+)\}", str(p["default"])):
+            assert var in bundle["variables"]
+    for task in job["tasks"]:
+        args = task["spark_python_task"]["parameters"]
+        used = set(re.findall(r"\{\{job\.parameters\.(\w+)\}\}", " ".join(args)))
+        assert used <= declared
+        assert {"--lake", "--out", "--study", "--cutoff"} <= set(args)
+    assert "--source" in job["tasks"][0]["spark_python_task"]["parameters"]
+
+
+def test_monthly_schedule_one_run_at_a_time():
+    _, job = load()
+    seconds, minutes, hours, day, month, weekday = job["schedule"]["quartz_cron_expression"].split()
+    assert day.isdigit() and month == "*" and weekday == "?"
+    assert job["schedule"]["pause_status"] == "UNPAUSED"
+    assert job["max_concurrent_runs"] == 1
+
+
+def test_job_scripts_accept_the_task_parameters():
+    # Every job script hands its argv to the CLI, which must parse what the task passes.
+    from cohort_engine.cli import build_parser
+    _, job = load()
+    for task in job["tasks"]:
+        text = (JOB_FILE.parent / task["spark_python_task"]["python_file"]).resolve().read_text()
+        prefix = re.search(r"submit\(\[(.*)\]\)", text).group(1)
+        argv = [a.strip().strip('"') for a in prefix.split(",")]
+        args = [re.sub(r"\{\{job\.parameters\.(\w+)\}\}", lambda m: "" if m.group(1) == "cutoff" else f"/x/{m.group(1)}", a)
+                for a in task["spark_python_task"]["parameters"]]
+        parsed = build_parser().parse_args(argv + args)
+        assert parsed.stages == task["task_key"] and parsed.cutoff is None
