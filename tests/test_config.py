@@ -87,6 +87,10 @@ def test_spark_settings_layering():
     assert s["conf"]["spark.sql.parquet.outputTimestampType"] == "TIMESTAMP_MICROS"
     assert resolve_settings("local", master="local[2]", environ=env)["master"] == "local[2]"
     assert "spark.sql.extensions" not in s["conf"]
+    # Under spark-submit the profile's master gives way to spark-submit's --master.
+    submitted = {"PYSPARK_GATEWAY_PORT": "40000"}
+    assert resolve_settings("local", environ=submitted)["master"] is None
+    assert resolve_settings("local", master="yarn", environ=submitted)["master"] == "yarn"
     with pytest.raises(ConfigError, match=r"Spark profile 'nope' not found"):
         resolve_settings("nope", environ={})
     with pytest.raises(ConfigError, match=r"COHORT_ENGINE_SPARK_CONF: expected key=value, got 'oops'"):

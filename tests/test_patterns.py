@@ -72,6 +72,11 @@ def test_dose_in_mg_and_per_m2(table):
     m2 = table[("paclitaxel liposome dose", "mg/m2 per administration")]
     assert (m2.n, m2.median, m2.q1, m2.q3) == (7, pytest.approx(80), pytest.approx(80), pytest.approx(175))
     assert BSA_B == 1.5
+    # Per schedule: A (every 3 weeks) 175 x3; B (weekly) 80 x4; C (single) has no mg/m2.
+    by = "paclitaxel liposome dose by schedule"
+    q3w, weekly = table[(by, "every 3 weeks: mg/m2 per administration")], table[(by, "weekly: mg/m2 per administration")]
+    assert (q3w.n, q3w.median, weekly.n, weekly.median) == (3, pytest.approx(175), 4, pytest.approx(80))
+    assert table[(by, "single administration: mg/m2 per administration")].n == 0
 
 
 def test_schedule_administrations_and_duration(table):

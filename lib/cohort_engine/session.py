@@ -54,11 +54,18 @@ def resolve_settings(profile: str = "local", master: str | None = None,
     env_conf = environ.get("COHORT_ENGINE_SPARK_CONF", "")
     conf.update(parse_conf_pairs(env_conf.split(";"), "COHORT_ENGINE_SPARK_CONF"))
     conf.update(overrides or {})
-    chosen_master = master or environ.get("COHORT_ENGINE_SPARK_MASTER") or settings["master"]
+    chosen_master = master or environ.get("COHORT_ENGINE_SPARK_MASTER")
+    if not chosen_master and not launched_by_spark_submit(environ):
+        chosen_master = settings["master"]  # spark-submit's own --master must win over a profile
     if delta_packages_requested(conf, environ):
         conf.setdefault("spark.sql.extensions", DELTA_EXTENSION)
         conf.setdefault("spark.sql.catalog.spark_catalog", DELTA_CATALOG)
     return {"master": chosen_master, "conf": conf}
+
+
+def launched_by_spark_submit(environ: typing.Mapping[str, str]) -> bool:
+    """spark-submit starts the JVM first and hands the Python driver its gateway port."""
+    return "PYSPARK_GATEWAY_PORT" in environ
 
 
 def delta_packages_requested(conf: typing.Mapping[str, str], environ: typing.Mapping[str, str]) -> bool:
