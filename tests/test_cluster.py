@@ -1,0 +1,67 @@
+"""spark-submit on a real standalone cluster (a master and two workers on loopback)
+gives the same lake and the same outputs as local mode."""
+from __future__ import annotations
+
+import filecmp
+import os
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from cohort_engine.cli import main
+from cohort_engine.cluster import StandaloneCluster, build_pyfiles_zip, spark_submit
+
+REPO = Path(__file__).resolve().parents[1]
+ENV = {"COHORT_ENGINE_DELTA_WRITER": "offline"}
+GOLD = {"therapy_lines": ["patient_id", "setting", "line_number"], "cohort": ["patient_id"],
+        "endpoints": ["patient_id", "endpoint"], "attrition": ["step"]}
+
+
+def gold(lake: Path, name: str) -> pd.DataFrame:
+    from deltalake import DeltaTable
+    return DeltaTable(str(lake / "gold" / name)).to_pandas().sort_values(GOLD[name]).reset_index(drop=True)
+
+
+@pytest.fixture(scope="module")
+def runs(spark, tmp_path_factory):
+    from cohort_engine.synth import generate_extract
+    base = tmp_path_factory.mktemp("cluster")
+    generate_extract(spark, base / "extract", patients=1500, seed=5, clean=False)
+    assert main(["run", "--source", str(base / "extract"), "--lake", str(base / "lake_local"),
+                 "--out", str(base / "out_local"), "--quiet"], ENV) == 0
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYSPARK_GATEWAY")}
+    env.update(ENV, PYSPARK_PYTHON=sys.executable, COHORT_ENGINE_CONF_DIR=str(REPO / "conf"))
+    with StandaloneCluster(workers=2, cores=1, memory="1g", log_dir=base / "cluster-logs") as cluster:
+        status = cluster.status()
+        result = spark_submit(cluster.master_url, REPO / "jobs" / "run_pipeline.py",
+                              ["--source", str(base / "extract"), "--lake", str(base / "lake_cluster"),
+                               "--out", str(base / "out_cluster"), "--spark-profile", "standalone", "--quiet"],
+                              build_pyfiles_zip(base), env, log_path=base / "submit.log")
+    return base, status, result
+
+
+def test_the_cluster_had_two_workers_and_the_job_succeeded(runs):
+    base, status, result = runs
+    assert status["aliveworkers"] == 2 and status["cores"] == 2
+    assert result.returncode == 0, (base / "submit.log").read_text()[-3000:]
+    log = (base / "submit.log").read_text()
+    assert "StandaloneSchedulerBackend" in log  # executors on the workers, not local mode
+
+
+@pytest.mark.parametrize("name", sorted(GOLD))
+def test_gold_tables_equal_local_mode(runs, name):
+    base, _, _ = runs
+    local, cluster = gold(base / "lake_local", name), gold(base / "lake_cluster", name)
+    assert len(local) > 0
+    pd.testing.assert_frame_equal(local, cluster)
+
+
+def test_output_tables_equal_local_mode(runs):
+    base, _, _ = runs
+    tables = sorted(p.name for p in (base / "out_local" / "tables").glob("*.csv"))
+    assert "km_summary.csv" in tables and "attrition.csv" in tables
+    match, mismatch, errors = filecmp.cmpfiles(base / "out_local" / "tables", base / "out_cluster" / "tables",
+                                               tables, shallow=False)
+    assert (mismatch, errors) == ([], [])
