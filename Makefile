@@ -23,5 +23,10 @@ demo: $(STAMP)
 test: $(STAMP)
 	PYSPARK_PYTHON=$(abspath $(BIN))/python $(BIN)/python -m pytest -q
 
+# Scale benchmark (not a test): prints per-stage time, peak memory, rows/s; writes bench-out/bench.json.
+BENCH_SIZES ?= 250000 500000 1000000
+bench: $(STAMP)
+	PYSPARK_PYTHON=$(abspath $(BIN))/python $(BIN)/python benchmarks/pipeline_bench.py --patients $(BENCH_SIZES) --dir bench-out
+
 clean:
 	rm -rf $(VENV) $(DEMO_DIR) .pytest_cache

@@ -43,7 +43,7 @@ def test_tasks_run_the_stages_in_order():
 def test_parameters_are_declared_and_passed():
     bundle, job = load()
     declared = {p["name"] for p in job["parameters"]}
-    assert declared == {"source", "lake", "out", "study", "cutoff"}
+    assert declared == {"source", "lake", "out", "study", "cutoff", "load_mode"}
     for p in job["parameters"]:
         for var in re.findall(r"\$\{var\.(\w+)\}", str(p["default"])):
             assert var in bundle["variables"]
@@ -53,6 +53,7 @@ def test_parameters_are_declared_and_passed():
         assert used <= declared
         assert {"--lake", "--out", "--study", "--cutoff"} <= set(args)
     assert "--source" in job["tasks"][0]["spark_python_task"]["parameters"]
+    assert "--mode" in job["tasks"][0]["spark_python_task"]["parameters"]  # monthly loads merge
 
 
 def test_monthly_schedule_one_run_at_a_time():
@@ -71,7 +72,8 @@ def test_job_scripts_accept_the_task_parameters():
         text = (JOB_FILE.parent / task["spark_python_task"]["python_file"]).resolve().read_text()
         prefix = re.search(r"submit\(\[(.*)\]\)", text).group(1)
         argv = [a.strip().strip('"') for a in prefix.split(",")]
-        args = [re.sub(r"\{\{job\.parameters\.(\w+)\}\}", lambda m: "" if m.group(1) == "cutoff" else f"/x/{m.group(1)}", a)
+        values = {"cutoff": "", "load_mode": "incremental"}
+        args = [re.sub(r"\{\{job\.parameters\.(\w+)\}\}", lambda m: values.get(m.group(1), f"/x/{m.group(1)}"), a)
                 for a in task["spark_python_task"]["parameters"]]
         parsed = build_parser().parse_args(argv + args)
         assert parsed.stages == task["task_key"] and parsed.cutoff is None

@@ -26,11 +26,12 @@ def gold(lake: Path, name: str) -> pd.DataFrame:
 
 @pytest.fixture(scope="module")
 def runs(spark, tmp_path_factory):
-    from cohort_engine.synth import generate_extract
     base = tmp_path_factory.mktemp("cluster")
-    generate_extract(spark, base / "extract", patients=1500, seed=5, clean=False)
-    assert main(["run", "--source", str(base / "extract"), "--lake", str(base / "lake_local"),
-                 "--out", str(base / "out_local"), "--quiet"], ENV) == 0
+    # Local mode through `demo` (the README's main command): generate, then every stage.
+    assert main(["demo", "--patients", "1500", "--seed", "5", "--dir", str(base / "local"), "--quiet"], ENV) == 0
+    (base / "local" / "extract").rename(base / "extract")
+    (base / "local" / "lake").rename(base / "lake_local")
+    (base / "local" / "out").rename(base / "out_local")
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYSPARK_GATEWAY")}
     env.update(ENV, PYSPARK_PYTHON=sys.executable, COHORT_ENGINE_CONF_DIR=str(REPO / "conf"))
     with StandaloneCluster(workers=2, cores=1, memory="1g", log_dir=base / "cluster-logs") as cluster:
@@ -40,6 +41,12 @@ def runs(spark, tmp_path_factory):
                                "--out", str(base / "out_cluster"), "--spark-profile", "standalone", "--quiet"],
                               build_pyfiles_zip(base), env, log_path=base / "submit.log")
     return base, status, result
+
+
+def test_demo_wrote_the_report(runs):
+    base, _, _ = runs
+    html = (base / "out_local" / "report.html").read_text(encoding="utf-8")
+    assert "Kaplan" in html and "data:image/png;base64," in html and "http://" not in html
 
 
 def test_the_cluster_had_two_workers_and_the_job_succeeded(runs):

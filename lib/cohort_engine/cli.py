@@ -3,6 +3,11 @@
 Every entry point is `main(argv, environ)`: tests call it directly, and the
 `jobs/` scripts for spark-submit are one line around it. Exit status 0 on
 success; otherwise one line on stderr saying why.
+
+`run` holds the lake's lock (`lake.LakeLock`) from before Spark starts until it
+ends, so a second run on the same lake fails at once (or waits, --wait-lock).
+`run --incremental` merges a new monthly extract into bronze; `run
+--as-of-manifest FILE` replays later stages on the Delta versions a manifest names.
 """
 from __future__ import annotations
 
@@ -10,7 +15,9 @@ import argparse
 import datetime as dt
 import logging
 import os
+import shutil
 import sys
+import time
 import typing
 from pathlib import Path
 
@@ -52,6 +59,27 @@ class UsageError(ValueError):
     pass
 
 
+class CannotWrite(ValueError):
+    """An output folder or lake root that cannot be created or written."""
+
+
+def _load_mode(text: str) -> str:
+    mode = text.strip() or "full"  # schedulers pass an empty parameter for the default
+    if mode not in ("full", "incremental"):
+        raise argparse.ArgumentTypeError(f"expected full or incremental, got {text!r}")
+    return mode
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds (0 or more), got {text!r}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="cohort-engine", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -78,7 +106,22 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--out", required=True, type=Path)
     run.add_argument("--study", type=Path, default=None)
     run.add_argument("--cutoff", type=_date, default=None)
-    run.add_argument("--stages", default=None, help="comma-separated; default: all")
+    run.add_argument("--stages", default=None,
+                     help="comma-separated; default: all (with --as-of-manifest: analysis)")
+    run.add_argument("--incremental", action="store_true",
+                     help="merge the extract into the lake's bronze tables (a new monthly extract) "
+                          "instead of replacing them")
+    run.add_argument("--mode", type=_load_mode, default=None, metavar="full|incremental",
+                     help="how ingest loads the extract; --incremental is --mode incremental "
+                          "(a valued form for scheduler parameters; empty means full)")
+    run.add_argument("--as-of-manifest", type=Path, default=None, metavar="FILE",
+                     help="replay: rerun stages on the Delta versions this run_manifest.json names; "
+                          "the study and cut-off come from it")
+    run.add_argument("--replay-lake", type=Path, default=None, metavar="DIR",
+                     help="where a replay writes the tables it rebuilds (default: a folder under "
+                          "<lake>/_replay, removed after the run)")
+    run.add_argument("--wait-lock", type=_seconds, default=0.0, metavar="SECONDS",
+                     help="wait this long for another run on the same lake to finish (default: fail at once)")
 
     demo = sub.add_parser("demo", parents=[spark_opts], help="generate, run everything, write the report")
     demo.add_argument("--patients", type=_positive, default=DEMO_PATIENTS)
@@ -110,16 +153,104 @@ def cmd_generate(args, environ, progress) -> int:
     return 0
 
 
+def _writable_folder(path: Path, option: str) -> Path:
+    """Create `path` if needed and prove it writable, before any work starts."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / f".cohort-engine-write-test-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise CannotWrite(f"cannot write {option} {path}: {exc.strerror or exc}") from None
+    return path
+
+
+def _replay_plan(args, environ):
+    """(manifest, study, stages) of a replay, every option checked against the manifest."""
+    from .pipeline import engine_version, file_sha256, load_manifest, replay_stages, study_of_manifest
+    source = args.as_of_manifest
+    if args.incremental:
+        raise ConfigError("--as-of-manifest replays a run on the lake as it was; it loads no extract "
+                          "(leave out --incremental)")
+    manifest = load_manifest(source)
+    study = study_of_manifest(manifest, str(source))
+    if args.cutoff is not None and args.cutoff != study.data_cutoff:
+        raise ConfigError(f"--cutoff {args.cutoff.isoformat()} differs from the data cut-off "
+                          f"{study.data_cutoff.isoformat()} of {source}")
+    if args.study is not None:
+        given = load_study(args.study).with_cutoff(study.data_cutoff)
+        if given.config_hash() != manifest["study_hash"]:
+            raise ConfigError(f"{args.study} is not the study {source} ran (study hash "
+                              f"{given.config_hash()[:12]} vs {manifest['study_hash'][:12]}); leave out "
+                              "--study to replay the manifest's own")
+        study = given  # same configuration; its file locates a relative vocabulary
+    stages = replay_stages(args.stages)
+    recorded = manifest.get("vocabulary_sha256")
+    if "lines" in stages and recorded and file_sha256(study.vocabulary_path(environ)) != recorded:
+        raise ConfigError(f"the drug vocabulary {study.vocabulary_path(environ)} changed since {source} ran: "
+                          "lines rebuilt from it would differ (replay later stages only)")
+    if (args.out / "run_manifest.json").resolve() == Path(source).resolve():
+        raise ConfigError(f"--out {args.out} holds the manifest being replayed: replay into another folder")
+    if manifest.get("engine_version") not in (None, engine_version()):
+        log.warning("replay: %s was written by engine %s, this is %s; results may differ",
+                    source, manifest["engine_version"], engine_version())
+    return manifest, study, stages
+
+
 def cmd_run(args, environ, progress) -> int:
-    from .lake import Lake
-    from .pipeline import RunContext, parse_stages, run
-    study = _study(args, environ)
-    stages = parse_stages(args.stages)
-    spark = _session(args, environ)
-    ctx = RunContext(spark=spark, lake=Lake(args.lake, spark, environ), source=args.source, out=args.out,
-                     study=study, environ=environ, progress=progress)
-    run(ctx, stages)
+    from .lake import Lake, LakeLock
+    from .pipeline import RunContext, parse_stages, pinned_versions, run
+    if args.incremental and args.mode == "full":
+        raise ConfigError("--incremental contradicts --mode full")
+    args.incremental = args.incremental or args.mode == "incremental"
+    replay = args.as_of_manifest is not None
+    if replay:
+        manifest, study, stages = _replay_plan(args, environ)
+        if not args.lake.is_dir():
+            raise CannotWrite(f"--lake {args.lake} does not exist: a replay reads an existing lake")
+    else:
+        study = _study(args, environ)
+        stages = parse_stages(args.stages)
+        _writable_folder(args.lake, "--lake")
+    _writable_folder(args.out, "--out")
+
+    lock = scratch = None
+    if not replay:  # a replay reads pinned versions only and writes to its own scratch lake
+        mode = " --incremental" if args.incremental else ""
+        lock = LakeLock(args.lake, command=f"cohort-engine run --stages {','.join(stages)}{mode}",
+                        progress=progress).acquire(args.wait_lock)
+    try:
+        spark = _session(args, environ)
+        if replay:
+            scratch = args.replay_lake or (args.lake / "_replay" / f"{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}")
+            lake = Lake(args.lake, spark, environ, pinned_versions=pinned_versions(manifest), write_root=scratch)
+            # No timestamp of the original run: under <out>, dates other than this run's are audited as data.
+            replay_of = {"manifest": str(args.as_of_manifest.resolve()), "study_hash": manifest["study_hash"],
+                         "replay_lake": str(Path(scratch).resolve())}
+            progress(f"replay of {args.as_of_manifest}: {len(lake.pinned_versions)} tables pinned, "
+                     f"stages {','.join(stages)}")
+        else:
+            lake, replay_of = Lake(args.lake, spark, environ), None
+            removed = lake.remove_unfinished_writes()
+            if removed:
+                progress(f"lake: removed {len(removed)} unfinished write folders of an interrupted run")
+        ctx = RunContext(spark=spark, lake=lake, source=args.source, out=args.out, study=study,
+                         environ=environ, progress=progress, incremental=args.incremental, replay_of=replay_of)
+        run(ctx, stages)
+    finally:
+        if lock is not None:
+            lock.release()
+        if scratch is not None and args.replay_lake is None:
+            shutil.rmtree(scratch, ignore_errors=True)
+            _remove_empty(args.lake / "_replay")
     return 0
+
+
+def _remove_empty(path: Path) -> None:
+    try:
+        path.rmdir()
+    except OSError:
+        pass
 
 
 def cmd_demo(args, environ, progress) -> int:
@@ -131,15 +262,21 @@ def cmd_demo(args, environ, progress) -> int:
         common += ["--master", args.master]
     # The generator writes truth/manifest.json last: without it the extract is incomplete.
     if not (source / "truth" / "manifest.json").exists():
-        code = main(["generate", "--out", str(source), "--patients", str(args.patients),
-                     "--seed", str(args.seed), *common], environ, progress)
+        code = _dispatch(["generate", "--out", str(source), "--patients", str(args.patients),
+                          "--seed", str(args.seed), *common], environ, progress)
         if code:
             return code
-    code = main(["run", "--source", str(source), "--lake", str(lake), "--out", str(out), *common],
-                environ, progress)
+    code = _dispatch(["run", "--source", str(source), "--lake", str(lake), "--out", str(out), *common],
+                     environ, progress)
     if code == 0:
-        progress(f"demo: outputs in {out}")
+        progress(f"demo: report in {out / 'report.html'}")
     return code
+
+
+def _dispatch(argv: list[str], environ, progress) -> int:
+    """Run one command inside another (demo = generate + run); errors reach main's handler."""
+    args = build_parser().parse_args(argv)
+    return COMMANDS[args.command](args, environ, progress)
 
 
 COMMANDS = {"generate": cmd_generate, "run": cmd_run, "demo": cmd_demo}
@@ -162,7 +299,7 @@ def main(argv: typing.Sequence[str] | None = None, environ: typing.Mapping[str, 
     from .pipeline import StageError
     try:
         return COMMANDS[args.command](args, environ, progress)
-    except (ConfigError, IngestError, LakeError, StageError) as exc:
+    except (ConfigError, IngestError, LakeError, StageError, CannotWrite) as exc:
         print(f"cohort-engine: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except OSError as exc:

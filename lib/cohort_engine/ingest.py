@@ -4,6 +4,16 @@ Each source table is read once, typed by the contract, and every row gets either
 no reason (kept, to bronze), a reason code (to quarantine, with its raw text), or
 the mark of an exact duplicate (dropped, counted). The three always add up to the
 rows read, and the counts land in the data-quality table.
+
+A full load replaces bronze and quarantine. An incremental load (a new monthly
+extract) merges into them instead: the reference tables that every extract holds
+whole (SNAPSHOT_TABLES: patients, hospitals) are replaced; every other table gets
+only the rows it does not hold yet, compared by record_id for prescriptions and by
+the whole typed row elsewhere. A row the lake already holds counts as a duplicate;
+a record_id the lake holds with other content is quarantined as
+conflicting_record_id (the lake keeps the first-loaded record). Each append
+commits with a Delta transaction id (table, cut-off), so that a month goes in
+once, and a load older than one already merged is refused.
 """
 from __future__ import annotations
 
@@ -22,6 +32,10 @@ from .contract import (DOSE_UNITS, EARLIEST_DATE, LAB_UNITS, PATIENT_TABLES, SEX
 log = logging.getLogger(__name__)
 
 DUPLICATE = "__exact_duplicate__"
+ALREADY_LOADED = "__already_in_lake__"  # an incremental row the lake already holds (a duplicate)
+# Reference tables each monthly extract holds whole: an incremental load replaces them.
+SNAPSHOT_TABLES = ("hospitals", "patients")
+KEYS = {"prescriptions": "record_id", "patients": "patient_id", "hospitals": "hospital_id"}
 # Full-width forms and micro signs that units are written with.
 _UNIT_FROM = "ＭＧＫＵＬＤ／％µμ²"
 _UNIT_TO = "mgkuld/%uu2"
@@ -40,6 +54,7 @@ class TableResult:
     rows_kept: int
     duplicates_removed: int
     quarantined: dict[str, int]
+    already_in_lake: int = 0  # of duplicates_removed: rows an incremental load found in bronze
 
     @property
     def rows_quarantined(self) -> int:
@@ -194,7 +209,7 @@ def validate(raw: DataFrame, table: str, cutoff, patient_status: DataFrame | Non
     # exact duplicate (dropped, counted); a keyed row whose content differs from
     # the group's first row is a conflicting copy of the key (quarantined).
     reasons = row_reasons(df, spec, cutoff)
-    key = {"prescriptions": "record_id", "patients": "patient_id", "hospitals": "hospital_id"}.get(table)
+    key = KEYS.get(table)
     df = df.withColumn("__hash", _content_hash(raw_cols))
     group = F.col(f"__t_{key}") if key else F.col("__hash")
     order = Window.partitionBy(group).orderBy("__hash", *raw_cols)
@@ -232,7 +247,7 @@ def bronze_frame(validated: DataFrame, raw_columns: list[str], table: str) -> Da
 
 def quarantine_frame(validated: DataFrame, raw_columns: list[str]) -> DataFrame:
     """Rejected rows as they were written, every column as text, with the reason."""
-    return (validated.where(F.col("reason").isNotNull() & (F.col("reason") != DUPLICATE))
+    return (validated.where(F.col("reason").isNotNull() & ~F.col("reason").isin(DUPLICATE, ALREADY_LOADED))
             .select(F.col("reason"), *[F.col(c).cast("string").alias(c) for c in raw_columns]))
 
 
@@ -240,35 +255,156 @@ def reason_counts(validated: DataFrame) -> dict[str | None, int]:
     return {r["reason"]: r["n"] for r in validated.groupBy("reason").agg(F.count(F.lit(1)).alias("n")).collect()}
 
 
+def mark_already_loaded(validated: DataFrame, existing: DataFrame, table: str) -> DataFrame:
+    """`validated` with the reason of rows the lake holds already (incremental loads).
+
+    A row that would be kept and equals a bronze row in every column (as typed)
+    gets ALREADY_LOADED; for prescriptions, a kept row whose record_id bronze holds
+    with other content gets conflicting_record_id. Other reasons stay.
+    """
+    spec = SOURCE_TABLES[table]
+    columns = list(existing.columns)
+
+    def as_bronze(name: str) -> Column:  # the value this load would write to bronze
+        if name in spec.column_names:
+            return F.col(f"__t_{name}").cast(spec.column(name).spark_type)
+        return F.col(name) if name in validated.columns else F.lit(None)
+
+    df = validated.select("*", *[as_bronze(c).alias(f"__n{i}") for i, c in enumerate(columns)])
+    rows = (existing.select(*[F.col(c).alias(f"__o{i}") for i, c in enumerate(columns)]).distinct()
+            .withColumn("__in_lake", F.lit(True)))
+    df = df.join(rows, [F.col(f"__n{i}").eqNullSafe(F.col(f"__o{i}")) for i in range(len(columns))], "left")
+    kept = F.col("reason").isNull()
+    reason = F.when(kept & F.col("__in_lake").isNotNull(), F.lit(ALREADY_LOADED))
+    drop = [f"__n{i}" for i in range(len(columns))] + [f"__o{i}" for i in range(len(columns))] + ["__in_lake"]
+    if table == "prescriptions":
+        ids = existing.select(F.col("record_id").alias("__known_id")).distinct()
+        df = df.join(ids, F.col("__t_record_id") == F.col("__known_id"), "left")
+        reason = reason.when(kept & F.col("__known_id").isNotNull(), F.lit("conflicting_record_id"))
+        drop.append("__known_id")
+    return df.withColumn("reason", reason.otherwise(F.col("reason"))).drop(*drop)
+
+
+def aligned_to(df: DataFrame, table_columns: typing.Sequence[tuple[str, str]]) -> DataFrame:
+    """`df` in a table's column order, a column it lacks added empty; (name, Spark type) pairs.
+
+    Columns the table lacks stay, so that the lake's append check names them.
+    """
+    have = set(df.columns)
+    wanted = [F.col(n) if n in have else F.lit(None).cast(t).alias(n) for n, t in table_columns]
+    return df.select(*wanted, *[c for c in df.columns if c not in {n for n, _ in table_columns}])
+
+
+def full_load_app(table: str) -> str:
+    """Delta transaction id recording each full load of a bronze table."""
+    return f"cohort-engine/ingest/{table}/full"
+
+
+def incremental_app(lake, table: str) -> str:
+    """Delta transaction id of the incremental loads since the table's last full load.
+
+    The transaction state of a Delta table survives overwrites, so the id names the
+    full load it builds on: after a rebuild, months merge again from a clean slate.
+    """
+    base = lake.transaction_version("bronze", table, full_load_app(table)) or 0
+    return f"cohort-engine/ingest/{table}/since-full-{base}"
+
+
+def cutoff_number(cutoff) -> int:
+    """A cut-off as the transaction number of its load: 2025-06-30 -> 20250630."""
+    return cutoff.year * 10_000 + cutoff.month * 100 + cutoff.day
+
+
+def check_incremental_order(lake, tables: typing.Iterable[str], cutoff) -> None:
+    """Refuse an incremental load older than one the lake already merged."""
+    n = cutoff_number(cutoff)
+    for table in tables:
+        if table in SNAPSHOT_TABLES or not lake.exists("bronze", table):
+            continue
+        done = lake.transaction_version("bronze", table, incremental_app(lake, table))
+        if done is not None and done > n:
+            raise IngestError(f"bronze/{table} already holds the incremental load of cut-off {_number_date(done)}, "
+                              f"later than {cutoff.isoformat()}: an incremental load cannot go back in time "
+                              "(rebuild with a full load, without --incremental)")
+
+
+def _number_date(n: int) -> str:
+    return f"{n // 10_000:04d}-{n // 100 % 100:02d}-{n % 100:02d}"
+
+
+def _table_columns(df: DataFrame) -> list[tuple[str, str]]:
+    return [(f.name, f.dataType.simpleString()) for f in df.schema]
+
+
 def ingest_table(lake, raw: DataFrame, table: str, cutoff, patient_status=None,
-                 patient_births=None) -> TableResult:
+                 patient_births=None, incremental: bool = False) -> TableResult:
     raw_columns = list(raw.columns)
     validated = validate(raw, table, cutoff, patient_status, patient_births)
+    merge = incremental and table not in SNAPSHOT_TABLES
+    existing = lake.read("bronze", table) if merge and lake.exists("bronze", table) else None
+    if existing is not None:
+        validated = mark_already_loaded(validated, existing, table)
     validated = validated.persist(StorageLevel.MEMORY_AND_DISK)
     try:
         counts = reason_counts(validated)
-        lake.write(bronze_frame(validated, raw_columns, table), "bronze", table)
-        lake.write(quarantine_frame(validated, raw_columns), "quarantine", table)
+        bronze = bronze_frame(validated, raw_columns, table)
+        quarantine = quarantine_frame(validated, raw_columns)
+        if merge:
+            _append_new(lake, bronze, quarantine, table, cutoff, counts.get(None, 0), existing)
+        else:
+            version = lake.version("bronze", table) if lake.exists("bronze", table) else 0
+            lake.write(bronze, "bronze", table, txn=(full_load_app(table), version + 1))
+            lake.write(quarantine, "quarantine", table)
     finally:
         validated.unpersist()
-    quarantined = {r: n for r, n in counts.items() if r not in (None, DUPLICATE)}
+    already = counts.get(ALREADY_LOADED, 0)
+    quarantined = {r: n for r, n in counts.items() if r not in (None, DUPLICATE, ALREADY_LOADED)}
     result = TableResult(table, rows_read=sum(counts.values()), rows_kept=counts.get(None, 0),
-                         duplicates_removed=counts.get(DUPLICATE, 0), quarantined=quarantined)
+                         duplicates_removed=counts.get(DUPLICATE, 0) + already, quarantined=quarantined,
+                         already_in_lake=already)
     if not result.balanced:  # pragma: no cover - an invariant of the split above
         raise RuntimeError(f"ingest of {table}: counts do not balance")
     return result
 
 
+def _append_new(lake, bronze: DataFrame, quarantine: DataFrame, table: str, cutoff, n_new: int,
+                existing: DataFrame | None) -> None:
+    """Append an incremental load's new rows to bronze and quarantine."""
+    app, n = incremental_app(lake, table), cutoff_number(cutoff)
+    if n_new or existing is None:  # a table this load starts is created even when empty
+        if n_new and lake.transaction_version("bronze", table, app) == n:
+            raise IngestError(f"bronze/{table} already holds the load of cut-off {cutoff.isoformat()}, yet this "
+                              f"extract has rows it lacks ({n_new}): a corrected extract of a loaded month needs "
+                              "a full load (without --incremental)")
+        if existing is not None:
+            bronze = aligned_to(bronze, _table_columns(existing))
+        lake.write(bronze, "bronze", table, mode="append", txn=(app, n))
+    if lake.exists("quarantine", table):
+        # Rejected rows go in once, however often a cumulative extract repeats them.
+        held = lake.read("quarantine", table)
+        quarantine = aligned_to(quarantine, _table_columns(held))
+        quarantine = quarantine.join(held, [quarantine[c].eqNullSafe(held[c]) for c in held.columns], "left_anti")
+        if quarantine.isEmpty():
+            return
+    lake.write(quarantine, "quarantine", table, mode="append")
+
+
 INGEST_ORDER = ("hospitals", "patients", "deaths") + tuple(t for t in PATIENT_TABLES)
 
 
-def ingest(spark, lake, source: str | Path, cutoff, progress: typing.Callable[[str], None] = log.info
-           ) -> list[TableResult]:
-    """Ingest every table of the extract into bronze and quarantine."""
+def ingest(spark, lake, source: str | Path, cutoff, progress: typing.Callable[[str], None] = log.info,
+           incremental: bool = False) -> list[TableResult]:
+    """Ingest every table of the extract into bronze and quarantine.
+
+    `incremental`: merge into the lake's bronze and quarantine (see the module's
+    docstring) instead of replacing them.
+    """
     source = Path(source)
     if not source.is_dir():
         raise IngestError(f"source directory {source} does not exist")
     raws = {t: read_raw(spark, source, t) for t in INGEST_ORDER}  # fails fast on a missing table/column
+    if incremental:
+        check_incremental_order(lake, [t for t in INGEST_ORDER if raws[t] is not None], cutoff)
     results = []
     for table in INGEST_ORDER:
         raw = raws[table]
@@ -283,9 +419,11 @@ def ingest(spark, lake, source: str | Path, cutoff, progress: typing.Callable[[s
                           .groupBy("id_hash").agg(F.min("birth_date").alias("__birth_date")))
             else:
                 status = patient_status(patients_bronze, lake.read("quarantine", "patients"))
-        result = ingest_table(lake, raw, table, cutoff, status, births)
+        result = ingest_table(lake, raw, table, cutoff, status, births, incremental=incremental)
+        merged = f" ({result.already_in_lake} already in the lake)" if incremental and table not in SNAPSHOT_TABLES \
+            else ""
         progress(f"ingest {table}: {result.rows_read} read, {result.rows_kept} kept, "
-                 f"{result.rows_quarantined} quarantined, {result.duplicates_removed} duplicates")
+                 f"{result.rows_quarantined} quarantined, {result.duplicates_removed} duplicates{merged}")
         results.append(result)
     return results
 

@@ -9,13 +9,28 @@ Two write paths behind one interface, chosen per session:
   Only file footers are read on the driver, never the rows.
 
 Either way a write is all or nothing: until the commit, readers see the previous
-version, and files of a write that failed are never referenced by the log.
+version, and files of a write that failed are never referenced by the log. A
+write that fails for want of storage (a full disk, a read-only or unwritable
+folder) raises a LakeError naming the table and its folder.
+
+A lake can be opened *pinned* (`pinned_versions`): reads then see every table at
+the version a run manifest names (time travel), tables the manifest does not name
+do not exist, and writes go to a separate `write_root`, so a replay never moves
+the lake's own tables.
+
+`LakeLock` serialises runs on one lake; `remove_unfinished_writes` clears what a
+killed offline write left behind.
 """
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
+import errno
+import json
 import logging
+import os
 import shutil
+import socket
 import time
 import typing
 import uuid
@@ -29,10 +44,36 @@ from .session import native_delta_enabled
 log = logging.getLogger(__name__)
 
 LAYERS = ("bronze", "quarantine", "silver", "gold")
+STAGING_PREFIX = "w-"  # the folder of one offline write inside its table
 
 
 class LakeError(RuntimeError):
     """A lake operation that cannot go ahead; the message names the table."""
+
+
+class LakeBusy(LakeError):
+    """Another run holds the lake's lock."""
+
+
+# Storage failures, as the OS (errno) or the JVM and delta-rs (message text) report them.
+_STORAGE_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOTDIR)
+_STORAGE_MESSAGES = ("No space left on device", "Disk quota exceeded", "Read-only file system",
+                     "Permission denied", "Not a directory")
+
+
+def storage_problem(exc: BaseException) -> str | None:
+    """The storage failure behind an exception (one short phrase), or None for any other failure."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, OSError) and exc.errno in _STORAGE_ERRNOS:
+            return os.strerror(exc.errno)
+        text = str(exc)
+        for message in _STORAGE_MESSAGES:
+            if message in text:
+                return message
+        exc = exc.__cause__ or exc.__context__
+    return None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -59,24 +100,53 @@ def _describe(schema: pa.Schema) -> dict[str, str]:
 
 
 class Lake:
-    def __init__(self, root: str | Path, spark, environ: typing.Mapping[str, str] | None = None):
+    """The Delta tables under `root`.
+
+    `pinned_versions` ({"layer/name": version}, from a run manifest) pins reads:
+    a read without an explicit version sees a pinned table at its pinned version,
+    and a table that is not pinned does not exist. Writes then go to `write_root`
+    (a scratch lake), and a table written there is read back from there.
+    """
+
+    def __init__(self, root: str | Path, spark, environ: typing.Mapping[str, str] | None = None, *,
+                 pinned_versions: typing.Mapping[str, int] | None = None,
+                 write_root: str | Path | None = None):
         self.root = Path(root).resolve()
         self.spark = spark
         self.native = native_delta_enabled(spark, environ)
+        self.pinned_versions = None if pinned_versions is None else dict(pinned_versions)
+        self.write_root = Path(write_root).resolve() if write_root is not None else None
         self.versions_read: dict[str, int] = {}
         self.versions_written: dict[str, int] = {}
+        self._written_here: set[str] = set()
+
+    @property
+    def pinned(self) -> bool:
+        return self.pinned_versions is not None
 
     # -- naming -------------------------------------------------------------
     def path(self, layer: str, name: str) -> Path:
-        if layer not in LAYERS:
-            raise LakeError(f"unknown lake layer {layer!r} (layers: {', '.join(LAYERS)})")
+        """The folder of a table as this lake reads it (the scratch copy once written there)."""
+        key = self.key(layer, name)  # checks the layer
+        if self.write_root is not None and key in self._written_here:
+            return self.write_root / layer / name
         return self.root / layer / name
+
+    def _target(self, layer: str, name: str) -> Path:
+        """The folder a write of this table goes to."""
+        base = self.write_root if self.write_root is not None else self.root
+        return base / layer / name
 
     @staticmethod
     def key(layer: str, name: str) -> str:
+        if layer not in LAYERS:
+            raise LakeError(f"unknown lake layer {layer!r} (layers: {', '.join(LAYERS)})")
         return f"{layer}/{name}"
 
     def exists(self, layer: str, name: str) -> bool:
+        key = self.key(layer, name)
+        if self.pinned and key not in self._written_here and key not in self.pinned_versions:
+            return False
         return (self.path(layer, name) / "_delta_log").is_dir()
 
     def tables(self) -> list[str]:
@@ -87,29 +157,60 @@ class Lake:
                 found += [self.key(layer, p.name) for p in sorted(base.iterdir()) if (p / "_delta_log").is_dir()]
         return found
 
+    def _pinned_version(self, key: str, version: int | None) -> int | None:
+        if version is not None or not self.pinned or key in self._written_here:
+            return version
+        if key not in self.pinned_versions:
+            raise LakeError(f"lake table {key} is not among the tables the manifest pins "
+                            f"(a replay reads only what the original run read or wrote)")
+        return self.pinned_versions[key]
+
     def _delta(self, layer: str, name: str, version: int | None = None):
-        from deltalake import DeltaTable
-        path = self.path(layer, name)
+        key = self.key(layer, name)
         if not self.exists(layer, name):
-            raise LakeError(f"lake table {self.key(layer, name)} does not exist under {self.root}")
+            self._pinned_version(key, None)  # on a pinned lake, a table it does not pin: the replay's message
+            raise LakeError(f"lake table {key} does not exist under {self.root}")
+        return self._open(key, self.path(layer, name), version)
+
+    @staticmethod
+    def _open(key: str, path: Path, version: int | None = None):
+        from deltalake import DeltaTable
         try:
             return DeltaTable(str(path), version=version)
         except Exception as exc:
-            raise LakeError(f"lake table {self.key(layer, name)}: cannot open version {version} ({exc})") from None
+            raise LakeError(f"lake table {key}: cannot open version {version} ({exc})") from None
 
     def version(self, layer: str, name: str) -> int:
-        return self._delta(layer, name).version()
+        """The version a read of this table sees (the pinned one on a pinned lake)."""
+        key = self.key(layer, name)
+        pinned = self._pinned_version(key, None)
+        return pinned if pinned is not None else self._delta(layer, name).version()
 
     def history(self, layer: str, name: str) -> list[dict]:
         return self._delta(layer, name).history()
 
+    def transaction_version(self, layer: str, name: str, app_id: str) -> int | None:
+        """The last transaction number committed by `app_id` to the table (None: none, or no table)."""
+        path = self._target(layer, name)
+        if not (path / "_delta_log").is_dir():
+            return None
+        return self._open(self.key(layer, name), path).transaction_version(app_id)
+
+    def has_data_commit(self, layer: str, name: str) -> bool:
+        """False for an offline table that was created but never written (its writer stopped)."""
+        version = self.version(layer, name)
+        if version > 0:
+            return True
+        return self._delta(layer, name, 0).history(1)[0].get("operation") != "CREATE TABLE"
+
     # -- reading ------------------------------------------------------------
     def read(self, layer: str, name: str, version: int | None = None):
-        """A DataFrame of the table at `version` (default: the latest)."""
+        """A DataFrame of the table at `version` (default: the latest, or the pinned version)."""
         key = self.key(layer, name)
+        version = self._pinned_version(key, version)
         table = self._delta(layer, name, version)
         read_version = table.version()
-        self.versions_read[key] = read_version
+        self._record_read(key, read_version)
         if self.native:
             return (self.spark.read.format("delta").option("versionAsOf", read_version)
                     .load(str(self.path(layer, name))))
@@ -123,9 +224,16 @@ class Lake:
 
     def read_pandas(self, layer: str, name: str, version: int | None = None):
         """Small tables straight to pandas, without Spark (cohort, endpoints...)."""
+        key = self.key(layer, name)
+        version = self._pinned_version(key, version)
         table = self._delta(layer, name, version)
-        self.versions_read[self.key(layer, name)] = table.version()
+        self._record_read(key, table.version())
         return table.to_pandas()
+
+    def _record_read(self, key: str, version: int) -> None:
+        # A replay's manifest lists what it read from the lake itself, not its scratch copies.
+        if self.write_root is None or key not in self._written_here:
+            self.versions_read[key] = version
 
     # -- writing ------------------------------------------------------------
     def write(self, df, layer: str, name: str, mode: str = "overwrite",
@@ -136,23 +244,34 @@ class Lake:
         stay readable) or `append` (the schema must equal the table's).
         `txn=(app_id, n)` makes a scheduled commit idempotent: if the table already
         records transaction n (or later) for app_id, nothing is written.
+        On a pinned lake the write goes to `write_root`.
         """
         if mode not in ("overwrite", "append"):
             raise LakeError(f"lake write mode must be overwrite or append, got {mode!r}")
         key = self.key(layer, name)
-        if txn and self.exists(layer, name):
-            done = self._delta(layer, name).transaction_version(txn[0])
+        path = self._target(layer, name)
+        existed = (path / "_delta_log").is_dir()
+        current = self._open(key, path) if existed else None
+        previous = current.version() if current is not None else None
+        if txn and current is not None:
+            done = current.transaction_version(txn[0])
             if done is not None and done >= txn[1]:
-                version = self.version(layer, name)
-                log.info("%s: transaction %s/%s already committed (version %d)", key, txn[0], txn[1], version)
-                return WriteResult(key, version, None, skipped=True)
-        if mode == "append" and self.exists(layer, name):
-            self._check_append_schema(key, self._delta(layer, name).schema().to_arrow(),
-                                      _arrow_schema_of(df.schema))
-        if self.native:
-            result = self._write_native(df, layer, name, mode, txn)
-        else:
-            result = self._write_offline(df, layer, name, mode, txn)
+                log.info("%s: transaction %s/%s already committed (version %d)", key, txn[0], txn[1], previous)
+                return WriteResult(key, previous, None, skipped=True)
+        if mode == "append" and current is not None:
+            self._check_append_schema(key, current.schema().to_arrow(), _arrow_schema_of(df.schema))
+        try:
+            if self.native:
+                result = self._write_native(df, key, path, mode, txn)
+            else:
+                result = self._write_offline(df, key, path, existed, mode, txn)
+        except Exception as exc:
+            problem = storage_problem(exc)
+            if problem is None:
+                raise
+            kept = f"it stays at version {previous}" if previous is not None else "it was not created"
+            raise LakeError(f"cannot write lake table {key} at {path}: {problem} ({kept})") from exc
+        self._written_here.add(key)
         self.versions_written[key] = result.version
         return result
 
@@ -169,56 +288,61 @@ class Lake:
         if missing:
             raise LakeError(f"append to {key}: column {missing[0]!r} is missing")
 
-    def _write_native(self, df, layer, name, mode, txn) -> WriteResult:
+    def _write_native(self, df, key: str, path: Path, mode, txn) -> WriteResult:
         writer = df.write.format("delta").mode(mode)
         if mode == "overwrite":
             writer = writer.option("overwriteSchema", "true")
         if txn:
             writer = writer.option("txnAppId", txn[0]).option("txnVersion", str(txn[1]))
-        path = self.path(layer, name)
         path.parent.mkdir(parents=True, exist_ok=True)
         writer.save(str(path))
-        return WriteResult(self.key(layer, name), self.version(layer, name), None)
+        return WriteResult(key, self._open(key, path).version(), None)
 
-    def _write_offline(self, df, layer, name, mode, txn) -> WriteResult:
+    def _write_offline(self, df, key: str, table_path: Path, existed: bool, mode, txn) -> WriteResult:
         from deltalake import DeltaTable
         from deltalake.transaction import AddAction, CommitProperties, Transaction
 
-        key = self.key(layer, name)
-        table_path = self.path(layer, name)
-        existed = self.exists(layer, name)
-        folder = f"w-{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:12]}"
+        folder = f"{STAGING_PREFIX}{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:12]}"
         staging = table_path / folder
+        created = False
         try:
             df.write.mode("error").parquet(str(staging))
-        except BaseException:
-            shutil.rmtree(staging, ignore_errors=True)
-            if not existed:
-                self._remove_if_empty(table_path)
-            raise
-        for junk in list(staging.iterdir()):
-            if not junk.name.endswith(".parquet"):
-                junk.unlink()
-        files = sorted(staging.glob("*.parquet"))
-        schema = _plain_schema(pq.read_schema(files[0]) if files else _arrow_schema_of(df.schema))
-        actions, rows = [], 0
-        now_ms = int(time.time() * 1000)
-        for file in files:
-            n = pq.read_metadata(file).num_rows
-            rows += n
-            actions.append(AddAction(path=f"{folder}/{file.name}", size=file.stat().st_size,
-                                     partition_values={}, modification_time=now_ms, data_change=True,
-                                     stats=f'{{"numRecords":{n}}}'))
-        props = CommitProperties(app_transactions=[Transaction(txn[0], txn[1])]) if txn else None
-        try:
+            for junk in list(staging.iterdir()):
+                if not junk.name.endswith(".parquet"):
+                    junk.unlink()
+            files = sorted(staging.glob("*.parquet"))
+            schema = _plain_schema(pq.read_schema(files[0]) if files else _arrow_schema_of(df.schema))
+            actions, rows = [], 0
+            now_ms = int(time.time() * 1000)
+            for file in files:
+                n = pq.read_metadata(file).num_rows
+                rows += n
+                actions.append(AddAction(path=f"{folder}/{file.name}", size=file.stat().st_size,
+                                         partition_values={}, modification_time=now_ms, data_change=True,
+                                         stats=f'{{"numRecords":{n}}}'))
+            props = CommitProperties(app_transactions=[Transaction(txn[0], txn[1])]) if txn else None
             if not existed:
                 DeltaTable.create(str(table_path), schema=schema, mode="error")
+                created = True
             table = DeltaTable(str(table_path))
             table.create_write_transaction(actions, mode=mode, schema=schema, commit_properties=props)
         except BaseException:
+            # Nothing of this write is referenced by the log: remove its files, and a
+            # table this write created and never filled, so that it does not exist.
             shutil.rmtree(staging, ignore_errors=True)
+            if created:
+                self._remove_created_table(table_path)
+            elif not existed:
+                self._remove_if_empty(table_path)
             raise
         return WriteResult(key, DeltaTable(str(table_path)).version(), rows)
+
+    @staticmethod
+    def _remove_created_table(path: Path) -> None:
+        log_dir = path / "_delta_log"
+        commits = sorted(log_dir.glob("*.json")) if log_dir.is_dir() else []
+        if [c.name for c in commits] == [f"{0:020d}.json"]:
+            shutil.rmtree(path, ignore_errors=True)
 
     @staticmethod
     def _remove_if_empty(path: Path) -> None:
@@ -227,3 +351,171 @@ class Lake:
                 path.rmdir()
         except OSError:
             pass
+
+    # -- after a killed run ---------------------------------------------------
+    def remove_unfinished_writes(self) -> list[Path]:
+        """Delete the folders of offline writes that never committed; return them.
+
+        A run killed while Spark wrote (or before deltalake committed) leaves a
+        staging folder that no version of the log references: invisible to readers,
+        but taking space. Call only while holding the lake's lock, so that no write
+        of another run is under way.
+        """
+        removed = []
+        for layer in LAYERS:
+            base = self.root / layer
+            if not base.is_dir():
+                continue
+            for table in sorted(p for p in base.iterdir() if p.is_dir()):
+                staged = [p for p in table.iterdir() if p.is_dir() and p.name.startswith(STAGING_PREFIX)]
+                if not staged:
+                    continue
+                referenced = _referenced_folders(table / "_delta_log")
+                if referenced is None:  # a log this code cannot read completely: leave it alone
+                    log.warning("%s: kept %d unreferenced write folders (unreadable log)", table, len(staged))
+                    continue
+                for folder in staged:
+                    if folder.name not in referenced:
+                        shutil.rmtree(folder, ignore_errors=True)
+                        removed.append(folder)
+                if not (table / "_delta_log").is_dir():
+                    self._remove_if_empty(table)
+        return removed
+
+
+def _referenced_folders(log_dir: Path) -> set[str] | None:
+    """First path segments of every file any version of the table adds.
+
+    None when the log cannot be read completely, or names files by absolute path
+    (a clone of another table): then nothing can be called unreferenced.
+    """
+    paths: list[str] = []
+    if not log_dir.is_dir():
+        return set()
+    try:
+        for commit in log_dir.glob("*.json"):
+            with open(commit, encoding="utf-8") as lines:
+                for line in lines:
+                    if '"add"' in line:
+                        paths.append((json.loads(line).get("add") or {}).get("path", ""))
+        for checkpoint in log_dir.glob("*.checkpoint*.parquet"):
+            adds = pq.read_table(checkpoint, columns=["add"]).column("add").to_pylist()
+            paths += [a["path"] for a in adds if a and a.get("path")]
+    except (OSError, ValueError, KeyError, pa.ArrowException):
+        return None
+    if any(p.startswith("/") or "://" in p for p in paths):
+        return None
+    return {p.split("/", 1)[0] for p in paths}
+
+
+# -- one run at a time -------------------------------------------------------------
+
+LOCK_FILE = Path("_locks") / "run.lock"
+
+
+class LakeLock:
+    """An exclusive lock on a lake for the length of one run.
+
+    `fcntl.flock` on `<lake>/_locks/run.lock`: the kernel drops the lock when its
+    process ends, however it ends (SIGKILL included), so a crashed run never blocks
+    the next one. The file holds the holder's pid, host, start time and command, to
+    name it to a run that finds the lake busy; a run that takes the lock over from a
+    holder that ended without releasing it says so. On file systems without
+    `flock` (some FUSE and object-store mounts) the run goes ahead unlocked with a
+    warning: there the scheduler must keep runs apart (Databricks:
+    `max_concurrent_runs: 1`).
+    """
+
+    def __init__(self, root: str | Path, command: str = "", progress: typing.Callable[[str], None] = log.info):
+        self.root = Path(root).resolve()
+        self.path = self.root / LOCK_FILE
+        self.command = command
+        self.progress = progress
+        self._fd: int | None = None
+        self.acquired = False  # True also where the file system has no locks to take
+
+    def holder(self) -> dict | None:
+        """The recorded holder ({pid, host, started_utc, command}), or None if none is recorded."""
+        try:
+            text = self.path.read_text(encoding="utf-8").strip()
+        except OSError:
+            return None
+        try:
+            holder = json.loads(text) if text else None
+        except ValueError:
+            return None
+        return holder if isinstance(holder, dict) else None
+
+    def acquire(self, wait_seconds: float = 0.0, poll_seconds: float = 0.5) -> "LakeLock":
+        """Take the lock, waiting up to `wait_seconds`; LakeBusy when another run keeps it."""
+        import fcntl
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        deadline = time.monotonic() + max(0.0, wait_seconds)
+        try:
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() >= deadline:
+                        raise LakeBusy(self._busy_message(wait_seconds)) from None
+                    time.sleep(poll_seconds)
+                except OSError as exc:
+                    if exc.errno not in (errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EINVAL):
+                        raise
+                    log.warning("lake %s: this file system does not support locks (%s); the run goes "
+                                "ahead unlocked", self.root, exc.strerror)
+                    os.close(fd)
+                    self.acquired = True
+                    return self
+            stale = self.holder()
+            if stale:
+                self.progress(f"lake lock: taking over from {_describe_holder(stale)}, which ended "
+                              "without releasing it")
+            record = {"pid": os.getpid(), "host": socket.gethostname(),
+                      "started_utc": dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat(),
+                      "command": self.command}
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, (json.dumps(record) + "\n").encode("utf-8"), 0)
+            os.fsync(fd)
+        except BaseException:
+            os.close(fd)
+            raise
+        self._fd = fd
+        self.acquired = True
+        return self
+
+    def _busy_message(self, waited: float) -> str:
+        holder = self.holder()
+        who = _describe_holder(holder) if holder else "another run"
+        after = f" after waiting {waited:g}s" if waited > 0 else ""
+        return (f"lake {self.root} is in use by {who}{after}; wait for it to finish "
+                "(or pass --wait-lock SECONDS)")
+
+    def release(self) -> None:
+        self.acquired = False
+        if self._fd is None:
+            return
+        import fcntl
+        fd, self._fd = self._fd, None
+        try:
+            os.ftruncate(fd, 0)  # an empty file: released cleanly
+            fcntl.flock(fd, fcntl.LOCK_UN)
+        finally:
+            os.close(fd)
+
+    def __enter__(self) -> "LakeLock":
+        return self if self.acquired else self.acquire()
+
+    def __exit__(self, *exc) -> None:
+        self.release()
+
+
+def _describe_holder(holder: dict) -> str:
+    parts = [f"pid {holder.get('pid', '?')} on {holder.get('host', '?')}"]
+    if holder.get("started_utc"):
+        parts.append(f"since {holder['started_utc']}")
+    if holder.get("command"):
+        parts.append(f"({holder['command']})")
+    return " ".join(parts)

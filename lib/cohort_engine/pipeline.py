@@ -2,11 +2,17 @@
 
 A stage is a function of a `RunContext`; the context records what every stage
 read and wrote (Delta versions), its row counts and its time, for the manifest.
+
+Three ways to run: a full load (ingest overwrites bronze), an incremental load
+(ingest merges a new monthly extract into bronze; see `ingest.ingest`), and a
+replay: later stages rerun on a lake pinned to the versions an earlier run's
+manifest names (`pinned_versions`), writing to a scratch lake.
 """
 from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import hashlib
 import json
 import logging
 import time
@@ -14,7 +20,7 @@ import typing
 from importlib import metadata
 from pathlib import Path
 
-from .config import StudyConfig
+from .config import ConfigError, StudyConfig, study_from_dict
 from .lake import Lake
 
 log = logging.getLogger(__name__)
@@ -37,6 +43,8 @@ class RunContext:
     timings: dict[str, float] = dataclasses.field(default_factory=dict)
     data_quality: list[tuple] = dataclasses.field(default_factory=list)
     data_quality_written: list[tuple] | None = None
+    incremental: bool = False  # ingest merges the extract into bronze instead of replacing it
+    replay_of: dict | None = None  # the manifest a replay reproduces (its path and identity)
 
     @property
     def cutoff(self) -> dt.date:
@@ -52,7 +60,8 @@ def stage_ingest(ctx: RunContext) -> None:
     from .ingest import ingest
     if ctx.source is None:
         raise StageError("stage ingest needs --source")
-    results = ingest(ctx.spark, ctx.lake, ctx.source, ctx.cutoff, progress=ctx.progress)
+    results = ingest(ctx.spark, ctx.lake, ctx.source, ctx.cutoff, progress=ctx.progress,
+                     incremental=ctx.incremental)
     ctx.row_counts["ingest"] = {f"bronze/{r.table}": r.rows_kept for r in results}
     ctx.row_counts["ingest"].update({f"quarantine/{r.table}": r.rows_quarantined for r in results})
     from .ingest import data_quality_rows
@@ -68,13 +77,25 @@ def require(ctx: RunContext, *tables: str) -> None:
     for key in tables:
         layer, name = key.split("/")
         if not ctx.lake.exists(layer, name):
+            if ctx.lake.pinned and key not in ctx.lake.pinned_versions:
+                raise StageError(f"lake table {key} is not among the tables the manifest pins: a replay "
+                                 "reruns only stages whose inputs the original run read or wrote")
+            if ctx.lake.pinned:
+                raise StageError(f"lake table {key} (pinned at version {ctx.lake.pinned_versions[key]}) is missing "
+                                 f"under {ctx.lake.root}: replay on the lake the manifest was written for")
             raise StageError(f"lake table {key} is missing under {ctx.lake.root}: run the stage that builds it first")
+        if not ctx.lake.has_data_commit(layer, name):
+            raise StageError(f"lake table {key} under {ctx.lake.root} was created but never written (an earlier "
+                             "run stopped): run the stage that builds it first")
 
 
 def _collect_dq(ctx: RunContext, stage: str, frame) -> None:
     """Add a step's data-quality frame (table, check, reason, n) to the run's rows."""
     rows = [(stage, r["table"], r["check"], r["reason"], int(r["n"])) for r in frame.collect()]
     ctx.data_quality = [row for row in ctx.data_quality if row[0] != stage] + rows
+
+
+EMPTY_NAME = "(nothing left after normalisation)"
 
 
 def stage_lines(ctx: RunContext) -> None:
@@ -101,7 +122,7 @@ def stage_lines(ctx: RunContext) -> None:
     rows = [("lines", "prescriptions", "rows_in", None, n_in),
             ("lines", "prescriptions", "rows_matched", None, n_matched),
             ("lines", "prescriptions", "quarantined", "unmatched_drug_name", n_in - n_matched)]
-    rows += [("lines", "prescriptions", "unmatched_name", r["drug_name_normalised"], int(r["n_rows"]))
+    rows += [("lines", "prescriptions", "unmatched_name", r["drug_name_normalised"] or EMPTY_NAME, int(r["n_rows"]))
              for r in names]
     ctx.data_quality = [row for row in ctx.data_quality if row[0] != "lines"] + rows
 
@@ -335,6 +356,75 @@ def manifest_versions(manifest: dict, kind: str = "read") -> dict[str, int]:
     return {item["table"]: item["version"] for item in manifest["delta_versions"][kind]}
 
 
+# -- replay -------------------------------------------------------------------------
+
+# Stages a replay may rerun: each reads only lake tables. Ingest reads the raw
+# extract, which the lake does not version, so it cannot be replayed.
+REPLAY_STAGES = ("lines", "cohort", "endpoints", "analysis")
+DEFAULT_REPLAY_STAGES = ["analysis"]
+
+
+def load_manifest(path: str | Path) -> dict:
+    """A run manifest, checked for what a replay needs (ConfigError naming the file otherwise)."""
+    path = Path(path)
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the run manifest ({exc.strerror})") from None
+    except ValueError as exc:
+        raise ConfigError(f"{path}: not a run manifest (invalid JSON: {exc})") from None
+    needed = ("study", "study_hash", "data_cutoff", "delta_versions")
+    missing = [k for k in needed if not isinstance(manifest, dict) or k not in manifest]
+    if missing:
+        raise ConfigError(f"{path}: not a run manifest (no {missing[0]!r})")
+    try:
+        manifest_versions(manifest, "read"), manifest_versions(manifest, "written")
+    except (KeyError, TypeError) as exc:
+        raise ConfigError(f"{path}: delta_versions is not a list of {{table, version}} ({exc})") from None
+    return manifest
+
+
+def pinned_versions(manifest: dict) -> dict[str, int]:
+    """{table: version} a replay reads: what the original run left each table it touched at.
+
+    A table the run wrote is pinned at the version it wrote (its state when the run
+    ended, which every later stage of that run read); a table it only read, at the
+    version it read.
+    """
+    return {**manifest_versions(manifest, "read"), **manifest_versions(manifest, "written")}
+
+
+def study_of_manifest(manifest: dict, source: str = "run manifest") -> StudyConfig:
+    """The study configuration (cut-off included) a manifest recorded, checked against its hash."""
+    try:
+        study = study_from_dict(manifest["study"])
+    except ConfigError as exc:
+        raise ConfigError(f"{source}: its study cannot be read ({exc})") from None
+    if study.config_hash() != manifest["study_hash"]:
+        raise ConfigError(f"{source}: the study it records does not match its study_hash (edited or damaged)")
+    if study.data_cutoff.isoformat() != manifest["data_cutoff"]:
+        raise ConfigError(f"{source}: data_cutoff {manifest['data_cutoff']} differs from its study's "
+                          f"{study.data_cutoff.isoformat()}")
+    return study
+
+
+def replay_stages(text: str | None) -> list[str]:
+    """The stages a replay reruns (default: the analysis alone)."""
+    stages = parse_stages(text) if text else list(DEFAULT_REPLAY_STAGES)
+    refused = [s for s in stages if s not in REPLAY_STAGES]
+    if refused:
+        raise StageError(f"stage {refused[0]} cannot be replayed: a replay reads the lake as the manifest "
+                         f"pins it (replayable stages: {', '.join(REPLAY_STAGES)})")
+    return stages
+
+
+def file_sha256(path: Path) -> str | None:
+    try:
+        return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    except OSError:
+        return None
+
+
 def write_manifest(ctx: RunContext, stages: list[str]) -> Path:
     manifest = {
         "engine_version": engine_version(),
@@ -352,7 +442,14 @@ def write_manifest(ctx: RunContext, stages: list[str]) -> Path:
                        for stage, counts in ctx.row_counts.items()},
         "timings_seconds": {k: round(v, 3) for k, v in ctx.timings.items()},
         "delta_writer": "delta-spark" if ctx.lake.native else "deltalake (offline)",
+        "lake": str(ctx.lake.root),
+        "mode": "replay" if ctx.replay_of else ("incremental" if ctx.incremental and "ingest" in stages else "full"),
+        # The vocabulary file is configuration the study hash does not cover.
+        "vocabulary_sha256": file_sha256(ctx.study.vocabulary_path(ctx.environ)),
     }
+    if ctx.replay_of:
+        # Written tables of a replay live in its scratch lake, removed after the run.
+        manifest["replay_of"] = ctx.replay_of
     path = ctx.out / "run_manifest.json"
     path.write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     return path
