@@ -225,18 +225,19 @@ def cohort_data_quality(steps: DataFrame, bronze: dict[str, DataFrame]) -> DataF
     unreadable = (biomarker_readings(bronze["biomarkers"])
                   .agg(F.sum(F.when(F.col("reading") == UNREADABLE, 1).otherwise(0)).cast("long").alias("n")))
     rows = counts.crossJoin(unreadable).select(F.explode(F.array(
-        _dq("biomarkers", "her2_conflicting_results",
+        data_quality_row("biomarkers", "her2_conflicting_results",
             "HER2 results read both positive and negative up to index + window; classed HER2-positive", "her2"),
-        _dq("deaths", "death_dates_disagree", "a person registered with different death dates; earliest used",
-            "deaths"),
-        _dq("cohort", "death_before_index", "a death recorded before the index date; excluded at step 9",
-            "before_index"),
-        _dq("biomarkers", "unreadable_result", "a HER2, ER or PR result that cannot be read; treated as no result",
-            "n"),
+        data_quality_row("deaths", "death_dates_disagree",
+                         "a person registered with different death dates; earliest used", "deaths"),
+        data_quality_row("cohort", "death_before_index",
+                         "a death recorded before the index date; excluded at step 9", "before_index"),
+        data_quality_row("biomarkers", "unreadable_result",
+                         "a HER2, ER or PR result that cannot be read; treated as no result", "n"),
     )).alias("r")).select("r.*")
     return rows
 
 
-def _dq(table: str, check: str, reason: str, count: str) -> Column:
+def data_quality_row(table: str, check: str, reason: str, count: str) -> Column:
+    """One row of a step's data-quality frame (table, check, reason, n) from a count column."""
     return F.struct(F.lit(table).alias("table"), F.lit(check).alias("check"), F.lit(reason).alias("reason"),
                     F.coalesce(F.col(count), F.lit(0)).cast("long").alias("n"))

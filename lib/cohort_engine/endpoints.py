@@ -32,6 +32,7 @@ from __future__ import annotations
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
+from .cohort import data_quality_row
 from .config import StudyConfig
 from .facts import death_dates, normalised_text
 
@@ -218,18 +219,13 @@ def build_endpoints(cohort: DataFrame, therapy_lines: DataFrame, bronze: dict[st
         F.sum(F.when(F.col("records_after_death") > 0, 1).otherwise(0)).cast("long").alias("after_death"),
         F.sum(F.when(F.col("last_admin_date").isNull(), 1).otherwise(0)).cast("long").alias("no_line"))
     dq = counts.select(F.explode(F.array(
-        *[_dq("endpoints", "negative_time", name, name) for name in ENDPOINTS],
-        *[_dq("endpoints", "no_time", name, f"{name}_none") for name in ENDPOINTS],
-        _dq("tumor_assessments", "unreadable_response", "a response that reads as none of CR/PR/SD/PD/NE",
-            "unreadable"),
-        _dq("endpoints", "records_after_death", "patients with records dated after their death (ignored)",
-            "after_death"),
-        _dq("endpoints", "index_line_missing", "cohort patients without their index line in therapy_lines",
-            "no_line"),
+        *[data_quality_row("endpoints", "negative_time", name, name) for name in ENDPOINTS],
+        *[data_quality_row("endpoints", "no_time", name, f"{name}_none") for name in ENDPOINTS],
+        data_quality_row("tumor_assessments", "unreadable_response",
+                         "a response that reads as none of CR/PR/SD/PD/NE", "unreadable"),
+        data_quality_row("endpoints", "records_after_death",
+                         "patients with records dated after their death (ignored)", "after_death"),
+        data_quality_row("endpoints", "index_line_missing",
+                         "cohort patients without their index line in therapy_lines", "no_line"),
     )).alias("r")).select("r.*")
     return endpoints, dq
-
-
-def _dq(table: str, check: str, reason: str, count: str) -> Column:
-    return F.struct(F.lit(table).alias("table"), F.lit(check).alias("check"), F.lit(reason).alias("reason"),
-                    F.coalesce(F.col(count), F.lit(0)).cast("long").alias("n"))
