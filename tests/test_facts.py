@@ -32,6 +32,11 @@ HER2_CASES = [
     ("non-amplified", "ISH", "negative"), ("NOT AMPLIFIED", None, "negative"), ("无扩增", "FISH", "negative"),
     ("未扩增", None, "negative"), ("未见扩增", None, "negative"), ("2+, FISH 阴性", None, "negative"),
     ("2+，FISH无扩增", None, "negative"), ("2+ (not amplified)", None, "negative"), ("１＋", None, "negative"),
+    # Negation apart from the finding, with the marker or 'gene' between them.
+    ("未见HER2基因扩增", "FISH", "negative"), ("无HER2扩增", None, "negative"), ("未见明显扩增", None, "negative"),
+    ("no HER2 gene amplification", "FISH", "negative"), ("amplification not detected", None, "negative"),
+    ("No amplification", "ISH", "negative"), ("扩增(-)", None, "negative"), ("HER2基因扩增", "FISH", "positive"),
+    ("HER 2 3+", None, "positive"), ("HER 2 (1+)", None, "negative"),
     ("2+", "IHC", "equivocal"), ("++", None, "equivocal"), ("(++)", None, "equivocal"),
     ("２＋", None, "equivocal"), ("2", "IHC", "equivocal"), ("弱阳性", None, "equivocal"),
     ("weakly positive", None, "equivocal"), ("2+ 弱阳性", None, "equivocal"),
@@ -53,6 +58,9 @@ RECEPTOR_CASES = [
     ("阴性", "negative"), ("negative", "negative"), ("Negative", "negative"), ("NEG", "negative"),
     ("-", "negative"), ("(-)", "negative"), ("0", "negative"), ("阴性(<1%)", "negative"),
     ("negative (0%)", "negative"),
+    # The marker name repeated in the result.
+    ("ER(-)", "negative"), ("PR (-)", "negative"), ("ER(+)", "positive"), ("ER 90%", "positive"),
+    ("雌激素受体(-)", "negative"), ("孕激素受体阳性", "positive"), ("PgR 0", "negative"),
     ("<10%", "unreadable"), ("N/A", "unreadable"), ("不详", "unreadable"), ("阳性/阴性", "unreadable"),
     ("pending", "unreadable"),
 ]

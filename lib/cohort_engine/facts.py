@@ -32,10 +32,15 @@ _TO = "".join(chr(c - 0xFEE0) for c in range(0xFF01, 0xFF5F)) + "  -+-<>,,[]"
 
 # Marker names and method words inside a result ("HER2(3+)", "FISH: 无扩增") would
 # otherwise glue their digits to the score.
-_RESULT_NOISE = r"her-?2(/?neu)?|c-?erbb-?2|erbb-?2|ihc|[fdsc]?ish"
+_RESULT_NOISE = r"her[-\s]?2(/?neu)?|c-?erbb-?2|erbb-?2|ihc|[fdsc]?ish"
+# An ER/PR result that repeats its marker name ("ER(-)", "雌激素受体 阳性"): the name is not the reading.
+_RECEPTOR_NAME = r"^\s*((er|pr|pgr)(?![a-z])|雌激素受体|孕激素受体|孕酮受体)"
 _SEPARATORS = r"[()\[\]{},;:/、。]+"
 _WEAK = r"弱阳性|weak(ly)?-?pos(itive)?|弱\+"
-_ISH_NEGATIVE = r"(not|non|un|no)-?amplif|无扩增|未扩增|不扩增|未见扩增|无明显扩增|没有扩增|扩增阴性"
+# Negation may stand apart from the finding: "未见HER2基因扩增", "no HER2 gene amplification",
+# "amplification not detected" (the marker name between them is already reduced to '|').
+_ISH_NEGATIVE = (r"(not|non|un|no|without)-?\|?(gene|明显)?\|?amplif|(无|未|不|没有|未见)[^0-9+]{0,8}扩增|扩增阴性"
+                 r"|amplif[a-z]*\|?(was|is)?(not|absent|negative|阴性)|扩增\|?[(]?(-|阴性)")
 _ISH_POSITIVE = r"amplif|扩增"
 _POSITIVE_WORD = r"positive|阳性|(^|\|)pos(\||$)"
 _NEGATIVE_WORD = r"negative|阴性|(^|\|)neg(\||$)"
@@ -119,11 +124,15 @@ def parse_receptor_expr(result_col: Column | str) -> Column:
       8. anything else, or empty                                      → unreadable
     """
     result = F.col(result_col) if isinstance(result_col, str) else result_col
-    return receptor_from_text(_result_text(result))
+    return receptor_from_text(_receptor_text(result))
+
+
+def _receptor_text(result: Column) -> Column:
+    return _result_text(F.regexp_replace(F.lower(result), _RECEPTOR_NAME, "|"))
 
 
 def receptor_from_text(s: Column) -> Column:
-    """`parse_receptor_expr` on a text already reduced by `_result_text`."""
+    """`parse_receptor_expr` on a text already reduced by `_receptor_text`."""
     bare = F.regexp_replace(s, r"\|", "")
     below = F.regexp_extract(s, r"(<|≤)=?(" + _NUMBER + r")%", 2)
     below_value = F.nullif(below, F.lit("")).try_cast("double")
@@ -210,9 +219,8 @@ def advanced_dates(diagnoses: DataFrame, study: StudyConfig | None = None) -> Da
 def biomarker_reading_expr(marker: Column, result: Column, method: Column) -> Column:
     """positive/negative/equivocal/unreadable for HER2, ER and PR rows; null for other markers."""
     marker_std = normalise_marker_expr(marker)
-    text = _result_text(result)
-    return (F.when(marker_std == "HER2", her2_from_text(text, ~_is_ish(method)))
-            .when(marker_std.isin("ER", "PR"), receptor_from_text(text)))
+    return (F.when(marker_std == "HER2", her2_from_text(_result_text(result), ~_is_ish(method)))
+            .when(marker_std.isin("ER", "PR"), receptor_from_text(_receptor_text(result))))
 
 
 def biomarker_readings(biomarkers: DataFrame) -> DataFrame:
