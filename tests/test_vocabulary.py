@@ -51,6 +51,10 @@ def lookup(vocab, raw_name: str | None, code: str | None = None) -> tuple[frozen
     ("马来酸吡咯替尼片", "吡咯替尼"),                       # salt and tablet
     ("Lapatinib Ditosylate Tablets", "lapatinib"),
     ("曲妥珠单抗（皮下注射）", "曲妥珠单抗"),               # route word
+    ("皮下注射用曲妥珠单抗", "曲妥珠单抗"),                 # route word glued to a formulation word
+    ("曲妥珠单抗皮下注射剂", "曲妥珠单抗"),
+    ("赫赛汀（皮下）", "赫赛汀"),                           # the route alone
+    ("静脉注射用紫杉醇脂质体", "紫杉醇脂质体"),
     ("Herceptin® SC", "herceptin"),
     ("Ｔ－ＤＭ１", "tdm1"),                                 # digits inside a name stay
     ("5-FU", "5fu"),
@@ -121,13 +125,15 @@ def test_shipped_vocabulary_has_every_ingredient_of_the_interface(vocab):
 
 NAME_FORMS = {
     "paclitaxel liposome": ["紫杉醇脂质体", "注射用紫杉醇脂质体", "力扑素", "Lipusu", "LIPUSU", "Paclitaxel Liposome",
-                            "注射用紫杉醇脂质体（冻干）", "paclitaxel liposome for injection"],
+                            "注射用紫杉醇脂质体（冻干）", "paclitaxel liposome for injection", "Paclitaxel Liposomal"],
     "paclitaxel": ["紫杉醇", "紫杉醇注射液", "泰素", "Taxol", "PACLITAXEL", "Paclitaxel Injection"],
     "nab-paclitaxel": ["白蛋白结合型紫杉醇", "注射用紫杉醇（白蛋白结合型）", "注射用紫杉醇(白蛋白结合型)", "Abraxane",
                        "克艾力", "艾越", "nab-Paclitaxel", "Paclitaxel for Injection (Albumin Bound)"],
     "docetaxel": ["多西他赛", "多西他赛注射液", "泰索帝", "Taxotere", "docetaxel"],
     "trastuzumab": ["曲妥珠单抗", "注射用曲妥珠单抗", "曲妥珠单抗注射液", "赫赛汀", "Herceptin", "汉曲优", "Herzuma",
-                    "Ontruzant", "皮下注射曲妥珠单抗", "曲妥珠单抗注射液（皮下注射）", "TRASTUZUMAB", "Herceptin SC"],
+                    "Ontruzant", "皮下注射曲妥珠单抗", "曲妥珠单抗注射液（皮下注射）", "TRASTUZUMAB", "Herceptin SC",
+                    "皮下注射用曲妥珠单抗", "曲妥珠单抗皮下注射剂", "赫赛汀（皮下）",
+                    "Trastuzumab and Hyaluronidase-oysk"],
     "pertuzumab": ["帕妥珠单抗", "帕妥珠单抗注射液", "帕捷特", "Perjeta"],
     "inetetumab": ["伊尼妥单抗", "注射用伊尼妥单抗", "赛普汀"],
     "pyrotinib": ["吡咯替尼", "马来酸吡咯替尼片", "艾瑞妮"],
