@@ -169,6 +169,61 @@ def test_quarantine_keeps_the_raw_text(ingested):
     assert q["R3"]["reason"] == "conflicting_record_id"
 
 
+# Values that only look usable, and copies of a key that differ where a hash would not see it.
+SUBTLE = dict(EXTRACT, prescriptions="""record_id,patient_id,hospital_id,admin_date,drug_name,drug_code,dose,dose_unit,route
+R1,P1,H1,2020-02-10,注射用紫杉醇脂质体,,240,mg,iv
+R14,P1,H1,2020-03-01,卡培他滨,,NaN,mg,po
+R15,P1,H1,2020-03-01,卡培他滨,,Infinity,mg,po
+R16,P1,H1,2020-03-01,卡培他滨,,1000,ＭＧ,po
+R17,P1,H1,2020-02-30,卡培他滨,,1000,mg,po
+R17,P1,H1,2020-03-02,卡培他滨,,1000,mg,po
+R18,P1,H1,2020-03-02,卡培他滨,,1000,mg,po
+R18,P1,H1,2020-03-02,卡培他滨,,1000,mg,2020-02-30
+""", patients="""patient_id,sex,birth_date,id_hash,province
+P1,F,1970-01-01,h1,北京
+P7,F,1970-01-01,,GZ
+P7,F,1970-01-01,GZ,
+""", adverse_events="""patient_id,onset_date,term,grade,serious
+P1,2020-03-01,周围神经病变,2,false
+P1,2020-03-01,fatigue,2.5,false
+""")
+# R14 NaN and R15 Infinity: unparseable_number; R16 kept (full-width ＭＧ is mg); R17 twice, the
+# first copy dated Feb 30: the valid copy is kept, the other is unparseable_date (whichever hashes
+# lower); R18 twice, both valid: one kept, one conflicting_record_id. P7 twice with the same
+# values shifted between two columns (one null each): one kept, one duplicate_patient_id.
+# Grade 2.5 is no grade: unparseable_number.
+SUBTLE_EXPECTED = {
+    "prescriptions": (8, 4, 0, {"unparseable_number": 2, "unparseable_date": 1, "conflicting_record_id": 1}),
+    "patients": (3, 2, 0, {"duplicate_patient_id": 1}),
+    "adverse_events": (2, 1, 0, {"unparseable_number": 1}),
+}
+
+
+def test_values_that_only_look_usable_are_quarantined(spark, tmp_path, lake):
+    tables = {k: v for k, v in SUBTLE.items() if k in ("hospitals", "patients", "deaths", "diagnoses", "biomarkers",
+                                                       "prescriptions", "adverse_events")}
+    results = {r.table: r for r in ingest(spark, lake, write_extract(tmp_path / "src", tables), CUTOFF,
+                                          progress=lambda _: None)}
+    for table, (read, kept, duplicates, reasons) in SUBTLE_EXPECTED.items():
+        r = results[table]
+        assert (r.rows_read, r.rows_kept, r.duplicates_removed, r.quarantined) == (read, kept, duplicates, reasons)
+    rx = {r["record_id"]: r for r in lake.read("bronze", "prescriptions").collect()}
+    assert sorted(rx) == ["R1", "R16", "R17", "R18"]
+    assert rx["R16"]["dose_unit"] == "mg" and rx["R16"]["dose"] == 1000.0
+    assert rx["R17"]["admin_date"] == dt.date(2020, 3, 2)
+
+
+def test_full_load_without_an_optional_table_the_lake_holds_stops(spark, tmp_path, lake):
+    tables = dict(EXTRACT, tumor_assessments="patient_id,assessment_date,response,method,source\n"
+                                             "P1,2020-05-01,PD,CT,imaging\n")
+    ingest(spark, lake, write_extract(tmp_path / "first", tables), CUTOFF, progress=lambda _: None)
+    versions = {t: lake.version("bronze", t) for t in ("patients", "tumor_assessments")}
+    with pytest.raises(IngestError, match=r"optional source table 'tumor_assessments' is absent .* earlier load"):
+        ingest(spark, lake, write_extract(tmp_path / "second"), CUTOFF, progress=lambda _: None)
+    # Refused before anything was written: bronze still holds one extract, not two.
+    assert {t: lake.version("bronze", t) for t in versions} == versions
+
+
 def test_missing_required_table_names_it(spark, tmp_path, lake):
     tables = {k: v for k, v in EXTRACT.items() if k != "deaths"}
     with pytest.raises(IngestError, match=r"source table 'deaths' is missing"):

@@ -127,9 +127,14 @@ def typed_column(df: DataFrame, name: str, kind: str) -> Column:
             return F.to_date(c)
         return F.try_to_date(_text(c), "yyyy-MM-dd")
     if kind == "float":
-        return c.cast("double") if _is_type(df, name, "double") else _text(c).try_cast("double")
+        value = c.cast("double") if _is_type(df, name, "double") else _text(c).try_cast("double")
+        # 'NaN' and 'Infinity' cast to doubles, but no dose or lab value is either.
+        return F.when(~F.isnan(value) & (F.abs(value) != F.lit(float("inf"))), value)
     if kind == "int":
-        return _text(c).try_cast("double").try_cast("int") if not _is_type(df, name, "int") else c
+        if _is_type(df, name, "int"):
+            return c
+        value = _text(c).try_cast("double")
+        return F.when(value == F.floor(value), value.try_cast("int"))  # 2.5 is no grade
     if kind == "bool":
         if _is_type(df, name, "boolean"):
             return c
@@ -139,7 +144,8 @@ def typed_column(df: DataFrame, name: str, kind: str) -> Column:
 
 
 def normalised_unit(c: Column) -> Column:
-    return F.nullif(F.regexp_replace(F.translate(F.lower(F.trim(c)), _UNIT_FROM, _UNIT_TO), r"\s+", ""),
+    # Full-width forms first: lower() would turn 'ＭＧ' into 'ｍｇ', which the table does not hold.
+    return F.nullif(F.regexp_replace(F.lower(F.translate(F.trim(c), _UNIT_FROM, _UNIT_TO)), r"\s+", ""),
                     F.lit(""))
 
 
@@ -181,8 +187,12 @@ def row_reasons(df: DataFrame, spec: SourceTable, cutoff) -> list[Column]:
     return [F.when(cond, F.lit(reason)) for cond, reason in checks]
 
 
+_NULL_MARK = "\u0000null"
+
+
 def _content_hash(columns: list[str]) -> Column:
-    return F.xxhash64(*[F.col(c).cast("string") for c in columns])
+    # xxhash64 skips nulls, so (a, null) and (null, a) would hash alike: mark them.
+    return F.xxhash64(*[F.coalesce(F.col(c).cast("string"), F.lit(_NULL_MARK)) for c in columns])
 
 
 def validate(raw: DataFrame, table: str, cutoff, patient_status: DataFrame | None = None,
@@ -208,11 +218,13 @@ def validate(raw: DataFrame, table: str, cutoff, patient_status: DataFrame | Non
     # ordered by content: a row equal in every column to the one before it is an
     # exact duplicate (dropped, counted); a keyed row whose content differs from
     # the group's first row is a conflicting copy of the key (quarantined).
-    reasons = row_reasons(df, spec, cutoff)
     key = KEYS.get(table)
-    df = df.withColumn("__hash", _content_hash(raw_cols))
+    df = (df.withColumn("__hash", _content_hash(raw_cols))
+          .withColumn("__row_reason", F.coalesce(*row_reasons(df, spec, cutoff))))
+    reasons = [F.col("__row_reason")]
     group = F.col(f"__t_{key}") if key else F.col("__hash")
-    order = Window.partitionBy(group).orderBy("__hash", *raw_cols)
+    # Valid rows first: of a key's conflicting copies, a usable one is the one kept.
+    order = Window.partitionBy(group).orderBy(F.col("__row_reason").isNotNull(), "__hash", *raw_cols)
     same_as_previous = F.row_number().over(order) > 1
     for c in raw_cols:
         same_as_previous = same_as_previous & F.col(c).eqNullSafe(F.lag(c).over(order))
@@ -405,6 +417,14 @@ def ingest(spark, lake, source: str | Path, cutoff, progress: typing.Callable[[s
     raws = {t: read_raw(spark, source, t) for t in INGEST_ORDER}  # fails fast on a missing table/column
     if incremental:
         check_incremental_order(lake, [t for t in INGEST_ORDER if raws[t] is not None], cutoff)
+    else:
+        for table in INGEST_ORDER:
+            if raws[table] is None and lake.exists("bronze", table):
+                # A full load replaces bronze; keeping the earlier extract's table would mix two extracts.
+                raise IngestError(f"optional source table {table!r} is absent from {source}, but "
+                                  f"{lake.path('bronze', table)} holds it from an earlier load: a full load "
+                                  "would mix two extracts (use a new --lake, or remove that table to go on "
+                                  "without it)")
     results = []
     for table in INGEST_ORDER:
         raw = raws[table]
