@@ -373,3 +373,31 @@ def test_reference_levels():
     # nobody with the preferred reference: the largest level
     assert reference_level(pd.Series(["HP", "I", "HP"]), "anti_her2") == "HP"
     assert reference_level(pd.Series(["3B", "3A", "3B", None]), "hospital_tier") == "3B"
+
+
+def test_a_subgroup_of_unknown_level_is_shown_and_protected(seed_study):
+    # Hospital tier 3A: 7 patients, 5 events; 3B: 6 patients, 6 events; unknown: 3, no event.
+    # Worked by hand: the unknown row makes the levels add up to n = 16. Its n (3) reads "<5",
+    # and 16 − 7 would give it away, so 3B's n is withheld too. 3A's 5 events among 7 name its
+    # 2 censored patients, and the unknown level's 0 among 3 its 3: both withheld; 11 events in
+    # all − 6 would then give 3A's 5 back, so 3B's 6 go too.
+    from cohort_engine.analysis import SUBGROUP_GATE, UNKNOWN_LEVEL, subgroup_table
+    from cohort_engine.outputs import shown
+    import dataclasses
+    study = dataclasses.replace(seed_study, analysis=dataclasses.replace(seed_study.analysis,
+                                                                         subgroups=("hospital_tier",)))
+    tiers = ["3A"] * 7 + ["3B"] * 6 + [None] * 3
+    events = [1, 1, 1, 1, 1, 0, 0] + [1] * 6 + [0] * 3
+    ids = [f"Q{i}" for i in range(16)]
+    endpoints = pd.DataFrame({"patient_id": ids, "endpoint": "OS", "time_days": [10 * (i + 1) for i in range(16)],
+                              "event": events, "event_type": ["death" if e else "censored" for e in events],
+                              "source": None})
+    levels = pd.DataFrame({"patient_id": ids, "hospital_tier": tiers})
+    exact = subgroup_table(endpoints, levels, study).set_index("level")
+    assert list(exact.index) == ["3A", "3B", UNKNOWN_LEVEL]
+    assert exact["n"].tolist() == [7, 6, 3] and exact["events"].tolist() == [5, 6, 0]
+    assert exact.loc[UNKNOWN_LEVEL, "note"] == "value unknown: not in the comparison"
+    assert np.isnan(exact.loc[UNKNOWN_LEVEL, "hr"])
+    table = shown(exact.reset_index(), study, **SUBGROUP_GATE).set_index("level")
+    assert table["n"].tolist() == [7, "*", "<5"]
+    assert table["events"].tolist() == ["*", "*", "*"]

@@ -136,6 +136,17 @@ def test_date_values_and_identifier_values_are_refused():
         check_frame(pd.DataFrame({"label": ["see P0000123"]}))
 
 
+@pytest.mark.parametrize("text", ["赫赛汀 2021年3月15日", "停药 2021年03月15号", "given 15.03.2021", "15/3/2021 Herceptin"])
+def test_dates_written_other_ways_are_refused(text):
+    with pytest.raises(DisclosureError, match="'name'"):
+        check_frame(pd.DataFrame({"name": [text]}))
+
+
+@pytest.mark.parametrize("text", ["Herceptin 440 mg", "5.3.2 version", "2021年", "paclitaxel 175 mg/m2 q3w", "1.5/10.0"])
+def test_numbers_that_are_no_dates_pass(text):
+    check_frame(pd.DataFrame({"name": [text]}))
+
+
 def test_study_dates_can_be_allowed():
     df = pd.DataFrame({"criterion": ["index date 2013-01-01 to 2025-06-30"], "n_remaining": [500]})
     with pytest.raises(DisclosureError):

@@ -165,9 +165,10 @@ def km_table(endpoints: pd.DataFrame, study: StudyConfig, rate_months=None) -> p
 
 def km_gate(columns) -> dict:
     """n and events are counts; the median and the rates are withheld with an n or an events
-    count of 1–4: with 1 event among 135 patients the 6-month rate reads 99.3%, which is the count."""
+    count of 1–4: with 1 event among 135 patients the 6-month rate reads 99.3%, which is the count.
+    n is the events' total: 147 events among 150 would name the 3 censored patients."""
     stats = [c for c in columns if c.startswith(("median", "rate_"))]
-    return {"count_columns": ["n", "events"], "dependents": {"n": stats, "events": stats}}
+    return {"count_columns": ["n", "events"], "dependents": {"n": stats, "events": stats}, "total_column": "n"}
 
 
 # -- Subgroups ----------------------------------------------------------------------------------
@@ -178,8 +179,9 @@ SUBGROUP_COLUMNS = ["endpoint", "factor", "level", "reference", "n", "events", "
 SUBGROUP_FLOATS = ["median_months", "median_ci_low", "median_ci_high", "logrank_p", "hr", "hr_ci_low", "hr_ci_high",
                    "hr_multivariable", "hr_multivariable_ci_low", "hr_multivariable_ci_high"]
 SUBGROUP_MEDIANS = ["median_months", "median_ci_low", "median_ci_high"]
-SUBGROUP_GATE = {"count_columns": ["n", "events"], "partition_by": ["endpoint", "factor"],
+SUBGROUP_GATE = {"count_columns": ["n", "events"], "partition_by": ["endpoint", "factor"], "total_column": "n",
                  "dependents": {"n": SUBGROUP_MEDIANS, "events": SUBGROUP_MEDIANS}}
+UNKNOWN_LEVEL = "unknown"
 
 
 def _endpoint_order(endpoints: pd.DataFrame) -> list[str]:
@@ -204,6 +206,7 @@ def subgroup_table(endpoints: pd.DataFrame, levels: pd.DataFrame, study: StudyCo
         for factor in factors:
             table = survival.subgroup_table(data, factor, reference=references[factor],
                                             ci_method=study.analysis.ci_method)
+            table = pd.concat([table, _unknown_level_row(data, factor, study)], ignore_index=True)
             table = table.merge(multivariable, on=["factor", "level"], how="left")
             table.insert(0, "endpoint", endpoint)
             table.insert(3, "reference", references[factor])
@@ -212,6 +215,19 @@ def subgroup_table(endpoints: pd.DataFrame, levels: pd.DataFrame, study: StudyCo
     if not parts:
         return pd.DataFrame(columns=SUBGROUP_COLUMNS)
     return pd.concat(parts, ignore_index=True)[SUBGROUP_COLUMNS]
+
+
+def _unknown_level_row(data: pd.DataFrame, factor: str, study: StudyConfig) -> pd.DataFrame:
+    """The patients whose level is unknown, as a row of their own (not compared): without it the
+    levels would not add up to the endpoint's n, and n minus the shown levels would give it away."""
+    group = data[data[factor].isna()]
+    if group.empty:
+        return pd.DataFrame()
+    median, low, high = (v / survival.DAYS_PER_MONTH for v in
+                         survival.kaplan_meier(group["time_days"], group["event"], study.analysis.ci_method).median())
+    return pd.DataFrame([dict(factor=factor, level=UNKNOWN_LEVEL, n=len(group), events=int(group["event"].sum()),
+                              median_months=median, median_ci_low=low, median_ci_high=high,
+                              note="value unknown: not in the comparison")])
 
 
 # -- Sensitivity analyses ------------------------------------------------------------------------
@@ -379,6 +395,8 @@ def forest_rows(shown_subgroups: pd.DataFrame, exact: pd.DataFrame) -> pd.DataFr
     """
     rows = []
     for shown_row, row in zip(shown_subgroups.itertuples(index=False), exact.itertuples(index=False)):
+        if row.level == UNKNOWN_LEVEL:
+            continue  # not compared: no hazard ratio to draw
         reference = row.level == row.reference
         text = f"n {shown_row.n}  " + ("reference" if reference else _hr_text(row.hr, row.hr_ci_low,
                                                                                row.hr_ci_high))

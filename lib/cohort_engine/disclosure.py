@@ -43,7 +43,11 @@ IDENTIFIER_COLUMNS = re.compile(
 DATE_COLUMNS = re.compile(r"(date|^dob$|birth|_dt$|datetime|timestamp)", re.IGNORECASE)
 COUNT_COLUMNS = re.compile(r"^(n|n_.+|.+_n|count|.+_count|events|.+_events|at_risk|patients)$", re.IGNORECASE)
 DATE_PATTERNS = (re.compile(r"(?<!\d)(1[89]|20)\d\d-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])(?!\d)"),
-                 re.compile(r"(?<!\d)(1[89]|20)\d\d/(0?[1-9]|1[0-2])/(0?[1-9]|[12]\d|3[01])(?!\d)"))
+                 re.compile(r"(?<!\d)(1[89]|20)\d\d/(0?[1-9]|1[0-2])/(0?[1-9]|[12]\d|3[01])(?!\d)"),
+                 # 2021年3月15日, as Chinese free text (an unmatched drug name, say) writes a date
+                 re.compile(r"(?<!\d)(1[89]|20)\d\d年(0?[1-9]|1[0-2])月(0?[1-9]|[12]\d|3[01])[日号]"),
+                 # 15.03.2021 and 15/03/2021
+                 re.compile(r"(?<![\d.])(0?[1-9]|[12]\d|3[01])[./](0?[1-9]|1[0-2])[./](1[89]|20)\d\d(?![\d.])"))
 ID_PATTERNS = (re.compile(r"\bP\d{6,}\b"),)
 AUDITED_SUFFIXES = (".csv", ".html", ".htm", ".json", ".svg")
 
@@ -137,7 +141,8 @@ def complementary_suppression(values, small, masked=None, min_cell: int = MIN_CE
     small = np.asarray(small, dtype=bool)
     masked = np.zeros(len(values), dtype=bool) if masked is None else np.asarray(masked, dtype=bool).copy()
     floor = 1 if keep_zero else 0
-    while small.any() and _pinned(values, small, small | masked, min_cell, floor):
+    # A cell withheld for another reason (its complement, say) must not be recoverable either.
+    while (small | masked).any() and _pinned(values, small, small | masked, min_cell, floor):
         candidates = np.flatnonzero(~small & ~masked & (values > 0) & ~np.isnan(values))
         if candidates.size == 0:
             break
