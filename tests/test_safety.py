@@ -190,3 +190,24 @@ def test_recorded_table_present_but_nothing_in_the_window_is_a_true_zero(seed_st
     row = result.incidence[result.incidence["source"] == "record"]
     assert row[["term", "any_grade_n", "grade3plus_n"]].values.tolist() == [["recorded adverse events", 0, 0]]
     assert row["note"].tolist() == ["none recorded in the safety window"]
+
+
+def test_patients_tested_and_untested_are_not_given_away(seed_study, tmp_path):
+    # 20 patients; ANC measured in the window for 18 (2 never tested: 20 − 18 names them, so 18
+    # is withheld). Of the 18: 15 below the LLN of 2.0 (any grade; 18 − 15 = 3 tested without
+    # toxicity, so 15 and its percent are withheld), 5 of them below 1.0 (grade ≥ 3; 15 − 5 = 10
+    # reveals nobody, so 5 and 25.0 % stand). ANC 0.8 → grade 3; 1.8 → grade 1; 2.5 → none.
+    ids = [f"p{i:02d}" for i in range(20)]
+    cohort = pd.DataFrame({"patient_id": ids, "index_date": [INDEX] * 20})
+    lines = pd.DataFrame({"patient_id": ids, "setting": "advanced", "line_number": 1, "start_date": INDEX,
+                          "last_admin_date": LAST_ADMIN})
+    values = [0.8] * 5 + [1.8] * 10 + [2.5] * 3
+    labs = pd.DataFrame([lab(p, D(2021, 3, 15), "ANC", v) for p, v in zip(ids, values)],
+                        columns=LABS.columns)
+    result = analyse_safety(cohort, lines, labs, None, seed_study)
+    anc = result.incidence.set_index("term").loc[ANC]
+    assert (anc.any_grade_n, anc.grade3plus_n, anc.tested_n, anc.cohort_n) == (15, 5, 18, 20)
+    csv = pd.read_csv(write_safety_table(result, tmp_path / "safety.csv", seed_study), dtype=str,
+                      keep_default_na=False).set_index("term")
+    assert csv.loc[ANC, ["any_grade_n", "any_grade_percent", "grade3plus_n", "grade3plus_percent", "tested_n",
+                         "cohort_n"]].tolist() == ["*", "*", "5", "25.0", "*", "20"]

@@ -160,7 +160,8 @@ def _default_dependents(df: pd.DataFrame, counts: list[str]) -> dict[str, list[s
 
 def suppress_counts(df: pd.DataFrame, count_columns: Iterable[str] = (), *, min_cell: int = MIN_CELL,
                     keep_zero: bool = True, dependents: Mapping[str, Iterable[str]] | None = None,
-                    partition_by: Iterable[str] | None = None, total_column: str | None = None) -> pd.DataFrame:
+                    partition_by: Iterable[str] | None = None, total_column: str | None = None,
+                    complements: Mapping[str, str] | None = None) -> pd.DataFrame:
     """The frame with count columns (and the cells that would reveal them) as display values.
 
     count_columns: besides these, every column whose name looks like a count (COUNT_COLUMNS).
@@ -169,6 +170,9 @@ def suppress_counts(df: pd.DataFrame, count_columns: Iterable[str] = (), *, min_
     partition_by: columns whose rows form a set of categories of one total (a Table 1
       variable, say); [] for the whole frame as one set; None for no such set.
     total_column: a column holding each row's total, for the complement rule.
+    complements: {count column: the column holding its own total}, where the counts of a
+      row have different totals (patients tested of the cohort, patients with a toxicity
+      of those tested); `total_column` is the same for every count column at once.
     Shown counts stay ints; suppressed ones become SMALL ("<5") or MASKED ("*").
     """
     if min_cell < 1:
@@ -189,12 +193,12 @@ def suppress_counts(df: pd.DataFrame, count_columns: Iterable[str] = (), *, min_
     floor = 1 if keep_zero else 0
     small = {c: (v >= floor) & (v < min_cell) for c, v in numbers.items()}
     masked = {c: np.zeros(len(out), dtype=bool) for c in counts}
-    if total_column is not None:
-        totals = pd.to_numeric(out[total_column], errors="coerce").to_numpy(dtype=float)
-        for c in counts:
-            if c != total_column:
-                complement = totals - numbers[c]
-                masked[c] |= (complement >= 1) & (complement < min_cell) & ~small[c]
+    pairs = {c: total_column for c in counts if c != total_column} if total_column is not None else {}
+    pairs.update(complements or {})
+    for c, total in pairs.items():
+        totals = pd.to_numeric(out[total], errors="coerce").to_numpy(dtype=float)
+        complement = totals - numbers[c]
+        masked[c] |= (complement >= 1) & (complement < min_cell) & ~small[c]
     if partition_by is not None:
         keys = list(partition_by)
         groups = out.groupby(keys, sort=False, dropna=False).indices.values() if keys else [np.arange(len(out))]
@@ -274,18 +278,19 @@ def suppress_attrition(attrition: pd.DataFrame, *, min_cell: int = MIN_CELL, kee
 def safe_frame(df: pd.DataFrame, count_columns: Iterable[str] = (), *, min_cell: int = MIN_CELL,
                keep_zero: bool = True, dependents: Mapping[str, Iterable[str]] | None = None,
                partition_by: Iterable[str] | None = None, total_column: str | None = None,
-               allowed_dates: Iterable = (), id_patterns=ID_PATTERNS) -> pd.DataFrame:
+               complements: Mapping[str, str] | None = None, allowed_dates: Iterable = (),
+               id_patterns=ID_PATTERNS) -> pd.DataFrame:
     """Refuse identifying columns (DisclosureError), then suppress counts: the frame fit to be shown."""
     check_frame(df, allowed_dates=allowed_dates, id_patterns=id_patterns)
     return suppress_counts(df, count_columns, min_cell=min_cell, keep_zero=keep_zero, dependents=dependents,
-                           partition_by=partition_by, total_column=total_column)
+                           partition_by=partition_by, total_column=total_column, complements=complements)
 
 
 def write_csv(df: pd.DataFrame, path, count_columns: Iterable[str] = (), *, allowed_dates: Iterable = (),
               min_cell: int = MIN_CELL, **options) -> Path:
     """`safe_frame`, then the CSV (UTF-8, no index, NaN as empty); the written file is audited too.
 
-    options: keep_zero, dependents, partition_by, total_column, id_patterns (as safe_frame).
+    options: keep_zero, dependents, partition_by, total_column, complements, id_patterns (as safe_frame).
     """
     path = Path(path)
     shown = safe_frame(df, count_columns, min_cell=min_cell, allowed_dates=allowed_dates, **options)

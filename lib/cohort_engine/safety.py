@@ -25,7 +25,7 @@ from .ctcae import TERMS, grade_labs, map_ae_terms, select_baseline
 
 SAFETY_EVENT_COLUMNS = ["patient_id", "term", "grade", "source", "onset_date"]
 INCIDENCE_COLUMNS = ["term", "source", "any_grade_n", "any_grade_percent", "grade3plus_n", "grade3plus_percent",
-                     "tested_n", "note"]
+                     "tested_n", "cohort_n", "note"]
 UNMAPPED_TERM = "unmapped term"
 LAB, RECORD = "lab", "record"
 SEVERE_GRADE = 3
@@ -140,13 +140,14 @@ def _incidence_row(term: str, source: str, patients: pd.DataFrame, denominator: 
     severe = float(patients.loc[patients["grade"].fillna(0) >= SEVERE_GRADE, "patient_id"].nunique())
     return {"term": term, "source": source, "any_grade_n": any_grade,
             "any_grade_percent": _percent(any_grade, denominator), "grade3plus_n": severe,
-            "grade3plus_percent": _percent(severe, denominator), "tested_n": tested, "note": note}
+            "grade3plus_percent": _percent(severe, denominator), "tested_n": tested, "cohort_n": denominator,
+            "note": note}
 
 
 def _not_available(source: str) -> dict:
     term, note = NOT_AVAILABLE[source]
     return {"term": term, "source": source, "any_grade_n": np.nan, "any_grade_percent": np.nan,
-            "grade3plus_n": np.nan, "grade3plus_percent": np.nan, "tested_n": np.nan, "note": note}
+            "grade3plus_n": np.nan, "grade3plus_percent": np.nan, "tested_n": np.nan, "cohort_n": np.nan, "note": note}
 
 
 def incidence_table(events: pd.DataFrame, denominator: int, graded_labs: pd.DataFrame | None,
@@ -214,12 +215,12 @@ def analyse_safety(cohort: pd.DataFrame, lines: pd.DataFrame, labs: pd.DataFrame
     return SafetyResult(events, incidence, denominator, labs is not None, adverse_events is not None, counts)
 
 
-# Percentages are withheld with their counts. Any grade minus grade ≥ 3 is the grade 1–2 count:
-# a grade ≥ 3 count whose difference from the any-grade count is 1–4 would reveal it, so it is
-# withheld too (total_column).
-SAFETY_GATE = {"count_columns": ["any_grade_n", "grade3plus_n", "tested_n"],
+# Percentages are withheld with their counts. Each count is a part of another, and a difference
+# of 1–4 would name those few: any grade minus grade ≥ 3 (the grade 1–2 patients), patients
+# tested minus any grade (tested, no toxicity), the cohort minus patients tested (never tested).
+SAFETY_GATE = {"count_columns": ["any_grade_n", "grade3plus_n", "tested_n", "cohort_n"],
                "dependents": {"any_grade_n": ["any_grade_percent"], "grade3plus_n": ["grade3plus_percent"]},
-               "total_column": "any_grade_n"}
+               "complements": {"grade3plus_n": "any_grade_n", "any_grade_n": "tested_n", "tested_n": "cohort_n"}}
 
 
 def write_safety_table(result: SafetyResult, path: Path, study: StudyConfig) -> Path:
