@@ -90,6 +90,27 @@ def test_partitions_are_handled_separately():
     assert out["n"].tolist() == ["<5", MASKED, 20, 30]
 
 
+def test_a_cross_table_is_protected_along_its_rows_and_columns():
+    # Year × label, every year with both labels; the year and label margins are public.
+    #          H    HP   | year
+    #   2020   8    2    | 10
+    #   2021   6    9    | 15
+    #   2022   7    12   | 19
+    # Worked by hand: the section's set (the 6 cells, total 44) takes 2020|HP (2, "<5") and the
+    # next smallest, 2021|H (6). Row 2020 (total 10) then pins the 2: 8 goes. Column HP (total
+    # 23) holds only the 2: the next smallest there, 9, goes. Row 2021 now hides 6 and 9, column
+    # H hides 8 and 6: each set hides two cells or none, so no hidden cell has one value left.
+    cells = [("2020", "H", 8), ("2020", "HP", 2), ("2021", "H", 6), ("2021", "HP", 9),
+             ("2022", "H", 7), ("2022", "HP", 12)]
+    df = pd.DataFrame({"section": "year by label", "item": [f"{y} | {lab}" for y, lab, _ in cells],
+                       "n": [n for _, _, n in cells], "row_set": [y for y, _, _ in cells],
+                       "column_set": [lab for _, lab, _ in cells]})
+    alone = suppress_counts(df, ["n"], partition_by=["section"])
+    assert alone["n"].tolist() == [8, "<5", "*", 9, 7, 12]  # 10 − 8 = 2: one set is not enough
+    crossed = suppress_counts(df, ["n"], partition_by=["section"], partitions=[["row_set"], ["column_set"]])
+    assert crossed["n"].tolist() == ["*", "<5", "*", "*", 7, 12]
+
+
 def test_complementary_suppression_function_directly():
     hidden = complementary_suppression([60, 37, 3], [False, False, True])
     assert hidden.tolist() == [False, True, False]

@@ -280,7 +280,7 @@ def sensitivity_gate(table: pd.DataFrame) -> dict:
 
 TABLE1_GATE = {"count_columns": ["n"], "partition_by": ["characteristic"],
                "dependents": {"n": ["percent", "median", "q1", "q3"]}}
-PATTERNS_GATE = {"count_columns": ["n"], "partition_by": ["count_set"],
+PATTERNS_GATE = {"count_columns": ["n"], "partition_by": ["count_set"], "partitions": [["row_set"], ["column_set"]],
                  "dependents": {"n": ["percent", "median", "q1", "q3"]}}
 ATTRITION_GATE = {"count_columns": ["n_remaining", "n_excluded"]}
 
@@ -296,6 +296,18 @@ def patterns_with_sets(cohort, lines, exposures, vitals) -> pd.DataFrame:
     table = patterns_table(cohort, lines, exposures, vitals)
     distribution = table["percent"].isna()
     table["count_set"] = np.where(distribution, table["section"] + " | " + table["item"], table["section"])
+    # A cross-table's cells also add up along its rows and columns to margins shown in other
+    # sections ("2020 | H" + "2020 | HP" = index year 2020; sequences by line 1 = the index
+    # regimen, by line 2 = the second-line regimen): row_set and column_set name those sets.
+    table["row_set"], table["column_set"] = None, None
+    crossed = table["section"].str.endswith(" by anti-HER2 label")
+    parts = table.loc[crossed, "item"].str.split(" | ", n=1, regex=False)
+    table.loc[crossed, "row_set"] = table.loc[crossed, "section"] + " | " + parts.str[0]
+    table.loc[crossed, "column_set"] = table.loc[crossed, "section"] + " | " + parts.str[1]
+    sequence = table["section"].str.startswith("sequence ")
+    steps = table.loc[sequence, "item"].str.split(" > ", regex=False)
+    table.loc[sequence, "row_set"] = table.loc[sequence, "section"] + " | line 1 " + steps.str[0]
+    table.loc[sequence, "column_set"] = table.loc[sequence, "section"] + " | line 2 " + steps.str[1]
     return table
 
 

@@ -161,7 +161,8 @@ def _default_dependents(df: pd.DataFrame, counts: list[str]) -> dict[str, list[s
 def suppress_counts(df: pd.DataFrame, count_columns: Iterable[str] = (), *, min_cell: int = MIN_CELL,
                     keep_zero: bool = True, dependents: Mapping[str, Iterable[str]] | None = None,
                     partition_by: Iterable[str] | None = None, total_column: str | None = None,
-                    complements: Mapping[str, str] | None = None) -> pd.DataFrame:
+                    complements: Mapping[str, str] | None = None,
+                    partitions: Iterable[Iterable[str]] = ()) -> pd.DataFrame:
     """The frame with count columns (and the cells that would reveal them) as display values.
 
     count_columns: besides these, every column whose name looks like a count (COUNT_COLUMNS).
@@ -170,6 +171,9 @@ def suppress_counts(df: pd.DataFrame, count_columns: Iterable[str] = (), *, min_
     partition_by: columns whose rows form a set of categories of one total (a Table 1
       variable, say); [] for the whole frame as one set; None for no such set.
     total_column: a column holding each row's total, for the complement rule.
+    partitions: more sets of categories that cross the first (the rows and the columns of a
+      cross-table, each adding up to a margin shown elsewhere); a row whose key is empty
+      belongs to none. All sets are suppressed over again until no cell changes.
     complements: {count column: the column holding its own total}, where the counts of a
       row have different totals (patients tested of the cohort, patients with a toxicity
       of those tested); `total_column` is the same for every count column at once.
@@ -199,13 +203,22 @@ def suppress_counts(df: pd.DataFrame, count_columns: Iterable[str] = (), *, min_
         totals = pd.to_numeric(out[total], errors="coerce").to_numpy(dtype=float)
         complement = totals - numbers[c]
         masked[c] |= (complement >= 1) & (complement < min_cell) & ~small[c]
+    group_sets = []
     if partition_by is not None:
         keys = list(partition_by)
-        groups = out.groupby(keys, sort=False, dropna=False).indices.values() if keys else [np.arange(len(out))]
-        for c in counts:
-            for rows in groups:
-                masked[c][rows] = complementary_suppression(numbers[c][rows], small[c][rows], masked[c][rows],
-                                                            min_cell, keep_zero)
+        group_sets.append(list(out.groupby(keys, sort=False, dropna=False).indices.values()) if keys
+                          else [np.arange(len(out))])
+    for keys in partitions:
+        group_sets.append(list(out.groupby(list(keys), sort=False, dropna=True).indices.values()))
+    for c in counts:
+        changed = True
+        while changed:  # a cell withheld in one set can expose another in a crossing set
+            before = masked[c].copy()
+            for groups in group_sets:
+                for rows in groups:
+                    masked[c][rows] = complementary_suppression(numbers[c][rows], small[c][rows], masked[c][rows],
+                                                                min_cell, keep_zero)
+            changed = len(group_sets) > 1 and not np.array_equal(before, masked[c])
     for c in counts:
         shown = [token if p else MASKED if m else small_text(min_cell) if s else (None if np.isnan(v) else int(v))
                  for v, s, m, p, token in zip(numbers[c], small[c], masked[c], preset[c], out[c])]
@@ -278,19 +291,21 @@ def suppress_attrition(attrition: pd.DataFrame, *, min_cell: int = MIN_CELL, kee
 def safe_frame(df: pd.DataFrame, count_columns: Iterable[str] = (), *, min_cell: int = MIN_CELL,
                keep_zero: bool = True, dependents: Mapping[str, Iterable[str]] | None = None,
                partition_by: Iterable[str] | None = None, total_column: str | None = None,
-               complements: Mapping[str, str] | None = None, allowed_dates: Iterable = (),
-               id_patterns=ID_PATTERNS) -> pd.DataFrame:
+               complements: Mapping[str, str] | None = None, partitions: Iterable[Iterable[str]] = (),
+               allowed_dates: Iterable = (), id_patterns=ID_PATTERNS) -> pd.DataFrame:
     """Refuse identifying columns (DisclosureError), then suppress counts: the frame fit to be shown."""
     check_frame(df, allowed_dates=allowed_dates, id_patterns=id_patterns)
     return suppress_counts(df, count_columns, min_cell=min_cell, keep_zero=keep_zero, dependents=dependents,
-                           partition_by=partition_by, total_column=total_column, complements=complements)
+                           partition_by=partition_by, total_column=total_column, complements=complements,
+                           partitions=partitions)
 
 
 def write_csv(df: pd.DataFrame, path, count_columns: Iterable[str] = (), *, allowed_dates: Iterable = (),
               min_cell: int = MIN_CELL, **options) -> Path:
     """`safe_frame`, then the CSV (UTF-8, no index, NaN as empty); the written file is audited too.
 
-    options: keep_zero, dependents, partition_by, total_column, complements, id_patterns (as safe_frame).
+    options: keep_zero, dependents, partition_by, partitions, total_column, complements, id_patterns
+    (as safe_frame).
     """
     path = Path(path)
     shown = safe_frame(df, count_columns, min_cell=min_cell, allowed_dates=allowed_dates, **options)
