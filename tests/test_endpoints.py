@@ -69,11 +69,13 @@ SCENARIOS = [
     scenario("h1826", 100, base=I_LONG, death=1826),
     scenario("h1827", 100, base=I_LONG, death=1827),
     scenario("hlong", 100, base=I_LONG, visits=[2000]),
-    # Only a baseline assessment (day 10): rwPFS by the TTNT proxy, TTP not evaluable.
+    # Only a baseline assessment (day 10): rwPFS by the TTNT proxy; TTP censored there (§5: an
+    # assessment after the index date exists, so TTP is evaluable).
     scenario("proxy", 180, next_line=200, death=300, assessments=[(10, "SD")], visits=[290]),
     # No assessment at all, alive, no next line: the proxy censored at last contact.
     scenario("proxy_cens", 500, visits=[530]),
-    # Only NE after the grace period: not an evaluable assessment → proxy.
+    # Only NE after the grace period: still a tumor assessment (§5) → rwPFS from assessments,
+    # censored at it; TTP censored at it too.
     scenario("ne_only", 500, assessments=[(60, "NE")], visits=[530]),
     # Same-day ties: next line and death → next_line; PD and death → progression;
     # PD, death and the last administration on one day (TTF) → progression.
@@ -124,10 +126,12 @@ EXPECTED = {
     "hlong": {"OS": (1826, 0, "censored", None), "rwPFS": (1826, 0, "censored", "ttnt_proxy"),
               "TTF": (100, 1, "discontinuation", None), "TTNT": (1826, 0, "censored", None)},
     "proxy": {"OS": (300, 1, "death", None), "rwPFS": (200, 1, "next_line", "ttnt_proxy"),
+              "TTP": (10, 0, "censored", None),
               "TTF": (180, 1, "discontinuation", None), "TTNT": (200, 1, "next_line", None)},
     "proxy_cens": {"OS": (546, 0, "censored", None), "rwPFS": (530, 0, "censored", "ttnt_proxy"),
                    "TTF": (530, 0, "censored", None), "TTNT": (530, 0, "censored", None)},
-    "ne_only": {"OS": (546, 0, "censored", None), "rwPFS": (530, 0, "censored", "ttnt_proxy"),
+    "ne_only": {"OS": (546, 0, "censored", None), "rwPFS": (60, 0, "censored", "assessment"),
+                "TTP": (60, 0, "censored", None),
                 "TTF": (530, 0, "censored", None), "TTNT": (530, 0, "censored", None)},
     "tie_nl_death": {"OS": (200, 1, "death", None), "rwPFS": (200, 1, "next_line", "ttnt_proxy"),
                      "TTF": (180, 1, "discontinuation", None), "TTNT": (200, 1, "next_line", None)},

@@ -10,13 +10,15 @@ Dates per patient (all ≤ the cut-off; deaths after it are ignored):
   from bronze are skipped). Records dated after the death are ignored and counted.
 * Tumor assessments: the response read in English or Chinese (CR/PR/SD/PD/NE, 完全缓解,
   部分缓解, 疾病稳定, 疾病进展, complete/partial response, stable/progressive disease …).
-  Only CR/PR/SD/PD readings are evaluable assessments; NE (not evaluable) and unreadable
-  responses do not count (unreadable ones are counted for data quality).
+  Every readable response is a tumor assessment, NE (not evaluable) included, as §5 reads:
+  the patient was assessed on that date. Unreadable responses do not count (they are
+  counted for data quality).
   PD = a PD reading with days(index, date) > pd_grace_days. last_assessment = latest
-  evaluable assessment after the index date.
-* "No tumor assessment after index + pd_grace_days" (no evaluable assessment with
-  days(index, date) > pd_grace_days) switches rwPFS to the TTNT proxy and makes TTP
-  not evaluable (no TTP row): TTP must not be censored at a baseline reading.
+  assessment after the index date (days > 0).
+* "No tumor assessment after index + pd_grace_days" switches rwPFS to the TTNT proxy.
+  TTP is not evaluable (no TTP row) only with no assessment after the index date at all;
+  a patient assessed only within the grace days is censored there (§5: "censored at
+  last_assessment; no assessment: not evaluable").
 
 Ties (two events on the same day) are resolved in this order: progression, next_line,
 death, discontinuation. So PD and death the same day → progression; next line and
@@ -51,7 +53,6 @@ _RESPONSES = (
     ("PD", r"^(pd|疾病进展|进展|progressivedisease|progression|diseaseprogression)$"),
     ("NE", r"^(ne|不可评价|无法评价|无法评估|不可评估|notevaluable|nonevaluable|unevaluable)$"),
 )
-EVALUABLE = ("CR", "PR", "SD", "PD")
 
 
 def response_expr(response_col: Column | str) -> Column:
@@ -106,11 +107,11 @@ def _assessment_aggregates(study: StudyConfig) -> list[Column]:
     grace = study.endpoints.pd_grace_days
     is_assessment = F.col("kind") == "assessment"
     days = F.datediff("event_date", "index_date")
-    evaluable = is_assessment & F.coalesce(F.col("code").isin(*EVALUABLE), F.lit(False))
+    readable = is_assessment & F.col("code").isNotNull()
     return [
         F.min(F.when(is_assessment & (F.col("code") == "PD") & (days > grace), F.col("event_date"))).alias("first_pd"),
-        F.max(F.when(evaluable & (days > 0), F.col("event_date"))).alias("last_assessment"),
-        F.sum(F.when(evaluable & (days > grace), 1).otherwise(0)).cast("long").alias("n_post_grace"),
+        F.max(F.when(readable & (days > 0), F.col("event_date"))).alias("last_assessment"),
+        F.sum(F.when(readable & (days > grace), 1).otherwise(0)).cast("long").alias("n_post_grace"),
         F.sum(F.when(is_assessment & F.col("code").isNull(), 1).otherwise(0)).cast("long").alias("n_unreadable"),
     ]
 
@@ -178,7 +179,7 @@ def endpoint_structs(study: StudyConfig) -> list[Column]:
     rwpfs = F.when(assessed, _endpoint("rwPFS", pfs_date, pfs_type, last_assessment, study, F.lit("assessment"))
                    ).otherwise(_endpoint("rwPFS", ttnt_date, ttnt_type, last_contact, study, F.lit("ttnt_proxy")))
 
-    ttp = _endpoint("TTP", pd_, F.lit("progression"), last_assessment, study, evaluable=assessed)
+    ttp = _endpoint("TTP", pd_, F.lit("progression"), last_assessment, study, evaluable=last_assessment.isNotNull())
 
     discontinued = (nxt.isNotNull() | death.isNotNull()
                     | (F.datediff(_cutoff(study), F.col("last_admin_date")) > e.discontinuation_gap_days))
