@@ -268,11 +268,17 @@ def test_subgroups_table(run):
     assert set(anti["reference"]) == {"H"} and anti.loc["H", "hr"] == "1.0"
     assert anti.loc["I", "n"] == "<5" and "*" in (anti.loc["H", "n"], anti.loc["HP", "n"])
     assert anti.loc["I", "median_months"] == "*"
-    # The HR of HP vs H equals a Cox model fitted here on the same data.
+    # §8 compares H vs HP: I is shown but not in the log-rank test nor the Cox model.
+    assert anti["compared"].to_dict() == {"H": "True", "HP": "True", "I": "False"}
+    assert (anti.loc["I", "hr"], anti.loc["I", "logrank_p"]) == ("", "")
+    assert anti.loc["I", "note"] == "not in the comparison (H vs HP)"
+    # The HR of HP vs H and the log-rank p equal a Cox model and a test run here on H and HP.
     data = inputs.endpoints[inputs.endpoints["endpoint"] == "rwPFS"].merge(
         subgroup_levels(inputs.cohort, ["anti_her2"]), on="patient_id")
+    data = data[data["anti_her2"].isin(["H", "HP"])]
     cox = survival.cox_by_level(data, "anti_her2", reference="H").set_index("level")
     assert float(anti.loc["HP", "hr"]) == pytest.approx(cox.loc["HP", "hr"])
+    assert float(anti.loc["H", "logrank_p"]) == pytest.approx(survival.logrank(data, "anti_her2").p_value)
     assert anti.loc["HP", "hr_multivariable"] != ""
 
 
@@ -395,6 +401,7 @@ def test_a_subgroup_of_unknown_level_is_shown_and_protected(seed_study):
     levels = pd.DataFrame({"patient_id": ids, "hospital_tier": tiers})
     exact = subgroup_table(endpoints, levels, study).set_index("level")
     assert list(exact.index) == ["3A", "3B", UNKNOWN_LEVEL]
+    assert exact["compared"].tolist() == [True, True, False]
     assert exact["n"].tolist() == [7, 6, 3] and exact["events"].tolist() == [5, 6, 0]
     assert exact.loc[UNKNOWN_LEVEL, "note"] == "value unknown: not in the comparison"
     assert np.isnan(exact.loc[UNKNOWN_LEVEL, "hr"])

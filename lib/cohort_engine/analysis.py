@@ -173,8 +173,8 @@ def km_gate(columns) -> dict:
 
 # -- Subgroups ----------------------------------------------------------------------------------
 
-SUBGROUP_COLUMNS = ["endpoint", "factor", "level", "reference", "n", "events", "median_months", "median_ci_low",
-                    "median_ci_high", "logrank_p", "hr", "hr_ci_low", "hr_ci_high", "hr_multivariable",
+SUBGROUP_COLUMNS = ["endpoint", "factor", "level", "reference", "compared", "n", "events", "median_months",
+                    "median_ci_low", "median_ci_high", "logrank_p", "hr", "hr_ci_low", "hr_ci_high", "hr_multivariable",
                     "hr_multivariable_ci_low", "hr_multivariable_ci_high", "note", "note_multivariable"]
 SUBGROUP_FLOATS = ["median_months", "median_ci_low", "median_ci_high", "logrank_p", "hr", "hr_ci_low", "hr_ci_high",
                    "hr_multivariable", "hr_multivariable_ci_low", "hr_multivariable_ci_high"]
@@ -204,9 +204,11 @@ def subgroup_table(endpoints: pd.DataFrame, levels: pd.DataFrame, study: StudyCo
             "hr": "hr_multivariable", "ci_low": "hr_multivariable_ci_low", "ci_high": "hr_multivariable_ci_high",
             "note": "note_multivariable"})
         for factor in factors:
-            table = survival.subgroup_table(data, factor, reference=references[factor],
-                                            ci_method=study.analysis.ci_method)
-            table = pd.concat([table, _unknown_level_row(data, factor, study)], ignore_index=True)
+            compared = _levels_compared(data[factor], factor, study)
+            table = survival.subgroup_table(data.assign(**{factor: data[factor].where(compared)}), factor,
+                                            reference=references[factor], ci_method=study.analysis.ci_method)
+            table = pd.concat([table.assign(compared=True), _levels_not_compared(data, factor, compared, study)],
+                              ignore_index=True)
             table = table.merge(multivariable, on=["factor", "level"], how="left")
             table.insert(0, "endpoint", endpoint)
             table.insert(3, "reference", references[factor])
@@ -217,17 +219,30 @@ def subgroup_table(endpoints: pd.DataFrame, levels: pd.DataFrame, study: StudyCo
     return pd.concat(parts, ignore_index=True)[SUBGROUP_COLUMNS]
 
 
-def _unknown_level_row(data: pd.DataFrame, factor: str, study: StudyConfig) -> pd.DataFrame:
-    """The patients whose level is unknown, as a row of their own (not compared): without it the
-    levels would not add up to the endpoint's n, and n minus the shown levels would give it away."""
-    group = data[data[factor].isna()]
-    if group.empty:
-        return pd.DataFrame()
-    median, low, high = (v / survival.DAYS_PER_MONTH for v in
-                         survival.kaplan_meier(group["time_days"], group["event"], study.analysis.ci_method).median())
-    return pd.DataFrame([dict(factor=factor, level=UNKNOWN_LEVEL, n=len(group), events=int(group["event"].sum()),
-                              median_months=median, median_ci_low=low, median_ci_high=high,
-                              note="value unknown: not in the comparison")])
+def _levels_compared(values: pd.Series, factor: str, study: StudyConfig) -> pd.Series:
+    """Which patients' levels enter the log-rank test and the Cox model of a factor."""
+    compared = study.analysis.anti_her2_levels_compared if factor == "anti_her2" else ()
+    return values.notna() & (values.isin(compared) if compared else True)
+
+
+def _levels_not_compared(data: pd.DataFrame, factor: str, compared: pd.Series, study: StudyConfig) -> pd.DataFrame:
+    """Kaplan–Meier rows (n, events, median) for the levels outside the comparison, the unknown
+    level last: without them the levels would not add up to the endpoint's n, and n minus the
+    shown levels would give the missing ones away."""
+    rest = data[~compared]
+    levels = rest[factor].fillna(UNKNOWN_LEVEL)
+    order = sorted(levels.unique(), key=lambda lv: (lv == UNKNOWN_LEVEL, -(levels == lv).sum(), str(lv)))
+    named = sorted(map(str, data.loc[compared, factor].unique()))
+    rows = []
+    for level in order:
+        group = rest[levels == level]
+        median, low, high = (v / survival.DAYS_PER_MONTH for v in survival.kaplan_meier(
+            group["time_days"], group["event"], study.analysis.ci_method).median())
+        note = ("value unknown: not in the comparison" if level == UNKNOWN_LEVEL
+                else f"not in the comparison ({' vs '.join(map(str, named))})")
+        rows.append(dict(factor=factor, level=level, compared=False, n=len(group), events=int(group["event"].sum()),
+                         median_months=median, median_ci_low=low, median_ci_high=high, note=note))
+    return pd.DataFrame(rows)
 
 
 # -- Sensitivity analyses ------------------------------------------------------------------------
@@ -407,8 +422,8 @@ def forest_rows(shown_subgroups: pd.DataFrame, exact: pd.DataFrame) -> pd.DataFr
     """
     rows = []
     for shown_row, row in zip(shown_subgroups.itertuples(index=False), exact.itertuples(index=False)):
-        if row.level == UNKNOWN_LEVEL:
-            continue  # not compared: no hazard ratio to draw
+        if not row.compared:
+            continue  # no hazard ratio to draw
         reference = row.level == row.reference
         text = f"n {shown_row.n}  " + ("reference" if reference else _hr_text(row.hr, row.hr_ci_low,
                                                                                row.hr_ci_high))
@@ -468,8 +483,8 @@ def subgroup_display(shown: pd.DataFrame) -> pd.DataFrame:
         "n": shown["n"], "events": shown["events"],
         "median, months (95% CI)": [_with_ci(r.median_months, r.median_ci_low, r.median_ci_high)
                                     for r in shown.itertuples(index=False)],
-        "HR (95% CI)": ["reference" if r.level == r.reference else _with_ci(r.hr, r.hr_ci_low, r.hr_ci_high, 2,
-                                                                             missing="NE")
+        "HR (95% CI)": ["reference" if r.level == r.reference else "not compared" if not r.compared
+                        else _with_ci(r.hr, r.hr_ci_low, r.hr_ci_high, 2, missing="NE")
                         for r in shown.itertuples(index=False)],
         "multivariable HR (95% CI)": [
             "reference" if r.level == r.reference else _with_ci(r.hr_multivariable, r.hr_multivariable_ci_low,

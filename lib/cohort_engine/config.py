@@ -99,6 +99,9 @@ class AnalysisConfig:
         "prior_anti_her2", "age_group", "hospital_tier",
     )
     sensitivity_gap_days: tuple[int, ...] = (60, 180)
+    # §8 compares the anti-HER2 labels H vs HP; other labels (I, +TKI …) are shown, not compared.
+    # An empty list compares every label.
+    anti_her2_levels_compared: tuple[str, ...] = ("H", "HP")
 
 
 @dataclasses.dataclass(frozen=True)
