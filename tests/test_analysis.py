@@ -291,6 +291,8 @@ def test_sensitivity_table(run):
     assessments = inputs.endpoints[(inputs.endpoints["endpoint"] == "rwPFS")
                                    & (inputs.endpoints["source"] == "assessment")]
     assert rw.loc["rwPFS from assessments only", "n"] == str(len(assessments))
+    main_events = inputs.endpoints[inputs.endpoints["endpoint"] == "rwPFS"]["event"].sum()
+    assert rw.loc["rwPFS from assessments only", "events_main"] == str(main_events)
     # the 60-day-gap cohort lost 2 of 150 patients: 148 would reveal those two, so it is withheld;
     # its median and rates stay (they are the point of the analysis), equal to a fit made here
     gap60 = rw.loc["lines rebuilt with a 60-day gap"]
@@ -408,3 +410,23 @@ def test_a_subgroup_of_unknown_level_is_shown_and_protected(seed_study):
     table = shown(exact.reset_index(), study, **SUBGROUP_GATE).set_index("level")
     assert table["n"].tolist() == [7, "*", "<5"]
     assert table["events"].tolist() == ["*", "*", "*"]
+
+
+def test_proxy_events_are_not_given_away_by_the_assessments_only_analysis(seed_study):
+    # Main rwPFS: 20 patients, 16 assessed (10 events) and 4 by the proxy (3 events): 13 events.
+    # From assessments only: n 16, events 10. Worked by hand: 20 − 16 = 4 proxy patients and
+    # 13 − 10 = 3 proxy events would both be named, so that row's n and events are withheld, and
+    # its median and rates with the events; the main row stands (20, 13).
+    from cohort_engine.analysis import ASSESSMENTS_ONLY, MAIN, sensitivity_gate, sensitivity_table
+    from cohort_engine.outputs import shown
+    events = [1] * 10 + [0] * 6 + [1] * 3 + [0]
+    main = pd.DataFrame({"patient_id": [f"Q{i}" for i in range(20)], "endpoint": "rwPFS",
+                         "time_days": [30 * (i + 1) for i in range(20)], "event": events,
+                         "event_type": ["progression" if e else "censored" for e in events],
+                         "source": ["assessment"] * 16 + ["ttnt_proxy"] * 4})
+    table = sensitivity_table({MAIN: main, ASSESSMENTS_ONLY: main[main["source"] == "assessment"]}, seed_study)
+    assert table[["n", "events"]].values.tolist() == [[20, 13], [16, 10]]
+    assert table.loc[1, ["n_main", "events_main"]].tolist() == [20.0, 13.0]
+    out = shown(table, seed_study, **sensitivity_gate(table)).set_index("analysis")
+    assert out.loc[MAIN, ["n", "events"]].tolist() == [20, 13]
+    assert out.loc[ASSESSMENTS_ONLY, ["n", "events", "median_months", "rate_12m"]].tolist() == ["*", "*", "*", "*"]

@@ -247,7 +247,8 @@ def _levels_not_compared(data: pd.DataFrame, factor: str, compared: pd.Series, s
 
 # -- Sensitivity analyses ------------------------------------------------------------------------
 
-SENSITIVITY_GATE_BASE = {"count_columns": ["n", "events", "n_main"], "total_column": "n_main"}
+SENSITIVITY_GATE_BASE = {"count_columns": ["n", "events", "n_main", "events_main"],
+                         "complements": {"n": "n_main", "events": ["events_main", "n"]}}
 
 
 def sensitivity_frames(inputs: AnalysisInputs) -> dict[str, pd.DataFrame]:
@@ -259,15 +260,17 @@ def sensitivity_frames(inputs: AnalysisInputs) -> dict[str, pd.DataFrame]:
 
 
 def sensitivity_table(frames: dict[str, pd.DataFrame], study: StudyConfig) -> pd.DataFrame:
-    """endpoint, analysis, n, events, n_main, median with CI, 12- and 24-month rates with CI.
+    """endpoint, analysis, n, events, n_main, events_main, median with CI, 12- and 24-month rates with CI.
 
     One row for the main analysis of each endpoint, then one per sensitivity analysis that
     has that endpoint. n_main (sensitivity rows only) is the main analysis's n: a difference
-    of 1–4 patients between the two would name those few, so such an n is withheld.
+    of 1–4 patients between the two would name those few, so such an n is withheld. The rows of
+    "rwPFS from assessments only" are a subset of the main rwPFS, so their events_main is the
+    main events count: 3 events fewer would name 3 proxy events.
     """
     summaries = {label: km_table(frame, study, SENSITIVITY_RATE_MONTHS) for label, frame in frames.items()
                  if len(frame)}
-    main = summaries.get(MAIN, pd.DataFrame(columns=["endpoint", "n"])).set_index("endpoint")["n"]
+    main = summaries.get(MAIN, pd.DataFrame(columns=["endpoint", "n", "events"])).set_index("endpoint")
     rows = []
     for endpoint in _endpoint_order(pd.concat([f[["endpoint"]] for f in frames.values()])):
         for label, summary in summaries.items():
@@ -275,10 +278,13 @@ def sensitivity_table(frames: dict[str, pd.DataFrame], study: StudyConfig) -> pd
             if found.empty:
                 continue
             row = found.iloc[0].to_dict()
-            row.update(analysis=label, n_main=np.nan if label == MAIN else float(main.get(endpoint, np.nan)))
+            known = label != MAIN and endpoint in main.index
+            row.update(analysis=label, n_main=float(main.loc[endpoint, "n"]) if known else np.nan,
+                       events_main=float(main.loc[endpoint, "events"]) if known and label == ASSESSMENTS_ONLY
+                       else np.nan)
             rows.append(row)
     stats = [c for c in survival.km_summary_columns(SENSITIVITY_RATE_MONTHS) if c.startswith(("median", "rate_"))]
-    columns = ["endpoint", "analysis", "n", "events", "n_main", *stats, "ci_method"]
+    columns = ["endpoint", "analysis", "n", "events", "n_main", "events_main", *stats, "ci_method"]
     return pd.DataFrame(rows, columns=columns)
 
 

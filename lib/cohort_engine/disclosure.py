@@ -161,7 +161,7 @@ def _default_dependents(df: pd.DataFrame, counts: list[str]) -> dict[str, list[s
 def suppress_counts(df: pd.DataFrame, count_columns: Iterable[str] = (), *, min_cell: int = MIN_CELL,
                     keep_zero: bool = True, dependents: Mapping[str, Iterable[str]] | None = None,
                     partition_by: Iterable[str] | None = None, total_column: str | None = None,
-                    complements: Mapping[str, str] | None = None,
+                    complements: Mapping[str, str | Iterable[str]] | None = None,
                     partitions: Iterable[Iterable[str]] = ()) -> pd.DataFrame:
     """The frame with count columns (and the cells that would reveal them) as display values.
 
@@ -174,7 +174,7 @@ def suppress_counts(df: pd.DataFrame, count_columns: Iterable[str] = (), *, min_
     partitions: more sets of categories that cross the first (the rows and the columns of a
       cross-table, each adding up to a margin shown elsewhere); a row whose key is empty
       belongs to none. All sets are suppressed over again until no cell changes.
-    complements: {count column: the column holding its own total}, where the counts of a
+    complements: {count column: the column (or columns) holding its own total}, where the counts of a
       row have different totals (patients tested of the cohort, patients with a toxicity
       of those tested); `total_column` is the same for every count column at once.
     Shown counts stay ints; suppressed ones become SMALL ("<5") or MASKED ("*").
@@ -197,12 +197,14 @@ def suppress_counts(df: pd.DataFrame, count_columns: Iterable[str] = (), *, min_
     floor = 1 if keep_zero else 0
     small = {c: (v >= floor) & (v < min_cell) for c, v in numbers.items()}
     masked = {c: np.zeros(len(out), dtype=bool) for c in counts}
-    pairs = {c: total_column for c in counts if c != total_column} if total_column is not None else {}
-    pairs.update(complements or {})
-    for c, total in pairs.items():
-        totals = pd.to_numeric(out[total], errors="coerce").to_numpy(dtype=float)
-        complement = totals - numbers[c]
-        masked[c] |= (complement >= 1) & (complement < min_cell) & ~small[c]
+    pairs = {c: [total_column] for c in counts if c != total_column} if total_column is not None else {}
+    pairs.update({c: [t] if isinstance(t, str) else list(t) for c, t in (complements or {}).items()})
+    for c, totals_of_c in pairs.items():
+        for total in totals_of_c:
+            totals = pd.to_numeric(out[total], errors="coerce").to_numpy(dtype=float)
+            # Either way round: a sensitivity analysis with 3 patients more than the main one names them too.
+            complement = np.abs(totals - numbers[c])
+            masked[c] |= (complement >= 1) & (complement < min_cell) & ~small[c]
     group_sets = []
     if partition_by is not None:
         keys = list(partition_by)
@@ -291,7 +293,7 @@ def suppress_attrition(attrition: pd.DataFrame, *, min_cell: int = MIN_CELL, kee
 def safe_frame(df: pd.DataFrame, count_columns: Iterable[str] = (), *, min_cell: int = MIN_CELL,
                keep_zero: bool = True, dependents: Mapping[str, Iterable[str]] | None = None,
                partition_by: Iterable[str] | None = None, total_column: str | None = None,
-               complements: Mapping[str, str] | None = None, partitions: Iterable[Iterable[str]] = (),
+               complements: Mapping[str, str | Iterable[str]] | None = None, partitions: Iterable[Iterable[str]] = (),
                allowed_dates: Iterable = (), id_patterns=ID_PATTERNS) -> pd.DataFrame:
     """Refuse identifying columns (DisclosureError), then suppress counts: the frame fit to be shown."""
     check_frame(df, allowed_dates=allowed_dates, id_patterns=id_patterns)
