@@ -4,10 +4,11 @@ from __future__ import annotations
 import datetime as dt
 import math
 
+import numpy as np
 import pandas as pd
 import pytest
 
-from cohort_engine.patterns import NO_LINE, dose_in_mg, mosteller_bsa, patterns_table, schedule_of
+from cohort_engine.patterns import NO_LINE, dose_in_mg, mosteller_bsa, nearest_body_size, patterns_table, schedule_of
 
 D = dt.date
 PL = "paclitaxel liposome"
@@ -120,3 +121,23 @@ def test_dose_units():
     assert dose_in_mg(6, "mg/kg", None, None) is None
     assert dose_in_mg(175, "mg/m2", None, None) is None
     assert mosteller_bsa(180, 80) == pytest.approx(2.0)  # sqrt(14400/3600)
+
+
+def test_height_and_weight_are_each_taken_nearest_the_index_date():
+    # A: height once (index − 100), weights on index − 2 (64) and index + 5 (70) → 160 cm, 64 kg,
+    #    BSA sqrt(160 × 64 / 3600) = sqrt(2.8444…). B: weight only → no BSA, weight 50.
+    # C: heights 150 (index − 3) and 155 (index + 3), equally near → the earlier; weight 60 on
+    #    the index date → BSA sqrt(150 × 60 / 3600) = sqrt(2.5).
+    index = D(2021, 3, 1)
+    day = lambda n: index + dt.timedelta(days=n)  # noqa: E731
+    vitals = pd.DataFrame([("A", day(-100), 160.0, None), ("A", day(-2), None, 64.0), ("A", day(5), None, 70.0),
+                           ("B", day(0), None, 50.0),
+                           ("C", day(-3), 150.0, None), ("C", day(3), 155.0, None), ("C", day(0), None, 60.0)],
+                          columns=["patient_id", "measure_date", "height_cm", "weight_kg"])
+    got = nearest_body_size(vitals, pd.DataFrame({"patient_id": list("ABC"), "index_date": [index] * 3}))
+    got = got.set_index("patient_id")
+    assert got.loc["A", ["height_cm", "weight_kg"]].tolist() == [160.0, 64.0]
+    assert got.loc["A", "bsa_m2"] == pytest.approx((160 * 64 / 3600) ** 0.5)
+    assert np.isnan(got.loc["B", "height_cm"]) and got.loc["B", "weight_kg"] == 50.0 and np.isnan(got.loc["B", "bsa_m2"])
+    assert got.loc["C", ["height_cm", "weight_kg"]].tolist() == [150.0, 60.0]
+    assert got.loc["C", "bsa_m2"] == pytest.approx(2.5 ** 0.5)

@@ -48,19 +48,28 @@ def dose_in_mg(dose: float, unit: str | None, bsa: float | None, weight_kg: floa
     return None
 
 
+def _nearest(vitals: pd.DataFrame, index_dates: pd.DataFrame, column: str) -> pd.DataFrame:
+    """patient_id and `column` from the measurement of it nearest the index date (ties: the earlier)."""
+    v = vitals.loc[vitals[column].notna() & (vitals[column] > 0), ["patient_id", "measure_date", column]]
+    v = v.merge(index_dates, on="patient_id")
+    v = v.assign(distance=(pd.to_datetime(v["measure_date"]) - pd.to_datetime(v["index_date"])).dt.days.abs(),
+                 when=pd.to_datetime(v["measure_date"]))
+    return v.sort_values(["patient_id", "distance", "when"]).drop_duplicates("patient_id")[["patient_id", column]]
+
+
 def nearest_body_size(vitals: pd.DataFrame, index_dates: pd.DataFrame) -> pd.DataFrame:
-    """Height and weight from the vitals nearest the index date (ties: the earlier)."""
+    """Height and weight, each from its measurement nearest the index date (ties: the earlier),
+    and the Mosteller BSA where both exist. Each is taken on its own: records weigh a patient
+    every cycle but measure the height once, often on another day."""
     cols = ["patient_id", "height_cm", "weight_kg", "bsa_m2"]
     if vitals.empty:
         return pd.DataFrame(columns=cols)
-    v = vitals.dropna(subset=["height_cm", "weight_kg"])
-    v = v[(v["height_cm"] > 0) & (v["weight_kg"] > 0)].merge(index_dates, on="patient_id")
+    v = _nearest(vitals, index_dates, "height_cm").merge(_nearest(vitals, index_dates, "weight_kg"),
+                                                          on="patient_id", how="outer")
     if v.empty:
         return pd.DataFrame(columns=cols)
-    v = v.assign(distance=(pd.to_datetime(v["measure_date"]) - pd.to_datetime(v["index_date"])).dt.days.abs(),
-                 when=pd.to_datetime(v["measure_date"]))
-    v = v.sort_values(["patient_id", "distance", "when"]).drop_duplicates("patient_id")
-    v["bsa_m2"] = [mosteller_bsa(h, w) for h, w in zip(v["height_cm"], v["weight_kg"])]
+    v["bsa_m2"] = [mosteller_bsa(h, w) if pd.notna(h) and pd.notna(w) else np.nan
+                   for h, w in zip(v["height_cm"], v["weight_kg"])]
     return v[cols].reset_index(drop=True)
 
 
