@@ -37,6 +37,9 @@ HER2_CASES = [
     ("no HER2 gene amplification", "FISH", "negative"), ("amplification not detected", None, "negative"),
     ("No amplification", "ISH", "negative"), ("扩增(-)", None, "negative"), ("HER2基因扩增", "FISH", "positive"),
     ("HER 2 3+", None, "positive"), ("HER 2 (1+)", None, "negative"),
+    # An amplification finding stated as uncertain is no reading at all.
+    ("无法判断是否扩增", "FISH", "unreadable"), ("扩增待定", None, "unreadable"), ("amplification?", None, "unreadable"),
+    ("2+, FISH扩增待定", None, "equivocal"),
     ("2+", "IHC", "equivocal"), ("++", None, "equivocal"), ("(++)", None, "equivocal"),
     ("２＋", None, "equivocal"), ("2", "IHC", "equivocal"), ("弱阳性", None, "equivocal"),
     ("weakly positive", None, "equivocal"), ("2+ 弱阳性", None, "equivocal"),

@@ -42,6 +42,8 @@ _WEAK = r"弱阳性|weak(ly)?-?pos(itive)?|弱\+"
 _ISH_NEGATIVE = (r"(not|non|un|no|without)-?\|?(gene|明显)?\|?amplif|(无|未|不|没有|未见)[^0-9+]{0,8}扩增|扩增阴性"
                  r"|amplif[a-z]*\|?(was|is)?(not|absent|negative|阴性)|扩增\|?[(]?(-|阴性)")
 _ISH_POSITIVE = r"amplif|扩增"
+# A finding stated as uncertain ("无法判断是否扩增", "扩增待定", "amplification?") is no reading.
+_UNCERTAIN = r"无法|不能|不确定|待定|待查|不明确|可疑|是否|\?|uncertain|undetermined|indeterminate|pending"
 _POSITIVE_WORD = r"positive|阳性|(^|\|)pos(\||$)"
 _NEGATIVE_WORD = r"negative|阴性|(^|\|)neg(\||$)"
 _IHC3 = r"(^|[^0-9.])3\+|(^|[^+])\+\+\+($|[^+])"
@@ -75,8 +77,8 @@ def parse_her2_expr(result_col: Column | str, method_col: Column | str | None = 
     Precedence (first match wins), so that one text with two findings reads as its
     most decisive one and the classic traps ('not amplified', '弱阳性') do not read positive:
       1. IHC 3+ (`3+`, `+++`, `(+++)`, a bare `3` when the method is not ISH)   → positive
-      2. amplified / 扩增, not negated                                          → positive
-      3. not amplified / 无扩增 / 未扩增 …                                        → negative
+      2. amplified / 扩增, not negated, not stated as uncertain                 → positive
+      3. not amplified / 无扩增 / 未扩增 …, not stated as uncertain               → negative
       4. both a positive and a negative word (positive/阳性 and negative/阴性)  → unreadable
       5. positive / 阳性 / pos                                                  → positive
       6. negative / 阴性 / neg                                                  → negative
@@ -97,10 +99,11 @@ def her2_from_text(s: Column, not_ish: Column) -> Column:
     unweak = F.regexp_replace(s, _WEAK, "|")
     pos_word, neg_word = unweak.rlike(_POSITIVE_WORD), unweak.rlike(_NEGATIVE_WORD)
     ish_negative = s.rlike(_ISH_NEGATIVE)
+    ish_stated = s.rlike(_ISH_POSITIVE) & ~s.rlike(_UNCERTAIN)
     return (F.when(bare.isNull() | (bare == ""), F.lit(UNREADABLE))
             .when(s.rlike(_IHC3) | ((bare == "3") & not_ish), F.lit(POSITIVE))
-            .when(s.rlike(_ISH_POSITIVE) & ~ish_negative, F.lit(POSITIVE))
-            .when(ish_negative, F.lit(NEGATIVE))
+            .when(ish_stated & ~ish_negative, F.lit(POSITIVE))
+            .when(ish_stated & ish_negative, F.lit(NEGATIVE))
             .when(pos_word & neg_word, F.lit(UNREADABLE))
             .when(pos_word, F.lit(POSITIVE))
             .when(neg_word, F.lit(NEGATIVE))
