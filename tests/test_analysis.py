@@ -430,3 +430,23 @@ def test_proxy_events_are_not_given_away_by_the_assessments_only_analysis(seed_s
     out = shown(table, seed_study, **sensitivity_gate(table)).set_index("analysis")
     assert out.loc[MAIN, ["n", "events"]].tolist() == [20, 13]
     assert out.loc[ASSESSMENTS_ONLY, ["n", "events", "median_months", "rate_12m"]].tolist() == ["*", "*", "*", "*"]
+
+
+def test_patterns_cross_tables_publish_no_small_cell_beyond_the_margins(run):
+    # Rows of a "… by anti-HER2 label" table holding a count of 1–4 are pooled until no pooled
+    # count is: what is left to read as "<5" is a pooled row that took every row, i.e. the label
+    # margins (label I has 3 patients in this cohort, so every table pools all its rows).
+    from cohort_engine.disclosure import POOLED
+    _, out, _ = run
+    csv = pd.read_csv(out / "tables/patterns.csv", dtype=str, keep_default_na=False)
+    labels = csv[csv["section"] == "anti-HER2 label"].set_index("item")["n"].to_dict()
+    for section in ("index year by anti-HER2 label", "hospital tier by anti-HER2 label",
+                    "province by anti-HER2 label"):
+        rows = csv[csv["section"] == section]
+        split = rows["item"].str.split(" | ", n=1, regex=False)
+        small = rows["n"].isin(["<5", "*"])
+        assert (split.str[0][small] == POOLED).all(), section
+        pooled = rows[split.str[0] == POOLED]
+        if len(pooled) and small.any():  # every row pooled: the margins themselves
+            assert len(rows) == len(pooled)
+            assert dict(zip(split.str[1][split.str[0] == POOLED], pooled["n"])) == labels

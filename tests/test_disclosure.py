@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 
 from cohort_engine.disclosure import (
-    MASKED, DisclosureError, audit_output_dir, check_frame, complementary_suppression, footnote,
-    risk_table_display,
+    MASKED, POOLED, DisclosureError, audit_output_dir, check_frame, complementary_suppression, footnote,
+    pool_cross_table_rows, risk_table_display,
     safe_frame, suppress_counts, write_csv)
 
 
@@ -109,6 +109,34 @@ def test_a_cross_table_is_protected_along_its_rows_and_columns():
     assert alone["n"].tolist() == [8, "<5", "*", 9, 7, 12]  # 10 − 8 = 2: one set is not enough
     crossed = suppress_counts(df, ["n"], partition_by=["section"], partitions=[["row_set"], ["column_set"]])
     assert crossed["n"].tolist() == ["*", "<5", "*", "*", 7, 12]
+
+
+def _cells(rows):
+    return pd.DataFrame(rows, columns=["row", "column", "n"])
+
+
+def test_cross_table_rows_with_small_counts_are_pooled():
+    # The case per-set suppression cannot protect (margins public: years 10, 6, 7; H 14, HP 9):
+    #   2020: H 8, HP 2   2021: H 6   2022: HP 7
+    # 2020 holds a 2: pooled; alone its HP is still 2, so the smallest other row joins (2021, 6):
+    # H 14, HP 2 — still small; then 2022 (7): H 14, HP 9. Every row pooled: the margins, nothing more.
+    cells = _cells([("2020", "H", 8), ("2020", "HP", 2), ("2021", "H", 6), ("2022", "HP", 7)])
+    out = pool_cross_table_rows(cells)
+    assert out.values.tolist() == [[POOLED, "H", 14], [POOLED, "HP", 9]]
+
+
+def test_cross_table_pooling_takes_the_smallest_rows_until_no_pooled_count_is_small():
+    #   2019: H 20, HP 11   2020: H 8, HP 2   2021: H 6, HP 5   2022: H 30, HP 25
+    # 2020 is pooled (2); H 8, HP 2 → add the smallest other row, 2021 (11): H 14, HP 7 → done.
+    # 2019 and 2022 stand; no published count is 1–4, and 2020 and 2021 cannot be told apart.
+    cells = _cells([("2019", "H", 20), ("2019", "HP", 11), ("2020", "H", 8), ("2020", "HP", 2),
+                    ("2021", "H", 6), ("2021", "HP", 5), ("2022", "H", 30), ("2022", "HP", 25)])
+    out = pool_cross_table_rows(cells)
+    assert sorted(out.values.tolist()) == sorted([["2019", "H", 20], ["2019", "HP", 11], ["2022", "H", 30],
+                                                  ["2022", "HP", 25], [POOLED, "H", 14], [POOLED, "HP", 7]])
+    # Nothing small, nothing to pool: the table as it was (zeros left out).
+    plain = _cells([("2019", "H", 20), ("2019", "HP", 0), ("2022", "HP", 5)])
+    assert pool_cross_table_rows(plain).values.tolist() == [["2019", "H", 20], ["2022", "HP", 5]]
 
 
 def test_complementary_suppression_function_directly():

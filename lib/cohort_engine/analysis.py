@@ -22,8 +22,8 @@ import pandas as pd
 from . import figures, outputs, report, survival
 from .baseline import age_group, table1
 from .config import StudyConfig
-from .disclosure import (MASKED, DisclosureError, find_dates, find_identifiers, footnote, risk_table_display,
-                         small_text, suppress_attrition)
+from .disclosure import (MASKED, DisclosureError, find_dates, find_identifiers, footnote, pool_cross_table_rows,
+                         risk_table_display, small_text, suppress_attrition)
 from .patterns import NO_LINE, patterns_table, sequences
 from .safety import SAFETY_GATE, SafetyResult, analyse_safety
 
@@ -306,15 +306,33 @@ PATTERNS_GATE = {"count_columns": ["n"], "partition_by": ["count_set"], "partiti
 ATTRITION_GATE = {"count_columns": ["n_remaining", "n_excluded"]}
 
 
-def patterns_with_sets(cohort, lines, exposures, vitals) -> pd.DataFrame:
-    """patterns.patterns_table plus count_set: the rows whose counts add up to one total.
+def pooled_cross_tables(table: pd.DataFrame, min_cell: int) -> pd.DataFrame:
+    """The patterns table with the rows of each "… by anti-HER2 label" cross-table that hold a
+    small count pooled (disclosure.pool_cross_table_rows), in the table's own order."""
+    crossed = table["section"].str.endswith(" by anti-HER2 label")
+    parts = [table[~crossed]]
+    for section, rows in table[crossed].groupby("section", sort=False):
+        split = rows["item"].str.split(" | ", n=1, regex=False)
+        cells = pd.DataFrame({"row": split.str[0], "column": split.str[1], "n": rows["n"].to_numpy()})
+        pooled = pool_cross_table_rows(cells, min_cell=min_cell).sort_values("n", ascending=False, kind="stable")
+        n_cohort = rows["n"].sum()  # every patient stands in one cell
+        parts.append(pd.DataFrame({"section": section, "item": pooled["row"] + " | " + pooled["column"],
+                                   "n": pooled["n"].to_numpy(), "percent": 100.0 * pooled["n"].to_numpy() / n_cohort}))
+    ordered = pd.concat(parts, ignore_index=True)
+    order = {s: i for i, s in enumerate(dict.fromkeys(table["section"]))}
+    return ordered.sort_values("section", key=lambda c: c.map(order), kind="stable").reset_index(drop=True)
+
+
+def patterns_with_sets(cohort, lines, exposures, vitals, min_cell: int) -> pd.DataFrame:
+    """patterns.patterns_table, cross-tables pooled (pooled_cross_tables), plus count_set: the
+    rows whose counts add up to one total.
 
     Counts of a section share the cohort as their total; a distribution row (median, IQR,
     no percent) stands alone.
     """
     vitals = vitals if vitals is not None else pd.DataFrame(columns=["patient_id", "measure_date", "height_cm",
                                                                      "weight_kg"])
-    table = patterns_table(cohort, lines, exposures, vitals)
+    table = pooled_cross_tables(patterns_table(cohort, lines, exposures, vitals), min_cell)
     distribution = table["percent"].isna()
     table["count_set"] = np.where(distribution, table["section"] + " | " + table["item"], table["section"])
     # A cross-table's cells also add up along its rows and columns to margins shown in other
@@ -816,7 +834,7 @@ def _sensitivity_section_data(inputs: AnalysisInputs, writer: _Writer) -> tuple[
 
 def _patterns_data(inputs: AnalysisInputs, writer: _Writer) -> tuple[pd.DataFrame, bytes | None]:
     study = inputs.study
-    table = patterns_with_sets(inputs.cohort, inputs.lines, inputs.exposures, inputs.vitals)
+    table = patterns_with_sets(inputs.cohort, inputs.lines, inputs.exposures, inputs.vitals, study.disclosure.min_cell)
     writer.table("patterns", table, PATTERNS_GATE)
     counts = merge_small_sequences(sequence_counts(inputs.cohort, inputs.lines), study.disclosure.min_cell)
     png = None

@@ -150,6 +150,41 @@ def complementary_suppression(values, small, masked=None, min_cell: int = MIN_CE
     return masked
 
 
+POOLED = "(others, pooled)"
+
+
+def pool_cross_table_rows(cells: pd.DataFrame, *, min_cell: int = MIN_CELL, pooled_label: str = POOLED
+                          ) -> pd.DataFrame:
+    """A cross-table (row, column, n) whose rows holding a count of 1 to min_cell − 1 are pooled.
+
+    The margins of both dimensions are public elsewhere (Table 1, the patterns sections),
+    so suppressing cells one set at a time cannot protect a cross-table: a row with one
+    category is fixed by its margin, and its column then gives the others away. Instead
+    such rows are added up into one row, `pooled_label`, together with the next smallest
+    rows until every pooled count is 0 or at least min_cell. No published cell is then
+    small (but for a pooled row that had to take every row: its cells are the column
+    margins, small only where a margin is), and a pooled row's counts cannot be split
+    back into its rows: several rows share one set of sums.
+    """
+    if cells.empty:
+        return cells.copy()
+    grid = cells.pivot_table(index="row", columns="column", values="n", aggfunc="sum", fill_value=0)
+    small = ((grid > 0) & (grid < min_cell)).any(axis=1)
+    pooled = list(grid.index[small])
+    if pooled:
+        candidates = grid.drop(index=pooled).sum(axis=1).sort_values(kind="stable")
+        while True:
+            together = grid.loc[pooled].sum()
+            if ((together == 0) | (together >= min_cell)).all() or candidates.empty:
+                break
+            pooled.append(candidates.index[0])
+            candidates = candidates.iloc[1:]
+        grid = pd.concat([grid.drop(index=pooled), grid.loc[pooled].sum().to_frame(pooled_label).T])
+    out = grid.stack().rename("n").reset_index()
+    out.columns = ["row", "column", "n"]
+    return out[out["n"] > 0].reset_index(drop=True)
+
+
 def _default_dependents(df: pd.DataFrame, counts: list[str]) -> dict[str, list[str]]:
     out = {}
     for c in counts:
