@@ -213,6 +213,21 @@ def test_values_that_only_look_usable_are_quarantined(spark, tmp_path, lake):
     assert rx["R17"]["admin_date"] == dt.date(2020, 3, 2)
 
 
+def test_a_quoted_line_break_stays_inside_its_field(spark, tmp_path, lake):
+    diagnoses = ('patient_id,hospital_id,diagnosis_date,icd10,stage,diagnosis_text\n'
+                 'P1,H1,2020-01-01,C50.9,IV,乳腺癌\n'
+                 'P1,H1,2020-02-01,C78.0,,"肺转移\n多发"\n'
+                 'P1,H1,2020-03-01,C79.5,,骨转移\n')
+    tables = {k: v for k, v in EXTRACT.items() if k in ("hospitals", "patients", "deaths", "biomarkers",
+                                                       "prescriptions")}
+    source = write_extract(tmp_path / "src", dict(tables, diagnoses=diagnoses))
+    results = {r.table: r for r in ingest(spark, lake, source, CUTOFF, progress=lambda _: None)}
+    r = results["diagnoses"]
+    assert (r.rows_read, r.rows_kept, r.duplicates_removed, r.quarantined) == (3, 3, 0, {})
+    texts = {row["icd10"]: row["diagnosis_text"] for row in lake.read("bronze", "diagnoses").collect()}
+    assert texts == {"C50.9": "乳腺癌", "C78.0": "肺转移\n多发", "C79.5": "骨转移"}
+
+
 def test_full_load_without_an_optional_table_the_lake_holds_stops(spark, tmp_path, lake):
     tables = dict(EXTRACT, tumor_assessments="patient_id,assessment_date,response,method,source\n"
                                              "P1,2020-05-01,PD,CT,imaging\n")

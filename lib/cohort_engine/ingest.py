@@ -90,9 +90,12 @@ def read_raw(spark, source: str | Path, table: str) -> DataFrame | None:
         return None
     path, fmt = found
     if fmt == "csv":
+        # multiLine: free text (diagnosis_text, terms) may hold a quoted line break; read line by
+        # line, one record would become two broken rows. A CSV file is then read by one task,
+        # so a large table is best delivered as several files or as Parquet.
         raw = (spark.read.option("header", True).option("encoding", "UTF-8")
                .option("inferSchema", False).option("escape", '"').option("mode", "PERMISSIVE")
-               .csv(str(path)))
+               .option("multiLine", True).csv(str(path)))
     else:
         raw = spark.read.parquet(str(path))
     raw = raw.toDF(*[c.strip().lstrip("\ufeff") for c in raw.columns])
