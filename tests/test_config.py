@@ -104,3 +104,13 @@ def test_delta_extension_is_configured_when_its_package_is_requested():
     assert s["conf"]["spark.sql.extensions"] == "io.delta.sql.DeltaSparkSessionExtension"
     assert s["conf"]["spark.sql.catalog.spark_catalog"] == "org.apache.spark.sql.delta.catalog.DeltaCatalog"
     assert delta_packages_requested({}, {"PYSPARK_SUBMIT_ARGS": "--packages io.delta:delta-spark_2.13:4.0.0"})
+
+
+def test_large_local_profile_gives_the_heap_a_million_patients_need():
+    s = resolve_settings("local-large", environ={})
+    assert s["master"] == "local[*]"
+    assert (s["conf"]["spark.driver.memory"], s["conf"]["spark.sql.shuffle.partitions"]) == ("10g", "64")
+    # Everything else as the laptop profile.
+    small = resolve_settings("local", environ={})
+    assert {k: v for k, v in s["conf"].items() if k not in ("spark.driver.memory", "spark.sql.shuffle.partitions")} \
+        == {k: v for k, v in small["conf"].items() if k not in ("spark.driver.memory", "spark.sql.shuffle.partitions")}
