@@ -77,3 +77,40 @@ def test_job_scripts_accept_the_task_parameters():
                 for a in task["spark_python_task"]["parameters"]]
         parsed = build_parser().parse_args(argv + args)
         assert parsed.stages == task["task_key"] and parsed.cutoff is None
+
+
+def test_tasks_read_the_study_and_profile_shipped_in_the_wheel(tmp_path, monkeypatch):
+    """The tasks install the wheel; the bundle uploads no conf/ folder (its links to the
+    package's configuration are not synced). The study every task gets by default and
+    the cluster's Spark profile must therefore be package data of the wheel."""
+    import tomllib
+    from pathlib import PurePosixPath
+    from cohort_engine import cli
+    from cohort_engine.config import shipped_conf_dir
+    from cohort_engine.session import profile_path
+    bundle, job = load()
+    for text in ((REPO / "databricks.yml").read_text(), JOB_FILE.read_text()):
+        assert not re.search(r"(\$\{workspace\.|/Workspace/)\S*conf/", text)  # no workspace copy of conf/
+    variables = {name: v.get("default") for name, v in bundle["variables"].items()}
+    params = {p["name"]: re.sub(r"\$\{var\.(\w+)\}", lambda m: str(variables[m.group(1)]), str(p["default"]))
+              for p in job["parameters"]}
+    patterns = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]["cohort_engine"]
+    shipped = shipped_conf_dir().resolve()
+
+    def in_wheel(path):
+        rel = Path(path).resolve().relative_to(shipped)  # raises unless it is the package's file
+        assert any(PurePosixPath("conf", rel.as_posix()).match(p) for p in patterns), rel
+        return rel.as_posix()
+
+    monkeypatch.chdir(tmp_path)  # a task's working folder holds no conf/
+    monkeypatch.delenv("COHORT_ENGINE_CONF_DIR", raising=False)
+    for task in job["tasks"]:
+        args = [re.sub(r"\{\{job\.parameters\.(\w+)\}\}", lambda m: params[m.group(1)], a)
+                for a in task["spark_python_task"]["parameters"]]
+        parsed = cli.build_parser().parse_args(["run", "--stages", task["task_key"], *args])
+        study = cli._study(parsed, {})
+        assert in_wheel(study.source_path) == "studies/her2_paclitaxel_liposome.yaml"
+        assert in_wheel(study.vocabulary_path({})) == "vocabulary/drugs.csv"
+        assert task["libraries"] == [{"whl": "../../dist/*.whl"}]
+    profile = job["job_clusters"][0]["new_cluster"]["spark_env_vars"]["COHORT_ENGINE_SPARK_PROFILE"]
+    assert in_wheel(profile_path(profile, {})) == "spark/databricks.yaml"

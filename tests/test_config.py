@@ -114,3 +114,109 @@ def test_large_local_profile_gives_the_heap_a_million_patients_need():
     small = resolve_settings("local", environ={})
     assert {k: v for k, v in s["conf"].items() if k not in ("spark.driver.memory", "spark.sql.shuffle.partitions")} \
         == {k: v for k, v in small["conf"].items() if k not in ("spark.driver.memory", "spark.sql.shuffle.partitions")}
+
+
+# --- where the configuration comes from: shipped in the package, or the user's ---
+
+SHIPPED_STUDY = "her2_paclitaxel_liposome.yaml"
+
+
+def shipped():
+    from cohort_engine.config import shipped_conf_dir
+    return shipped_conf_dir().resolve()
+
+
+def user_conf(tmp_path, partitions="3"):
+    """A user's whole conf folder: a copy of the shipped one with a changed profile."""
+    import shutil
+    conf = tmp_path / "myconf"
+    shutil.copytree(shipped(), conf, ignore=shutil.ignore_patterns("__pycache__"))
+    (conf / "spark" / "local.yaml").write_text(
+        f"master: local[1]\nconf:\n  spark.sql.shuffle.partitions: \"{partitions}\"\n", encoding="utf-8")
+    return conf
+
+
+def test_shipped_configuration_is_package_data():
+    import importlib.resources
+    from pathlib import Path
+    from cohort_engine.config import conf_dir
+    package = Path(str(importlib.resources.files("cohort_engine")))
+    assert shipped() == (package / "conf").resolve()
+    assert conf_dir({}).resolve() == shipped()
+    assert default_study_path({}).resolve() == shipped() / "studies" / SHIPPED_STUDY
+    study = load_study(default_study_path({}))
+    assert study.vocabulary_path({}).resolve() == shipped() / "vocabulary" / "drugs.csv"
+    assert resolve_settings("local", environ={})["master"] == "local[*]"
+
+
+def test_a_users_conf_dir_replaces_the_shipped_configuration(tmp_path):
+    conf = user_conf(tmp_path)
+    env = {"COHORT_ENGINE_CONF_DIR": str(conf)}
+    assert default_study_path(env) == conf / "studies" / SHIPPED_STUDY
+    study = load_study(default_study_path(env), env)
+    assert study.vocabulary_path(env) == conf / "vocabulary" / "drugs.csv"
+    s = resolve_settings("local", environ=env)
+    assert (s["master"], s["conf"]) == ("local[1]", {"spark.sql.shuffle.partitions": "3"})
+    (conf / "spark" / "standalone.yaml").unlink()  # the whole folder: no fallback per file
+    with pytest.raises(ConfigError, match=r"Spark profile 'standalone' not found in .*myconf"):
+        resolve_settings("standalone", environ=env)
+
+
+def test_vocabulary_path_rules(tmp_path, monkeypatch):
+    monkeypatch.delenv("COHORT_ENGINE_CONF_DIR", raising=False)
+    folder = tmp_path / "studies"
+    folder.mkdir()
+
+    def study_file(vocabulary):
+        path = folder / "mine.yaml"
+        path.write_text(yaml.safe_dump(dict(seed_dict(), vocabulary=vocabulary)), encoding="utf-8")
+        return load_study(path)
+
+    # Relative to the study file; absolute as given.
+    assert study_file("vocab/drugs.csv").vocabulary_path({}) == folder / "vocab" / "drugs.csv"
+    assert study_file(str(tmp_path / "v.csv")).vocabulary_path({}) == tmp_path / "v.csv"
+    # conf/... : the configuration folder (the shipped one, or the user's).
+    mine = study_file("conf/vocabulary/drugs.csv")
+    assert mine.vocabulary_path({}).resolve() == shipped() / "vocabulary" / "drugs.csv"
+    env = {"COHORT_ENGINE_CONF_DIR": str(tmp_path / "myconf")}
+    assert mine.vocabulary_path(env) == tmp_path / "myconf" / "vocabulary" / "drugs.csv"
+    # The shipped study reads the shipped vocabulary, whatever COHORT_ENGINE_CONF_DIR says.
+    ours = load_study(default_study_path({}))
+    assert ours.vocabulary_path(env).resolve() == shipped() / "vocabulary" / "drugs.csv"
+    # A study without a file (read back from a run manifest): relative to the current folder.
+    monkeypatch.chdir(tmp_path)
+    loose = study_from_dict(dict(seed_dict(), vocabulary="v.csv"))
+    assert loose.vocabulary_path({}) == tmp_path / "v.csv"
+    assert study_from_dict(seed_dict()).vocabulary_path({}).resolve() == shipped() / "vocabulary" / "drugs.csv"
+
+
+def test_study_path_given_by_the_user_wins_and_conf_paths_find_the_shipped_study(tmp_path, monkeypatch):
+    from pathlib import Path
+    from cohort_engine.config import resolve_study_path
+    monkeypatch.delenv("COHORT_ENGINE_CONF_DIR", raising=False)
+    monkeypatch.chdir(tmp_path)  # a folder without conf/, as an installed wheel or a Databricks task
+    documented = "conf/studies/her2_paclitaxel_liposome.yaml"
+    study = load_study(documented)
+    assert Path(study.source_path).resolve() == shipped() / "studies" / SHIPPED_STUDY
+    assert load_study("conf/studies/docetaxel_hp_first_line.yaml").name == "docetaxel_hp_first_line"
+    with pytest.raises(ConfigError, match=r"^conf/studies/nope\.yaml: cannot read the study file"):
+        load_study("conf/studies/nope.yaml")
+    # Under COHORT_ENGINE_CONF_DIR, conf/... is the user's folder.
+    conf = user_conf(tmp_path)
+    env = {"COHORT_ENGINE_CONF_DIR": str(conf)}
+    assert resolve_study_path(documented, env) == conf / "studies" / SHIPPED_STUDY
+    # A file at that path from the current folder is the user's and wins.
+    own = tmp_path / "conf" / "studies" / SHIPPED_STUDY
+    own.parent.mkdir(parents=True)
+    own.write_text(yaml.safe_dump(dict(seed_dict(), name="my_variant")), encoding="utf-8")
+    assert load_study(documented).name == "my_variant"
+    assert resolve_study_path(documented, env) == Path(documented)
+
+
+def test_a_spark_profile_file_of_ones_own(tmp_path):
+    profile = tmp_path / "cluster.yaml"
+    profile.write_text("master: spark://h:7077\nconf:\n  spark.executor.memory: 6g\n", encoding="utf-8")
+    s = resolve_settings(str(profile), environ={})
+    assert (s["master"], s["conf"]) == ("spark://h:7077", {"spark.executor.memory": "6g"})
+    with pytest.raises(ConfigError, match=r"Spark profile file .*nope\.yaml not found"):
+        resolve_settings(str(tmp_path / "nope.yaml"), environ={})

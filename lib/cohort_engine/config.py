@@ -6,11 +6,16 @@ missing key or a value of the wrong type is one `ConfigError` naming the key pat
 """
 from __future__ import annotations
 
+import atexit
 import dataclasses
 import datetime as dt
+import functools
 import hashlib
+import importlib.resources
 import json
 import os
+import shutil
+import tempfile
 import types
 import typing
 from pathlib import Path
@@ -18,22 +23,82 @@ from typing import Any
 
 import yaml
 
+# The repository checkout this module sits in (meaningful in a source tree only).
 REPO_ROOT = Path(__file__).resolve().parents[2]
+# The study used when none is given: `studies/<this>.yaml` of the configuration.
+DEFAULT_STUDY = "her2_paclitaxel_liposome"
 
 
 class ConfigError(ValueError):
     """A configuration file that cannot be used; the message names the key."""
 
 
+@functools.lru_cache(maxsize=None)
+def shipped_conf_dir() -> Path:
+    """The configuration shipped inside the package (`cohort_engine/conf/`): studies,
+    vocabulary, Spark profiles, read with `importlib.resources`.
+
+    Installed from a wheel or in editable mode it is a folder on disk, returned as is.
+    Imported from a zip (`spark-submit --py-files`) it is copied once to a temporary
+    folder, removed at exit, so that every caller gets a real path.
+    """
+    root = importlib.resources.files(__package__ or "cohort_engine").joinpath("conf")
+    if isinstance(root, Path):
+        return root
+    copy = Path(tempfile.mkdtemp(prefix="cohort-engine-conf-"))
+    atexit.register(shutil.rmtree, copy, True)
+    if root.is_dir():  # a zip of the modules alone has none: lookups then name the missing file
+        _copy_resources(root, copy)
+    return copy
+
+
+def _copy_resources(source, dest: Path) -> None:
+    dest.mkdir(parents=True, exist_ok=True)
+    for item in source.iterdir():
+        if item.is_dir():
+            _copy_resources(item, dest / item.name)
+        elif item.is_file():
+            (dest / item.name).write_bytes(item.read_bytes())
+
+
 def conf_dir(environ: typing.Mapping[str, str] | None = None) -> Path:
-    """The `conf/` folder: `COHORT_ENGINE_CONF_DIR`, else the one beside `lib/`."""
+    """The configuration folder: `COHORT_ENGINE_CONF_DIR` (a user's whole `conf/`
+    folder: studies/, vocabulary/, spark/), else the one shipped in the package."""
     environ = os.environ if environ is None else environ
     override = environ.get("COHORT_ENGINE_CONF_DIR")
-    return Path(override) if override else REPO_ROOT / "conf"
+    return Path(override) if override else shipped_conf_dir()
 
 
 def default_study_path(environ: typing.Mapping[str, str] | None = None) -> Path:
-    return conf_dir(environ) / "studies" / "her2_paclitaxel_liposome.yaml"
+    return conf_dir(environ) / "studies" / f"{DEFAULT_STUDY}.yaml"
+
+
+def _in_conf(path: Path) -> bool:
+    """Whether a relative path is written `conf/...` (the configuration folder)."""
+    return not path.is_absolute() and len(path.parts) > 1 and path.parts[0] == "conf"
+
+
+def _is_within(path: Path, folder: Path) -> bool:
+    try:
+        path.resolve().relative_to(folder.resolve())
+        return True
+    except (OSError, ValueError):
+        return False
+
+
+def resolve_study_path(path: str | Path, environ: typing.Mapping[str, str] | None = None) -> Path:
+    """The study file a user's `--study` names.
+
+    The path as given wins when it exists. A relative `conf/...` path that does not
+    exist from the current folder (an installed wheel, a Databricks task) means the
+    same file of the configuration folder: `conf/studies/her2_paclitaxel_liposome.yaml`
+    is the shipped study, or the one under `COHORT_ENGINE_CONF_DIR` when that is set.
+    """
+    path = Path(path)
+    if path.exists() or not _in_conf(path):
+        return path
+    candidate = conf_dir(environ).joinpath(*path.parts[1:])
+    return candidate if candidate.exists() else path
 
 
 @dataclasses.dataclass(frozen=True)
@@ -132,12 +197,22 @@ class StudyConfig:
         return self if cutoff is None else dataclasses.replace(self, data_cutoff=cutoff)
 
     def vocabulary_path(self, environ: typing.Mapping[str, str] | None = None) -> Path:
+        """The drug vocabulary file the study names.
+
+        An absolute path is used as is; `conf/...` is the configuration folder's file:
+        the shipped one for a study shipped in the package, else `conf_dir()` (the
+        shipped configuration, or `COHORT_ENGINE_CONF_DIR`); any other relative path
+        is relative to the study file (to the current folder for a study that has no
+        file, such as one read back from a run manifest).
+        """
         path = Path(self.vocabulary)
         if path.is_absolute():
             return path
-        if path.parts and path.parts[0] == "conf":
-            return conf_dir(environ).joinpath(*path.parts[1:])
-        base = Path(self.source_path).parent if self.source_path else REPO_ROOT
+        if _in_conf(path):
+            shipped = shipped_conf_dir()
+            own = self.source_path is not None and _is_within(Path(self.source_path), shipped)
+            return (shipped if own else conf_dir(environ)).joinpath(*path.parts[1:])
+        base = Path(self.source_path).parent if self.source_path else Path.cwd()
         return base / path
 
     def to_dict(self) -> dict[str, Any]:
@@ -245,8 +320,10 @@ def study_from_dict(data: Any, source_path: str | None = None) -> StudyConfig:
     return dataclasses.replace(study, source_path=source_path)
 
 
-def load_study(path: str | Path) -> StudyConfig:
-    path = Path(path)
+def load_study(path: str | Path, environ: typing.Mapping[str, str] | None = None) -> StudyConfig:
+    """A study file; a relative `conf/...` path missing here is the configuration's
+    file (`resolve_study_path`)."""
+    path = resolve_study_path(path, environ)
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:

@@ -1,6 +1,7 @@
 """Spark session: one builder for a laptop, a standalone cluster and Databricks.
 
-Settings come from a profile in `conf/spark/<profile>.yaml`, then from the
+Settings come from a profile (`spark/<profile>.yaml` of the configuration shipped
+in the package, or of `COHORT_ENGINE_CONF_DIR`; or a profile file), then from the
 environment (`COHORT_ENGINE_SPARK_CONF="k=v;k=v"`, `COHORT_ENGINE_SPARK_MASTER`),
 then from explicit options, the later winning.
 """
@@ -10,6 +11,7 @@ import logging
 import os
 import sys
 import typing
+from pathlib import Path
 
 import yaml
 
@@ -21,9 +23,20 @@ DELTA_EXTENSION = "io.delta.sql.DeltaSparkSessionExtension"
 DELTA_CATALOG = "org.apache.spark.sql.delta.catalog.DeltaCatalog"
 
 
+def profile_path(name: str, environ: typing.Mapping[str, str] | None = None) -> Path:
+    """The file of a Spark profile: `spark/<name>.yaml` of the configuration folder
+    (the one shipped in the package, or `COHORT_ENGINE_CONF_DIR`); a name ending in
+    `.yaml`/`.yml` is a user's own profile file, used as given."""
+    if name.endswith((".yaml", ".yml")):
+        return Path(name)
+    return conf_dir(environ) / "spark" / f"{name}.yaml"
+
+
 def load_profile(name: str, environ: typing.Mapping[str, str] | None = None) -> dict:
-    path = conf_dir(environ) / "spark" / f"{name}.yaml"
-    if not path.exists():
+    path = profile_path(name, environ)
+    if not path.is_file():
+        if name.endswith((".yaml", ".yml")):
+            raise ConfigError(f"Spark profile file {path} not found")
         known = sorted(p.stem for p in path.parent.glob("*.yaml"))
         raise ConfigError(f"Spark profile {name!r} not found in {path.parent} (known: {', '.join(known)})")
     data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
