@@ -144,3 +144,125 @@ def test_offline_table_read_by_delta_spark(spark, lake):
         pytest.skip("delta-spark jars are not on the classpath here (Maven is unreachable)")
     lake.write(frame(spark), "gold", "x")
     assert as_set(spark.read.format("delta").load(str(lake.path("gold", "x")))) == set(ROWS)
+
+
+# -- batches: stage every write, commit all at the end or none ---------------------------------
+
+def committed_versions(lake):
+    from deltalake import DeltaTable
+    return {key: DeltaTable(str(lake.root / key)).version() for key in lake.tables()}
+
+
+def staging_folders(lake):
+    return sorted(p for p in lake.root.glob("*/*/w-*"))
+
+
+def test_a_batch_commits_every_write_when_it_ends(spark, lake):
+    lake.write(frame(spark), "bronze", "old")
+    with lake.batch() as results:
+        staged = lake.write(frame(spark, ROWS[:1]), "bronze", "old")
+        lake.write(frame(spark, ROWS[1:]), "bronze", "new")
+        lake.write(frame(spark, ROWS[:1]), "bronze", "new", mode="append")
+        assert (staged.staged, staged.version, staged.rows) == (True, None, 1)
+        # Nothing committed yet: other readers see the lake as it was ...
+        assert committed_versions(lake) == {"bronze/old": 1}
+        # ... and reads inside the batch see what it wrote.
+        assert as_set(lake.read("bronze", "old")) == {ROWS[0]}
+        assert as_set(lake.read("bronze", "old", version=1)) == set(ROWS)
+        assert lake.exists("bronze", "new") and sorted(lake.read("bronze", "new").collect()) == sorted(
+            [*map(tuple, ROWS[1:]), ROWS[0]])
+    assert [(r.table, r.version, r.rows) for r in results] == [
+        ("bronze/old", 2, 1), ("bronze/new", 1, 2), ("bronze/new", 2, 1)]
+    assert committed_versions(lake) == {"bronze/new": 2, "bronze/old": 2}
+    assert lake.read("bronze", "new").count() == 3
+    assert lake.versions_written == {"bronze/old": 2, "bronze/new": 2}
+    assert not lake.in_batch
+
+
+def test_an_exception_in_a_batch_commits_nothing(spark, lake):
+    lake.write(frame(spark), "bronze", "old")
+    with pytest.raises(ValueError, match="misread"):
+        with lake.batch():
+            lake.write(frame(spark, ROWS[:1]), "bronze", "old")
+            lake.write(frame(spark), "quarantine", "new")
+            raise ValueError("misread")
+    assert committed_versions(lake) == {"bronze/old": 1}
+    assert not (lake.root / "quarantine" / "new").exists()  # not even an empty folder
+    assert [p.parent.name for p in staging_folders(lake)] == ["old"]  # version 1's files only
+    assert as_set(lake.read("bronze", "old")) == set(ROWS)
+
+
+def test_a_failed_commit_discards_the_writes_after_it(spark, lake, monkeypatch):
+    import errno
+
+    import deltalake
+    real = deltalake.DeltaTable.create_write_transaction
+    calls = []
+
+    def second_fails(self, *args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(self, *args, **kwargs)
+    lake.write(frame(spark), "silver", "b")
+    monkeypatch.setattr(deltalake.DeltaTable, "create_write_transaction", second_fails)
+    with pytest.raises(LakeError, match=rf"cannot write lake table silver/b at {lake.root}/silver/b: No space left "
+                                        r"on device \(it stays at version 1\)"):
+        with lake.batch():
+            for name in ("a", "b", "c"):
+                lake.write(frame(spark), "silver", name)
+    # The commits are separate transactions: the one before the failure stands.
+    assert committed_versions(lake) == {"silver/a": 1, "silver/b": 1}
+    assert not (lake.root / "silver" / "c").exists()
+    assert [p.parent.name for p in staging_folders(lake)] == ["a", "b"]  # committed files only
+
+
+def test_a_batch_keeps_transaction_ids_and_append_checks(spark, lake):
+    lake.write(frame(spark), "bronze", "monthly", mode="append", txn=("load", 1))
+    with lake.batch() as results:
+        assert lake.write(frame(spark), "bronze", "monthly", mode="append", txn=("load", 1)).skipped
+        lake.write(frame(spark), "bronze", "monthly", mode="append", txn=("load", 2))
+        with pytest.raises(LakeError, match=r"append to bronze/monthly: column 'extra' is not in the table"):
+            lake.write(frame(spark).withColumn("extra", F.lit(1)), "bronze", "monthly", mode="append")
+        assert lake.read("bronze", "monthly").count() == 6
+    assert [(r.version, r.skipped) for r in results] == [(2, False)]
+    assert lake.transaction_version("bronze", "monthly", "load") == 2
+    with pytest.raises(LakeError, match="do not nest"):
+        with lake.batch():
+            with lake.batch():
+                pass
+    assert staging_folders(lake) and not lake.in_batch
+
+
+def test_a_killed_batch_leaves_only_folders_remove_unfinished_writes_clears(spark, lake):
+    lake.write(frame(spark), "gold", "t")
+    batch = lake.batch()
+    batch.__enter__()
+    lake.write(frame(spark, ROWS[:1]), "gold", "t")
+    lake.write(frame(spark), "gold", "fresh")
+    lake._batch = None  # the process died here: no exit, no clean-up
+    assert len(staging_folders(lake)) == 3
+    assert len(lake.remove_unfinished_writes()) == 2
+    assert committed_versions(lake) == {"gold/t": 1} and not (lake.root / "gold" / "fresh").exists()
+
+
+def test_a_native_batch_copies_its_staged_files_in_at_commit(spark, tmp_path, monkeypatch):
+    # delta-spark is not on this classpath: its writer is replaced by one that records what it was given.
+    from cohort_engine.lake import WriteResult
+    lake = Lake(tmp_path / "lake", spark, environ={})
+    lake.native = True
+    copies = []
+
+    def delta_spark_write(self, df, key, path, mode, txn):
+        copies.append((key, sorted(tuple(r) for r in df.collect()), mode, txn))
+        return WriteResult(key, 7, None)
+    monkeypatch.setattr(Lake, "_write_native", delta_spark_write)
+    with lake.batch() as results:
+        lake.write(frame(spark), "gold", "t", txn=("app", 3))
+        assert copies == []  # staged only
+        assert as_set(lake.read("gold", "t")) == set(ROWS)
+    assert copies == [("gold/t", sorted(ROWS), "overwrite", ("app", 3))]
+    assert results == [WriteResult("gold/t", 7, 3)]
+    assert list((tmp_path / "lake" / "gold" / "t").glob("w-*")) == []  # copied in, then removed
+    lake.write(frame(spark), "gold", "u")  # outside a batch: delta-spark writes directly, nothing staged
+    assert copies[-1][0] == "gold/u" and not (tmp_path / "lake" / "gold" / "u").exists()

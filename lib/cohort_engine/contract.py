@@ -107,7 +107,9 @@ EARLIEST_DATE = "1900-01-01"
 # Quarantine reason codes (one per rule, stable: downstream reports group by them).
 REASONS = {
     "missing_required": "a required column is empty",
-    "unparseable_date": "a date that does not parse as YYYY-MM-DD",
+    "unparseable_date": "a date in none of the contract's forms (YYYY-MM-DD, a date-time, YYYY/MM/DD, "
+                        "YYYY.MM.DD, YYYYMMDD, 2019年3月5日), or no calendar date (2019-02-30)",
+    "ambiguous_date": "a day-first or month-first date (05/03/2019): the day and the month cannot be told apart",
     "date_out_of_range": "a date before 1900-01-01 or after the data cut-off",
     "unparseable_number": "a number that does not parse",
     "unparseable_bool": "a yes/no value that does not parse",

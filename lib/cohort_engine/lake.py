@@ -13,6 +13,18 @@ version, and files of a write that failed are never referenced by the log. A
 write that fails for want of storage (a full disk, a read-only or unwritable
 folder) raises a LakeError naming the table and its folder.
 
+A write has two phases: *stage* (Spark writes the rows as Parquet into a fresh
+folder `w-…` inside the table) and *commit* (offline: `deltalake` commits exactly
+those files; native: delta-spark copies them into the table, then the folder goes).
+`lake.write` does both at once (natively, outside a batch, delta-spark writes the
+table directly: one pass). Inside `with lake.batch():` a write only stages,
+and every staged write is committed, in the order written, when the block ends
+without an exception; an exception (a misread extract, a failed check) removes
+every staged folder and commits nothing. Reads inside the batch see its staged
+writes (ingest reads the patients it has just validated). The commits of a batch
+are separate Delta transactions: should one of them fail (a full disk), the writes
+staged after it are discarded, and the ones before it stay committed.
+
 A lake can be opened *pinned* (`pinned_versions`): reads then see every table at
 the version a run manifest names (time travel), tables the manifest does not name
 do not exist, and writes go to a separate `write_root`, so a replay never moves
@@ -23,6 +35,7 @@ killed offline write left behind.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
 import errno
@@ -79,9 +92,29 @@ def storage_problem(exc: BaseException) -> str | None:
 @dataclasses.dataclass(frozen=True)
 class WriteResult:
     table: str
-    version: int
+    version: int | None  # None: staged in a batch, not committed yet
     rows: int | None
     skipped: bool = False  # an idempotent commit that had already been made
+    staged: bool = False  # inside a batch: committed when the batch ends
+
+
+@dataclasses.dataclass
+class _Staged:
+    """One write's Parquet files in their staging folder, waiting for the commit."""
+    key: str
+    table_path: Path
+    folder: str  # the staging folder's name inside the table (w-…)
+    mode: str
+    txn: tuple[str, int] | None
+    previous: int | None  # the table's version when the write was staged (None: no table)
+    spark_schema: typing.Any
+    files: list[Path]
+    schema: pa.Schema  # of the staged files (Delta schema)
+    rows: int
+
+    @property
+    def staging(self) -> Path:
+        return self.table_path / self.folder
 
 
 def _arrow_schema_of(spark_schema) -> pa.Schema:
@@ -119,6 +152,7 @@ class Lake:
         self.versions_read: dict[str, int] = {}
         self.versions_written: dict[str, int] = {}
         self._written_here: set[str] = set()
+        self._batch: list[_Staged] | None = None  # writes staged by an open batch
 
     @property
     def pinned(self) -> bool:
@@ -144,6 +178,13 @@ class Lake:
         return f"{layer}/{name}"
 
     def exists(self, layer: str, name: str) -> bool:
+        """Whether the table exists (inside a batch: also when the batch has staged a write of it)."""
+        key = self.key(layer, name)
+        if any(w.key == key for w in self._batch or ()):
+            return True
+        return self._committed(layer, name)
+
+    def _committed(self, layer: str, name: str) -> bool:
         key = self.key(layer, name)
         if self.pinned and key not in self._written_here and key not in self.pinned_versions:
             return False
@@ -167,7 +208,7 @@ class Lake:
 
     def _delta(self, layer: str, name: str, version: int | None = None):
         key = self.key(layer, name)
-        if not self.exists(layer, name):
+        if not self._committed(layer, name):
             self._pinned_version(key, None)  # on a pinned lake, a table it does not pin: the replay's message
             raise LakeError(f"lake table {key} does not exist under {self.root}")
         return self._open(key, self.path(layer, name), version)
@@ -205,7 +246,18 @@ class Lake:
 
     # -- reading ------------------------------------------------------------
     def read(self, layer: str, name: str, version: int | None = None):
-        """A DataFrame of the table at `version` (default: the latest, or the pinned version)."""
+        """A DataFrame of the table at `version` (default: the latest, or the pinned version).
+
+        Inside a batch, a table the batch has written reads as the batch left it (a
+        DataFrame that reads staged files is good until the batch ends).
+        """
+        key = self.key(layer, name)
+        staged = [w for w in self._batch or () if w.key == key]
+        if staged and version is None:
+            return self._read_staged(layer, name, staged)
+        return self._read_committed(layer, name, version)
+
+    def _read_committed(self, layer: str, name: str, version: int | None = None):
         key = self.key(layer, name)
         version = self._pinned_version(key, version)
         table = self._delta(layer, name, version)
@@ -221,6 +273,21 @@ class Lake:
             return self.spark.createDataFrame([], schema)
         return (self.spark.read.option("basePath", str(self.path(layer, name)))
                 .parquet(*uris))
+
+    def _read_staged(self, layer: str, name: str, staged: list[_Staged]):
+        overwrites = [i for i, w in enumerate(staged) if w.mode == "overwrite"]
+        frames = []
+        if overwrites:
+            staged = staged[overwrites[-1]:]
+        else:  # appends to the committed table
+            frames.append(self._read_committed(layer, name) if (staged[0].table_path / "_delta_log").is_dir()
+                          else None)
+        frames += [self._staged_frame(w) for w in staged]
+        frames = [f for f in frames if f is not None]
+        out = frames[0]
+        for frame in frames[1:]:
+            out = out.unionByName(frame)
+        return out
 
     def read_pandas(self, layer: str, name: str, version: int | None = None):
         """Small tables straight to pandas, without Spark (cohort, endpoints...)."""
@@ -238,7 +305,7 @@ class Lake:
     # -- writing ------------------------------------------------------------
     def write(self, df, layer: str, name: str, mode: str = "overwrite",
               txn: tuple[str, int] | None = None) -> WriteResult:
-        """Commit `df` as a new version of `layer/name`.
+        """Commit `df` as a new version of `layer/name` (inside a batch: stage it).
 
         `mode` is `overwrite` (a new version replacing the content; older versions
         stay readable) or `append` (the schema must equal the table's).
@@ -258,22 +325,73 @@ class Lake:
             if done is not None and done >= txn[1]:
                 log.info("%s: transaction %s/%s already committed (version %d)", key, txn[0], txn[1], previous)
                 return WriteResult(key, previous, None, skipped=True)
-        if mode == "append" and current is not None:
-            self._check_append_schema(key, current.schema().to_arrow(), _arrow_schema_of(df.schema))
+        if mode == "append":
+            staged_before = [w for w in self._batch or () if w.key == key]
+            if staged_before:
+                self._check_append_schema(key, staged_before[-1].schema, _arrow_schema_of(df.schema))
+            elif current is not None:
+                self._check_append_schema(key, current.schema().to_arrow(), _arrow_schema_of(df.schema))
+        if self.native and self._batch is None:  # delta-spark writes straight into the table
+            result = self._guarded(key, path, previous, lambda: self._write_native(df, key, path, mode, txn))
+            self._written_here.add(key)
+            self.versions_written[key] = result.version
+            return result
+        staged = self._guarded(key, path, previous, lambda: self._stage(df, key, path, mode, txn, previous))
+        if self._batch is not None:
+            self._batch.append(staged)
+            return WriteResult(key, None, staged.rows, staged=True)
+        return self._commit_guarded(staged)
+
+    def _guarded(self, key: str, path: Path, previous: int | None, action):
+        """Run a write step; a storage failure becomes a LakeError naming the table."""
         try:
-            if self.native:
-                result = self._write_native(df, key, path, mode, txn)
-            else:
-                result = self._write_offline(df, key, path, existed, mode, txn)
+            return action()
         except Exception as exc:
             problem = storage_problem(exc)
             if problem is None:
                 raise
             kept = f"it stays at version {previous}" if previous is not None else "it was not created"
             raise LakeError(f"cannot write lake table {key} at {path}: {problem} ({kept})") from exc
-        self._written_here.add(key)
-        self.versions_written[key] = result.version
+
+    def _commit_guarded(self, staged: _Staged) -> WriteResult:
+        result = self._guarded(staged.key, staged.table_path, staged.previous, lambda: self._commit(staged))
+        self._written_here.add(staged.key)
+        self.versions_written[staged.key] = result.version
         return result
+
+    @contextlib.contextmanager
+    def batch(self):
+        """Stage every write of the block; commit them all when it ends, or none on an exception.
+
+        Yields a list that receives the WriteResult of each commit.
+        """
+        if self._batch is not None:
+            raise LakeError("lake batches do not nest")
+        self._batch = []
+        results: list[WriteResult] = []
+        try:
+            yield results
+        except BaseException:
+            staged, self._batch = self._batch, None
+            self._discard(staged)
+            raise
+        staged, self._batch = self._batch, None
+        for i, write in enumerate(staged):
+            try:
+                results.append(self._commit_guarded(write))
+            except BaseException:
+                self._discard(staged[i + 1:])  # the failed one cleaned up after itself
+                raise
+
+    @property
+    def in_batch(self) -> bool:
+        return self._batch is not None
+
+    def _discard(self, staged: typing.Iterable[_Staged] | None) -> None:
+        for write in staged or ():
+            shutil.rmtree(write.staging, ignore_errors=True)
+            if not (write.table_path / "_delta_log").is_dir():
+                self._remove_if_empty(write.table_path)
 
     @staticmethod
     def _check_append_schema(key: str, table_schema, new_schema: pa.Schema) -> None:
@@ -288,6 +406,39 @@ class Lake:
         if missing:
             raise LakeError(f"append to {key}: column {missing[0]!r} is missing")
 
+    def _stage(self, df, key: str, table_path: Path, mode: str, txn, previous: int | None) -> _Staged:
+        """Spark writes `df` as Parquet into a fresh folder inside the table; nothing is committed."""
+        folder = f"{STAGING_PREFIX}{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:12]}"
+        staging = table_path / folder
+        existed = (table_path / "_delta_log").is_dir()
+        try:
+            df.write.mode("error").parquet(str(staging))
+            for junk in list(staging.iterdir()):
+                if not junk.name.endswith(".parquet"):
+                    junk.unlink()
+            files = sorted(staging.glob("*.parquet"))
+            schema = _plain_schema(pq.read_schema(files[0]) if files else _arrow_schema_of(df.schema))
+            rows = sum(pq.read_metadata(file).num_rows for file in files)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            if not existed:
+                self._remove_if_empty(table_path)
+            raise
+        return _Staged(key, table_path, folder, mode, txn, previous, df.schema, files, schema, rows)
+
+    def _commit(self, staged: _Staged) -> WriteResult:
+        if not self.native:
+            return self._commit_offline(staged)  # the log references the staged files where they are
+        try:
+            return self._commit_native(staged)
+        finally:
+            shutil.rmtree(staged.staging, ignore_errors=True)  # copied into the table (or the copy failed)
+
+    def _staged_frame(self, staged: _Staged):
+        if staged.files:
+            return self.spark.read.parquet(*[str(f) for f in staged.files])
+        return self.spark.createDataFrame([], staged.spark_schema)
+
     def _write_native(self, df, key: str, path: Path, mode, txn) -> WriteResult:
         writer = df.write.format("delta").mode(mode)
         if mode == "overwrite":
@@ -298,44 +449,52 @@ class Lake:
         writer.save(str(path))
         return WriteResult(key, self._open(key, path).version(), None)
 
-    def _write_offline(self, df, key: str, table_path: Path, existed: bool, mode, txn) -> WriteResult:
+    def _commit_native(self, staged: _Staged) -> WriteResult:
+        """Copy a staged write into the table with delta-spark (the staged folder goes afterwards)."""
+        existed = (staged.table_path / "_delta_log").is_dir()
+        try:
+            result = self._write_native(self._staged_frame(staged), staged.key, staged.table_path, staged.mode,
+                                        staged.txn)
+        except BaseException:
+            shutil.rmtree(staged.staging, ignore_errors=True)
+            if not existed:
+                self._remove_if_empty(staged.table_path)
+            raise
+        return dataclasses.replace(result, rows=staged.rows)
+
+    def _commit_offline(self, staged: _Staged) -> WriteResult:
         from deltalake import DeltaTable
         from deltalake.transaction import AddAction, CommitProperties, Transaction
 
-        folder = f"{STAGING_PREFIX}{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:12]}"
-        staging = table_path / folder
+        table_path = staged.table_path
+        existed = (table_path / "_delta_log").is_dir()
         created = False
         try:
-            df.write.mode("error").parquet(str(staging))
-            for junk in list(staging.iterdir()):
-                if not junk.name.endswith(".parquet"):
-                    junk.unlink()
-            files = sorted(staging.glob("*.parquet"))
-            schema = _plain_schema(pq.read_schema(files[0]) if files else _arrow_schema_of(df.schema))
-            actions, rows = [], 0
+            actions = []
             now_ms = int(time.time() * 1000)
-            for file in files:
+            for file in staged.files:
                 n = pq.read_metadata(file).num_rows
-                rows += n
-                actions.append(AddAction(path=f"{folder}/{file.name}", size=file.stat().st_size,
+                actions.append(AddAction(path=f"{staged.folder}/{file.name}", size=file.stat().st_size,
                                          partition_values={}, modification_time=now_ms, data_change=True,
                                          stats=f'{{"numRecords":{n}}}'))
+            txn = staged.txn
             props = CommitProperties(app_transactions=[Transaction(txn[0], txn[1])]) if txn else None
             if not existed:
-                DeltaTable.create(str(table_path), schema=schema, mode="error")
+                DeltaTable.create(str(table_path), schema=staged.schema, mode="error")
                 created = True
             table = DeltaTable(str(table_path))
-            table.create_write_transaction(actions, mode=mode, schema=schema, commit_properties=props)
+            table.create_write_transaction(actions, mode=staged.mode, schema=staged.schema,
+                                           commit_properties=props)
         except BaseException:
             # Nothing of this write is referenced by the log: remove its files, and a
             # table this write created and never filled, so that it does not exist.
-            shutil.rmtree(staging, ignore_errors=True)
+            shutil.rmtree(staged.staging, ignore_errors=True)
             if created:
                 self._remove_created_table(table_path)
             elif not existed:
                 self._remove_if_empty(table_path)
             raise
-        return WriteResult(key, DeltaTable(str(table_path)).version(), rows)
+        return WriteResult(staged.key, DeltaTable(str(table_path)).version(), staged.rows)
 
     @staticmethod
     def _remove_created_table(path: Path) -> None:
