@@ -23,7 +23,10 @@ def ingested(tmp_path_factory):
     base = tmp_path_factory.mktemp("cli")
     src = write_extract(base / "src")
     code = main(["run", "--source", str(src), "--lake", str(base / "lake"), "--out", str(base / "out"),
-                 "--stages", "ingest", "--quiet"], ENV)
+                 "--stages", "ingest", "--quiet",
+                 # a hand-made extract of a few rows, one bad row in five: far above the share at
+                 # which a run stops as a misread extract (tests/test_extract_forms.py tests that)
+                 "--max-rejected-share", "1"], ENV)
     return code, base
 
 
@@ -86,6 +89,12 @@ def test_manifest(ingested):
     (["run", "--lake", "L", "--out", "O", "--stages", "lines,foo"], "cohort-engine: unknown stage 'foo' (stages: ingest, lines, cohort, endpoints"),
     (["run", "--lake", "L", "--out", "O", "--study", "missing.yaml"],
      "cohort-engine: missing.yaml: cannot read the study file (No such file or directory)"),
+    (["run", "--lake", "L", "--out", "O", "--max-rejected-share", "10%"],
+     "cohort-engine run: argument --max-rejected-share: expected a share from 0 to 1 (0.10 = 10 %), got '10%'"),
+    (["run", "--lake", "L", "--out", "O", "--vocabulary-override", "nowhere.csv"],
+     "cohort-engine: --vocabulary-override nowhere.csv: no such file"),
+    (["run", "--lake", "L", "--out", "O", "--source-timezone", "Mars/Olympus"],
+     "cohort-engine: unknown time zone 'Mars/Olympus'"),
     (["run", "--lake", "L", "--out", "O", "--cutoff", "2025-02-30"],
      "cohort-engine run: argument --cutoff: expected a date YYYY-MM-DD, got '2025-02-30'"),
     (["generate", "--out", "X", "--patients", "0"],

@@ -71,6 +71,7 @@ class AnalysisInputs:
     adverse_events: pd.DataFrame | None = None
     sensitivity: dict[str, pd.DataFrame] = dataclasses.field(default_factory=dict)
     sensitivity_cohorts: dict[str, pd.DataFrame] = dataclasses.field(default_factory=dict)
+    unmatched_names: pd.DataFrame | None = None  # gold/unmatched_drug_names (None: lines not built by this engine)
 
 
 @dataclasses.dataclass
@@ -598,9 +599,21 @@ def _safe_text(value) -> str | None:
 INGEST_CHECKS = {"rows_read": "read", "rows_kept": "kept", "rows_quarantined": "quarantined",
                  "duplicates_removed": "duplicates removed"}
 DQ_GATE = {"count_columns": ["n"], "partition_by": ["count_set"]}
+UNMATCHED_GATE = {"count_columns": ["n_rows"]}
+UNMATCHED_SHOWN = {"drug_name": "drug name as written (most frequent spelling)", "n_rows": "prescription rows",
+                   "nearest_entries": "nearest vocabulary entries (name → ingredient, similarity 0-100)"}
 
 
-def data_quality_section(data_quality: pd.DataFrame | None, study: StudyConfig) -> report.Section:
+def unmatched_names_table(unmatched: pd.DataFrame) -> pd.DataFrame:
+    """gold/unmatched_drug_names for the data manager, names that look like data withheld."""
+    table = unmatched[["rank", "drug_name", "drug_name_normalised", "n_rows", "nearest_entries"]].copy()
+    for column in ("drug_name", "drug_name_normalised"):
+        table[column] = table[column].map(_safe_text)
+    return table.reset_index(drop=True)
+
+
+def data_quality_section(data_quality: pd.DataFrame | None, study: StudyConfig,
+                         shown_unmatched: pd.DataFrame | None = None) -> report.Section:
     """Rows read, kept and quarantined per source table; quarantine reasons; the most frequent
     unmatched drug names; the data errors the cohort and endpoint stages found."""
     blocks = []
@@ -623,7 +636,12 @@ def data_quality_section(data_quality: pd.DataFrame | None, study: StudyConfig) 
         blocks.append(_table(matched[["table", "check", "n"]].reset_index(drop=True),
                              "Prescriptions matched to the drug vocabulary"))
     names = shown[(shown["stage"] == "lines") & (shown["check"] == "unmatched_name")]
-    if len(names):
+    if shown_unmatched is not None and len(shown_unmatched):
+        blocks.append(_table(shown_unmatched.head(10)[list(UNMATCHED_SHOWN)].rename(columns=UNMATCHED_SHOWN),
+                             "Most frequent unmatched drug names, with the vocabulary entries nearest to "
+                             "each (tables/unmatched_drug_names.csv lists 50; add a name to a vocabulary "
+                             "override file to map it)"))
+    elif len(names):
         exact = frame.loc[names.index, "n"]
         top = names.loc[exact.sort_values(ascending=False, kind="stable").index[:10]]
         blocks.append(_table(top[["reason", "n"]].rename(columns={"reason": "drug name (normalised)"})
@@ -866,8 +884,13 @@ def run_analysis(inputs: AnalysisInputs, out_dir: Path) -> AnalysisResult:
     writer.table("safety", safety.incidence, SAFETY_GATE)
     shown_safety = _shown(safety.incidence, study, SAFETY_GATE)
 
+    shown_unmatched = None
+    if inputs.unmatched_names is not None:
+        unmatched = unmatched_names_table(inputs.unmatched_names)
+        writer.table("unmatched_drug_names", unmatched, UNMATCHED_GATE)
+        shown_unmatched = _shown(unmatched, study, UNMATCHED_GATE)
     sections = [
-        data_quality_section(inputs.data_quality, study),
+        data_quality_section(inputs.data_quality, study, shown_unmatched),
         attrition_section(shown_attrition, flow),
         table1_section(_shown(baseline, study, TABLE1_GATE), study),
         patterns_section(shown_patterns, sunburst, study),

@@ -40,6 +40,16 @@ def _date(text: str) -> dt.date | None:
         raise argparse.ArgumentTypeError(f"expected a date YYYY-MM-DD, got {text!r}") from None
 
 
+def _share(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"expected a share from 0 to 1 (0.10 = 10 %), got {text!r}")
+    return value
+
+
 def _positive(text: str) -> int:
     try:
         value = int(text)
@@ -97,6 +107,11 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--patients", type=_positive, default=DEMO_PATIENTS)
     gen.add_argument("--seed", type=int, default=1)
     gen.add_argument("--format", choices=("parquet", "csv"), default="parquet")
+    gen.add_argument("--encoding", choices=("utf-8", "gb18030"), default="utf-8",
+                     help="CSV only: the file encoding (default utf-8)")
+    gen.add_argument("--parquet-writer", choices=("spark", "pandas"), default="spark",
+                     help="Parquet only: spark (dates as text) or pandas (DataFrame.to_parquet, "
+                          "dates as datetime64[ns]); default spark")
     gen.add_argument("--clean", action="store_true", help="no injected bad input")
     gen.add_argument("--cutoff", type=_date, default=None, help="data cut-off of the extract")
 
@@ -122,6 +137,18 @@ def build_parser() -> argparse.ArgumentParser:
                           "<lake>/_replay, removed after the run)")
     run.add_argument("--wait-lock", type=_seconds, default=0.0, metavar="SECONDS",
                      help="wait this long for another run on the same lake to finish (default: fail at once)")
+    run.add_argument("--encoding", default="auto", metavar="auto|utf-8|gb18030|gbk",
+                     help="encoding of the extract's CSV files (default auto: told from each file's bytes)")
+    run.add_argument("--source-timezone", default="Asia/Shanghai", metavar="ZONE",
+                     help="the extract's time zone: a date-time with an offset is dated in it "
+                          "(default Asia/Shanghai)")
+    run.add_argument("--max-rejected-share", type=_share, default=0.10, metavar="SHARE",
+                     help="stop the run when one quarantine reason rejects more than this share of a "
+                          "table's rows, or more than this share of prescriptions match no drug "
+                          "(default 0.10)")
+    run.add_argument("--vocabulary-override", type=Path, action="append", default=[], metavar="FILE",
+                     help="a CSV of drug-vocabulary rows extending (and for the names it lists, "
+                          "replacing) the study's vocabulary; repeatable, later files win")
 
     demo = sub.add_parser("demo", parents=[spark_opts], help="generate, run everything, write the report")
     demo.add_argument("--patients", type=_positive, default=DEMO_PATIENTS)
@@ -144,10 +171,19 @@ def _study(args, environ):
 
 def cmd_generate(args, environ, progress) -> int:
     from .synth import generate_extract
+    encoding = getattr(args, "encoding", "utf-8")
+    writer = getattr(args, "parquet_writer", "spark")
+    if encoding != "utf-8" and args.format != "csv":
+        print(f"cohort-engine generate: --encoding {encoding} applies to --format csv only", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    if writer != "spark" and args.format != "parquet":
+        print(f"cohort-engine generate: --parquet-writer {writer} applies to --format parquet only",
+              file=sys.stderr)
+        return EXIT_BAD_INPUT
     spark = _session(args, environ)
     cutoff = args.cutoff or load_study(default_study_path(environ)).data_cutoff
     counts = generate_extract(spark, args.out, patients=args.patients, seed=args.seed, fmt=args.format,
-                              clean=args.clean, cutoff=cutoff)
+                              clean=args.clean, cutoff=cutoff, encoding=encoding, parquet_writer=writer)
     for table, n in counts.items():
         progress(f"generate {table}: {n} rows")
     return 0
@@ -197,6 +233,28 @@ def _replay_plan(args, environ):
     return manifest, study, stages
 
 
+def _vocabulary_overrides(args, manifest: dict | None, stages: list[str]) -> tuple[Path, ...]:
+    """The run's vocabulary override files, each checked readable; a replay takes the manifest's."""
+    from .pipeline import file_sha256
+    given = tuple(args.vocabulary_override)
+    if manifest is not None:
+        recorded = manifest.get("vocabulary_overrides") or []
+        if given and [str(p.resolve()) for p in given] != [r["path"] for r in recorded]:
+            raise ConfigError("--vocabulary-override differs from the override files the replayed run used "
+                              "(leave it out: a replay takes them from the manifest)")
+        given = tuple(Path(r["path"]) for r in recorded)
+        if "lines" in stages:
+            for r in recorded:
+                if file_sha256(Path(r["path"])) != r["sha256"]:
+                    raise ConfigError(f"the vocabulary override {r['path']} changed since the replayed run: "
+                                      "lines rebuilt from it would differ (replay later stages only)")
+        return given
+    for path in given:
+        if not path.is_file():
+            raise ConfigError(f"--vocabulary-override {path}: no such file")
+    return given
+
+
 def cmd_run(args, environ, progress) -> int:
     from .lake import Lake, LakeLock
     from .pipeline import RunContext, parse_stages, pinned_versions, run
@@ -213,6 +271,10 @@ def cmd_run(args, environ, progress) -> int:
         stages = parse_stages(args.stages)
         _writable_folder(args.lake, "--lake")
     _writable_folder(args.out, "--out")
+    from .ingest import ExtractSettings
+    extract = ExtractSettings(encoding=args.encoding, timezone=args.source_timezone,
+                              max_rejected_share=args.max_rejected_share)
+    overrides = _vocabulary_overrides(args, manifest if replay else None, stages)
 
     lock = scratch = None
     if not replay:  # a replay reads pinned versions only and writes to its own scratch lake
@@ -235,7 +297,8 @@ def cmd_run(args, environ, progress) -> int:
             if removed:
                 progress(f"lake: removed {len(removed)} unfinished write folders of an interrupted run")
         ctx = RunContext(spark=spark, lake=lake, source=args.source, out=args.out, study=study,
-                         environ=environ, progress=progress, incremental=args.incremental, replay_of=replay_of)
+                         environ=environ, progress=progress, incremental=args.incremental, replay_of=replay_of,
+                         extract=extract, vocabulary_overrides=overrides)
         run(ctx, stages)
     finally:
         if lock is not None:
@@ -294,12 +357,12 @@ def main(argv: typing.Sequence[str] | None = None, environ: typing.Mapping[str, 
         logging.getLogger("py4j").setLevel(logging.WARNING)
     progress = (lambda _msg: None) if args.quiet else log.info
 
-    from .ingest import IngestError
+    from .errors import UserError
     from .lake import LakeError
     from .pipeline import StageError
     try:
         return COMMANDS[args.command](args, environ, progress)
-    except (ConfigError, IngestError, LakeError, StageError, CannotWrite) as exc:
+    except (UserError, ConfigError, LakeError, StageError, CannotWrite) as exc:
         print(f"cohort-engine: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except OSError as exc:

@@ -33,10 +33,12 @@ def free_port() -> int:
 
 
 def build_pyfiles_zip(dest_dir: Path) -> Path:
-    """The engine as a zip for `--py-files` (what executors import)."""
+    """The engine as a zip for `--py-files` (what executors import), with its shipped
+    configuration (studies, vocabulary, Spark profiles), as in the wheel."""
     dest = Path(dest_dir) / "cohort_engine.zip"
+    files = [*PACKAGE_DIR.rglob("*.py"), *(PACKAGE_DIR / "conf").glob("*/*.yaml"), *(PACKAGE_DIR / "conf").glob("*/*.csv")]
     with zipfile.ZipFile(dest, "w", zipfile.ZIP_DEFLATED) as archive:
-        for path in sorted(PACKAGE_DIR.rglob("*.py")):
+        for path in sorted(files):
             archive.write(path, Path("cohort_engine") / path.relative_to(PACKAGE_DIR))
     return dest
 

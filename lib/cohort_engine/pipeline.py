@@ -45,6 +45,8 @@ class RunContext:
     data_quality_written: list[tuple] | None = None
     incremental: bool = False  # ingest merges the extract into bronze instead of replacing it
     replay_of: dict | None = None  # the manifest a replay reproduces (its path and identity)
+    extract: typing.Any = None  # ingest.ExtractSettings: encoding, time zone, stop threshold (None: defaults)
+    vocabulary_overrides: tuple[Path, ...] = ()  # CSVs extending the study's drug vocabulary
 
     @property
     def cutoff(self) -> dt.date:
@@ -56,12 +58,34 @@ class RunContext:
         return path
 
 
+def vocabulary(ctx: RunContext):
+    """The study's drug vocabulary, extended by the run's override files."""
+    from .vocabulary import load_vocabulary
+    return load_vocabulary(ctx.study.vocabulary_path(ctx.environ), overrides=ctx.vocabulary_overrides)
+
+
+def extract_settings(ctx: RunContext):
+    from .ingest import DEFAULT_SETTINGS
+    return ctx.extract or DEFAULT_SETTINGS
+
+
 def stage_ingest(ctx: RunContext) -> None:
     from .ingest import ingest
+    from .vocabulary import NameMatcher, check_prescription_names, name_counts
     if ctx.source is None:
         raise StageError("stage ingest needs --source")
+    settings = extract_settings(ctx)
+    matcher = NameMatcher(vocabulary(ctx))
+
+    def check_names(table, kept):
+        # Before anything is committed: prescriptions whose names mostly match nothing are a
+        # misread extract (or the wrong vocabulary), not bad rows.
+        if table == "prescriptions":
+            share = check_prescription_names(name_counts(kept), matcher, settings.max_rejected_share)
+            ctx.progress(f"ingest prescriptions: {share:.1%} of kept rows match no vocabulary entry")
+
     results = ingest(ctx.spark, ctx.lake, ctx.source, ctx.cutoff, progress=ctx.progress,
-                     incremental=ctx.incremental)
+                     incremental=ctx.incremental, settings=settings, check_table=check_names)
     ctx.row_counts["ingest"] = {f"bronze/{r.table}": r.rows_kept for r in results}
     ctx.row_counts["ingest"].update({f"quarantine/{r.table}": r.rows_quarantined for r in results})
     from .ingest import data_quality_rows
@@ -104,12 +128,13 @@ def stage_lines(ctx: RunContext) -> None:
 
     from .facts import advanced_dates
     from .lines import build_therapy_lines
-    from .vocabulary import build_drug_exposures, load_vocabulary, unmatched_name_counts
+    from .vocabulary import NameMatcher, build_drug_exposures, unmatched_name_counts, unmatched_names_report
     require(ctx, "bronze/prescriptions", "bronze/diagnoses")
-    vocabulary = load_vocabulary(ctx.study.vocabulary_path(ctx.environ))
+    drugs = vocabulary(ctx)
+    matcher = NameMatcher(drugs)
     prescriptions = ctx.lake.read("bronze", "prescriptions").persist(StorageLevel.MEMORY_AND_DISK)
     try:
-        exposures, unmatched = build_drug_exposures(prescriptions, vocabulary)
+        exposures, unmatched = build_drug_exposures(prescriptions, matcher)
         ctx.lake.write(exposures, "silver", "drug_exposures")
         ctx.lake.write(unmatched, "quarantine", "drug_exposures")
         n_in = prescriptions.count()
@@ -125,15 +150,22 @@ def stage_lines(ctx: RunContext) -> None:
     rows += [("lines", "prescriptions", "unmatched_name", r["drug_name_normalised"] or EMPTY_NAME, int(r["n_rows"]))
              for r in names]
     ctx.data_quality = [row for row in ctx.data_quality if row[0] != "lines"] + rows
+    report = unmatched_names_report(unmatched, matcher)
+    ctx.lake.write(ctx.spark.createDataFrame(report, UNMATCHED_NAMES_SCHEMA) if len(report)
+                   else ctx.spark.createDataFrame([], UNMATCHED_NAMES_SCHEMA), "gold", "unmatched_drug_names")
 
     advanced = advanced_dates(ctx.lake.read("bronze", "diagnoses"), ctx.study)
-    lines = build_therapy_lines(exposures, advanced, ctx.study.lines, vocabulary)
+    lines = build_therapy_lines(exposures, advanced, ctx.study.lines, drugs)
     ctx.lake.write(lines, "gold", "therapy_lines")
     written = ctx.lake.read("gold", "therapy_lines")
     ctx.row_counts["lines"] = {
         "silver/drug_exposures": exposures.count(), "quarantine/drug_exposures": n_in - n_matched,
         "gold/therapy_lines": written.count(),
         "patients_with_lines": written.select(F.countDistinct("patient_id")).first()[0]}
+
+
+UNMATCHED_NAMES_SCHEMA = ("rank int, drug_name string, drug_name_normalised string, n_rows long, "
+                          "nearest_entries string")
 
 
 def stage_cohort(ctx: RunContext) -> None:
@@ -272,6 +304,8 @@ def stage_analysis(ctx: RunContext) -> None:
                                 ["patient_id", "onset_date", "term", "grade", "serious"]),
         sensitivity=sensitivity,
         sensitivity_cohorts=sensitivity_cohorts,
+        unmatched_names=(ctx.lake.read_pandas("gold", "unmatched_drug_names")
+                         if ctx.lake.exists("gold", "unmatched_drug_names") else None),
     )
     result = run_analysis(inputs, ctx.out)
     spark_events = ctx.spark.createDataFrame(result.safety_events, SAFETY_EVENTS_SCHEMA) \
@@ -446,6 +480,9 @@ def write_manifest(ctx: RunContext, stages: list[str]) -> Path:
         "mode": "replay" if ctx.replay_of else ("incremental" if ctx.incremental and "ingest" in stages else "full"),
         # The vocabulary file is configuration the study hash does not cover.
         "vocabulary_sha256": file_sha256(ctx.study.vocabulary_path(ctx.environ)),
+        "vocabulary_overrides": [{"path": str(Path(p).resolve()), "sha256": file_sha256(Path(p))}
+                                 for p in ctx.vocabulary_overrides],
+        "extract_settings": dataclasses.asdict(extract_settings(ctx)),
     }
     if ctx.replay_of:
         # Written tables of a replay live in its scratch lake, removed after the run.

@@ -73,7 +73,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from .errors import UserError
+from .errors import ExtractMisread, UserError
 
 DRUG_CLASSES = ("taxane", "anti_her2_mab", "anti_her2_tki", "anti_her2_adc", "chemo_other",
                 "endocrine", "cdk46_inhibitor", "supportive")
@@ -712,3 +712,76 @@ def nearest_entries(names: typing.Iterable[str], vocabulary: pd.DataFrame | Name
             rows.append((name, rank, matcher.first_name[keys[j]], "+".join(sorted(matcher.terms[keys[j]])),
                          round(float(row[j]), 1)))
     return pd.DataFrame(rows, columns=columns)
+
+
+# -- what the run reports and checks ------------------------------------------------------
+
+def name_counts(prescriptions: DataFrame) -> pd.DataFrame:
+    """drug_name, drug_code, n_rows: the distinct pairs of a prescriptions frame, counted.
+
+    A small result however large the table (names repeat), collected to the driver.
+    """
+    return (prescriptions.groupBy(F.col("drug_name").cast("string").alias("drug_name"),
+                                  F.col("drug_code").cast("string").alias("drug_code"))
+            .agg(F.count(F.lit(1)).cast(T.LongType()).alias("n_rows"))
+            .toPandas())
+
+
+def check_prescription_names(pair_counts: pd.DataFrame, vocabulary: pd.DataFrame | NameMatcher,
+                             max_share: float) -> float:
+    """The share of prescription rows no vocabulary entry matches; ExtractMisread above `max_share`.
+
+    A share that high is not bad rows but a misread extract (an encoding, a column
+    holding codes instead of names) or a vocabulary that does not fit the extract:
+    the lines built from it would silently lose most patients (study-rules §1,
+    source-tables "Bad input").
+    """
+    share, top = unmatched_share(pair_counts, vocabulary, top=3)
+    if share > max_share:
+        total = int(pd.to_numeric(pair_counts["n_rows"]).sum())
+        names = ", ".join(f"{n!r} ({k:,} rows)" for n, k in zip(top["drug_name"], top["n_rows"]))
+        raise ExtractMisread(
+            f"prescriptions.drug_name: {share:.1%} of {total:,} rows match no vocabulary entry "
+            f"(most frequent: {names}); the extract or the vocabulary does not fit (threshold "
+            f"{max_share:.0%}, --max-rejected-share): add the names to a vocabulary override "
+            "(--vocabulary-override FILE)")
+    return share
+
+
+UNMATCHED_NAMES_COLUMNS = ("rank", "drug_name", "drug_name_normalised", "n_rows", "nearest_entries")
+
+
+def unmatched_names_report(unmatched: DataFrame, vocabulary: pd.DataFrame | NameMatcher, top: int = 50,
+                           per_name: int = 3) -> pd.DataFrame:
+    """The most frequent unmatched names, each with the vocabulary entries nearest to it.
+
+    One row per normalised name: `drug_name` is its most frequent spelling as written,
+    `n_rows` the prescription rows of all its spellings, `nearest_entries` the
+    `per_name` nearest vocabulary names as "name → ingredient (score)", best first, so
+    that a data manager can write the override row. Names are counted in Spark; only
+    the distinct unmatched spellings reach the driver.
+    """
+    per_name_counts = (unmatched.groupBy(F.col("drug_name").cast("string").alias("drug_name"))
+                       .agg(F.count(F.lit(1)).cast(T.LongType()).alias("n_rows")).toPandas())
+    if per_name_counts.empty:
+        return pd.DataFrame(columns=list(UNMATCHED_NAMES_COLUMNS))
+    per_name_counts["drug_name_normalised"] = [normalise_name(n) if isinstance(n, str) else None
+                                               for n in per_name_counts["drug_name"]]
+    per_name_counts["_key"] = per_name_counts["drug_name_normalised"].fillna("")
+    per_name_counts["_name"] = per_name_counts["drug_name"].fillna("")
+    # Most frequent spelling first, ties by the text, so the example is deterministic.
+    ordered = per_name_counts.sort_values(["_key", "n_rows", "_name"], ascending=[True, False, True], kind="stable")
+    grouped = (ordered.groupby("_key", sort=False)
+               .agg(drug_name=("drug_name", "first"), drug_name_normalised=("drug_name_normalised", "first"),
+                    n_rows=("n_rows", "sum"))
+               .reset_index(drop=True)
+               .assign(_name=lambda d: d["drug_name"].fillna(""))
+               .sort_values(["n_rows", "_name"], ascending=[False, True], kind="stable")
+               .head(top).reset_index(drop=True))
+    nearest = nearest_entries([n for n in grouped["drug_name"] if isinstance(n, str)], vocabulary, per_name)
+    text = {name: "; ".join(f"{r.vocabulary_name} → {r.ingredient} ({r.score:g})" for r in rows.itertuples())
+            for name, rows in nearest.groupby("drug_name", sort=False)}
+    grouped["nearest_entries"] = [text.get(n) if isinstance(n, str) else None for n in grouped["drug_name"]]
+    grouped["rank"] = range(1, len(grouped) + 1)
+    grouped["n_rows"] = grouped["n_rows"].astype("int64")
+    return grouped[list(UNMATCHED_NAMES_COLUMNS)]
