@@ -1,27 +1,34 @@
-"""The synthetic extract: determinism, schema contract, noise rates, truth consistency.
+"""The synthetic extract: determinism, schema contract, noise rates, truth consistency, output options.
 
-Two small extracts are written with Spark (a clean Parquet one of 1,200 patients in
-two chunks, a noisy CSV one of 300 patients); rates and calibration are checked on
-the chunk simulation directly (the same code Spark runs per partition).
+Small extracts are written with Spark (a clean Parquet one of 1,200 patients in two
+chunks; a noisy CSV one of 300 patients, and the same seed again as GB18030 CSV and as
+pandas-written Parquet); rates and calibration are checked on the chunk simulation
+directly (the same code Spark runs per partition).
 """
 from __future__ import annotations
 
 import datetime as dt
+import json
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from pyspark.sql import functions as F
 
 from cohort_engine.contract import DOSE_UNITS, LAB_UNITS, SOURCE_TABLES
 from cohort_engine.synth import DEFAULT_DEMO_PATIENTS, SOURCE_ORDER, generate_extract
 from cohort_engine.synth import params as PR
+from cohort_engine.synth.dates import AMBIGUOUS_PATTERN, TIME_ZONE, read_dates, to_iso
 from cohort_engine.synth.drugs import (FIXED_DOSE_HP_CANONICAL, FIXED_DOSE_HP_INGREDIENTS, GARBLED_NAMES,
-                                       INGREDIENTS)
+                                       INGREDIENTS, PRODUCTS, printed_forms)
 from cohort_engine.synth.generate import chunk_table
 from cohort_engine.synth.plan import Plan
+from cohort_engine.synth.tables import DATE_COLUMN
+
+ISO = r"^\d{4}-\d{2}-\d{2}$"
 
 CUTOFF = dt.date(2025, 6, 30)
 ALL_TABLES = SOURCE_ORDER + ("truth/patients", "truth/lines")
@@ -122,6 +129,145 @@ def test_every_table_and_required_column_with_parseable_types(spark, clean_extra
         assert orphans == 0, name
 
 
+@pytest.fixture(scope="module")
+def gb18030_csv(spark, tmp_path_factory):
+    out = tmp_path_factory.mktemp("synth") / "gb18030_csv"
+    counts = generate_extract(spark, out, patients=300, seed=5, fmt="csv", clean=False, cutoff=CUTOFF,
+                              encoding="gb18030")
+    return out, counts
+
+
+@pytest.fixture(scope="module")
+def pandas_parquet(spark, tmp_path_factory):
+    out = tmp_path_factory.mktemp("synth") / "pandas_parquet"
+    counts = generate_extract(spark, out, patients=300, seed=5, fmt="parquet", clean=False, cutoff=CUTOFF,
+                              parquet_writer="pandas")
+    return out, counts
+
+
+def _manifest(out: Path) -> dict:
+    return json.loads((out / "truth" / "manifest.json").read_text(encoding="utf-8"))
+
+
+def test_gb18030_csv_is_gb18030_and_says_what_the_utf8_file_says(noisy_csv, gb18030_csv):
+    utf8, counts = noisy_csv
+    gb, gb_counts = gb18030_csv
+    assert gb_counts == counts
+    for name in SOURCE_ORDER:
+        raw = (gb / f"{name}.csv").read_bytes()
+        text = (utf8 / f"{name}.csv").read_bytes().decode("utf-8")
+        assert raw.decode("gb18030") == text, name
+        if any(ord(ch) > 127 for ch in text):
+            with pytest.raises(UnicodeDecodeError):
+                raw.decode("utf-8")
+    # a Chinese drug name, as bytes: GB18030, not UTF-8
+    rx = pd.read_csv(gb / "prescriptions.csv", dtype=str, keep_default_na=False, encoding="gb18030")
+    name = next(n for n in rx["drug_name"] if n.startswith("注射用紫杉醇脂质体"))
+    assert name.encode("gb18030") in (gb / "prescriptions.csv").read_bytes()
+    assert name.encode("utf-8") not in (gb / "prescriptions.csv").read_bytes()
+    assert _manifest(gb)["encoding"] == "gb18030" and _manifest(utf8)["encoding"] == "utf-8"
+    assert _manifest(gb)["injected"] == _manifest(utf8)["injected"]
+
+
+def _truth(spark, out: Path, name: str) -> pd.DataFrame:
+    frame = spark.read.parquet(str(out / name)).toPandas().astype(str)
+    return frame.sort_values(list(frame.columns)).reset_index(drop=True)
+
+
+def test_same_seed_same_truth_with_and_without_the_output_options(spark, noisy_csv, gb18030_csv, pandas_parquet):
+    plan = Plan(300, 5, CUTOFF)
+    for name in ("truth/patients", "truth/lines"):
+        want = _pandas(_concat(plan, name)).astype(str)
+        want = want.sort_values(list(want.columns)).reset_index(drop=True)
+        for out, _ in (noisy_csv, gb18030_csv, pandas_parquet):
+            pd.testing.assert_frame_equal(_truth(spark, out, name), want)
+        # and the clean extract of the same seed has the same truth but for `linkable`
+        clean = _pandas(_concat(Plan(300, 5, CUTOFF, clean=True), name)).astype(str)
+        cols = [c for c in want.columns if c != "linkable"]
+        pd.testing.assert_frame_equal(clean.sort_values(cols).reset_index(drop=True)[cols],
+                                      want.sort_values(cols).reset_index(drop=True)[cols])
+
+
+def _local_days(column: pd.Series) -> pd.Series:
+    if getattr(column.dtype, "tz", None) is not None:
+        column = column.dt.tz_convert(TIME_ZONE).dt.tz_localize(None)
+    return column.dt.strftime("%Y-%m-%d").where(column.notna(), None)
+
+
+def test_pandas_parquet_has_ns_timestamps_of_the_same_calendar_days(noisy_csv, pandas_parquet):
+    text_out, counts = noisy_csv
+    out, pd_counts = pandas_parquet
+    assert pd_counts == counts
+    aware_shift = 0
+    for name, col in DATE_COLUMN.items():
+        parts = sorted((out / name).glob("part-*.parquet"))
+        assert parts, name
+        table = pa.concat_tables([pq.read_table(p) for p in parts])
+        tz = TIME_ZONE if name in PR.PANDAS_TZ_TABLES else None
+        assert table.schema.field(col).type == pa.timestamp("ns", tz=tz), name
+        assert b"pandas" in pq.read_schema(parts[0]).metadata
+        written = table.to_pandas()
+        days = _local_days(written[col])
+        csv = pd.read_csv(text_out / f"{name}.csv", dtype=str, keep_default_na=False)
+        key = "record_id" if name == "prescriptions" else "id_hash" if name == "deaths" else "patient_id"
+        got = pd.DataFrame({"k": written[key].fillna(""), "d": days.fillna("")}).sort_values(["k", "d"])
+        want = pd.DataFrame({"k": csv[key], "d": pd.Series(to_iso(csv[col])).fillna("")}).sort_values(["k", "d"])
+        assert got.reset_index(drop=True).equals(want.reset_index(drop=True)), name
+        # text that is no date (unparseable, ambiguous) is NaT, nothing else is
+        no_date = csv[col].isin(PR.BAD_DATE_TEXT) | csv[col].str.match(AMBIGUOUS_PATTERN)
+        assert int(written[col].isna().sum()) == int(no_date.sum()), name
+        if tz:   # stored as UTC instants: a reader that ignores the zone would see other days
+            utc_days = written[col].dt.tz_convert("UTC").dt.strftime("%Y-%m-%d")
+            aware_shift += int((utc_days.notna() & (utc_days != days)).sum())
+    assert aware_shift > 100
+
+
+def test_manifest_records_the_injected_date_rows(noisy_csv, pandas_parquet, noisy_and_clean):
+    out, _ = noisy_csv
+    manifest = _manifest(out)
+    plan = Plan(300, 5, CUTOFF)
+    total = 0
+    for name, col in DATE_COLUMN.items():
+        csv = pd.read_csv(out / f"{name}.csv", dtype=str, keep_default_na=False)
+        simulated = _pandas(_concat(plan, name))[col]
+        recorded = manifest["injected"][name]
+        copies = int(simulated.str.match(AMBIGUOUS_PATTERN).sum())
+        assert recorded["ambiguous_copies"] == copies == int(csv[col].str.match(AMBIGUOUS_PATTERN).sum()), name
+        # the source contract's reasons: a day-first text one of whose readings is a date (31-12-2019)
+        # is ambiguous too; the other bad texts are unparseable
+        day_first = int((simulated == "31-12-2019").sum())
+        bad = int(simulated.isin(PR.BAD_DATE_TEXT).sum())
+        assert recorded["ambiguous_date"] == copies + day_first, name
+        assert recorded["unparseable_date"] == bad - day_first, name
+        assert sum(recorded["bad_date_text"].values()) == bad
+        # no two spoiled copies alike: each is quarantined, none is an exact duplicate
+        spoiled = csv[csv[col].isin(PR.BAD_DATE_TEXT) | csv[col].str.match(AMBIGUOUS_PATTERN)]
+        assert not spoiled.duplicated().any(), name
+        noisy4000 = noisy_and_clean[0].get(name)
+        if noisy4000 is not None:
+            text = noisy4000[col]
+            spoiled = noisy4000[text.isin(PR.BAD_DATE_TEXT) | text.str.match(AMBIGUOUS_PATTERN)]
+            assert len(spoiled) > 5 and not spoiled.duplicated().any(), name
+        days = pd.Series(read_dates(simulated)[0])
+        assert recorded["date_out_of_range"] == int(((days < "1900-01-01") | (days > CUTOFF.isoformat())).sum())
+        assert recorded["missing_required"] == 0
+        pandas_recorded = _manifest(pandas_parquet[0])["injected"][name]
+        # emptied rows alike (one clean row copied with two bad texts) are exact duplicates instead
+        emptied = _pandas(_concat(plan, name))
+        emptied = emptied[emptied[col].isin(PR.BAD_DATE_TEXT) | emptied[col].str.match(AMBIGUOUS_PATTERN)]
+        alike = int(emptied.drop(columns=[col]).astype(str).duplicated().sum())
+        assert pandas_recorded["emptied_duplicates"] == alike
+        assert pandas_recorded["missing_required"] == copies + bad - alike
+        assert pandas_recorded["emptied"] == {"ambiguous_date": recorded["ambiguous_date"],
+                                              "unparseable_date": recorded["unparseable_date"]}
+        assert pandas_recorded["ambiguous_date"] == pandas_recorded["unparseable_date"] == 0
+        assert pandas_recorded["date_out_of_range"] == recorded["date_out_of_range"]
+        total += copies
+    assert manifest["injected"]["prescriptions"]["ambiguous_copies"] > 0 and total > 20
+    assert manifest["hospital_forms"] is True and manifest["shares"]["date_forms"] == PR.DATE_FORMS
+    assert manifest["shares"]["printed_name"] == PR.NOISE["printed_name"]
+
+
 def test_csv_extract_is_one_utf8_file_per_table_with_bad_rows_as_text(noisy_csv):
     out, counts = noisy_csv
     for name in SOURCE_ORDER:
@@ -157,13 +303,19 @@ def test_noise_rates_match_the_documented_rates(noisy_and_clean):
     date_cols = {"diagnoses": "diagnosis_date", "biomarkers": "test_date", "prescriptions": "admin_date",
                  "labs": "collect_date", "visits": "visit_date", "deaths": "death_date"}
     base = sum(len(clean[t]) for t in date_cols)
-    unparseable = out_of_range = 0
+    unparseable = out_of_range = ambiguous = 0
     for t, col in date_cols.items():
-        parsed = pd.to_datetime(noisy[t][col], format="%Y-%m-%d", errors="coerce")
-        unparseable += int(parsed.isna().sum())
-        out_of_range += int(((parsed < "1900-01-01") | (parsed > CUTOFF.isoformat())).sum())
+        # (valid dates are also written in other forms now: read with the generator's own reader)
+        text = noisy[t][col]
+        days = pd.Series(read_dates(text)[0])
+        unparseable += int(text.isin(PR.BAD_DATE_TEXT).sum())
+        ambiguous += int(text.str.match(AMBIGUOUS_PATTERN).sum())
+        assert int(days.isna().sum()) == int(text.isin(PR.BAD_DATE_TEXT).sum() + text.str.match(
+            AMBIGUOUS_PATTERN).sum()), t      # every other written date reads as a date
+        out_of_range += int(((days < "1900-01-01") | (days > CUTOFF.isoformat())).sum())
     _within(unparseable, base, PR.NOISE["unparseable_date"], 0.15)
     _within(out_of_range, base, PR.NOISE["date_out_of_range"], 0.2)
+    _within(ambiguous, base, PR.NOISE["ambiguous_date"], 0.15)
     rx, rx_clean = noisy["prescriptions"], clean["prescriptions"]
     n = len(rx_clean)
     _within(int(rx.duplicated().sum()), n, PR.NOISE["exact_duplicate"], 0.3)
@@ -190,14 +342,17 @@ def test_noise_rates_match_the_documented_rates(noisy_and_clean):
 
 def test_noise_only_adds_rows_so_the_clean_extract_is_inside_the_noisy_one(noisy_and_clean):
     noisy, clean = noisy_and_clean
-    rx, rx_clean = noisy["prescriptions"], clean["prescriptions"]
+    rx, rx_clean = noisy["prescriptions"].copy(), clean["prescriptions"]
+    # a fifth of the valid dates are written in other forms; read back, they are the clean dates
+    assert 0.15 < (~rx["admin_date"].str.match(ISO)).mean() < 0.25
+    rx["admin_date"] = to_iso(rx["admin_date"])
     # every clean prescription is in the noisy extract under the same record_id with the same facts
     key = ["record_id", "patient_id", "hospital_id", "admin_date", "dose"]
     merged = rx_clean[key].merge(rx[key].drop_duplicates(), on=key, how="left", indicator=True)
     assert (merged["_merge"] == "both").all()
     extra = len(rx) - len(rx_clean)
-    bad = (pd.to_datetime(rx["admin_date"], format="%Y-%m-%d", errors="coerce").isna()
-           | (rx["admin_date"] > CUTOFF.isoformat()) | (rx["admin_date"] < "1900-01-01")
+    day = rx["admin_date"].fillna("")
+    bad = ((day == "") | (day > CUTOFF.isoformat()) | (day < "1900-01-01")
            | (rx["dose"] <= 0) | rx["drug_name"].isin(GARBLED_NAMES) | ~rx["patient_id"].isin(
                set(clean["patients"]["patient_id"])))
     unit = rx["dose_unit"].str.lower().str.replace(" ", "").str.replace("²", "2").str.replace("μ", "u")
@@ -206,14 +361,63 @@ def test_noise_only_adds_rows_so_the_clean_extract_is_inside_the_noisy_one(noisy
     # record_id (exact duplicates and conflicting copies)
     assert extra == int(bad.sum()) + int(rx["record_id"].duplicated().sum())
     assert rx["record_id"].duplicated().sum() > rx.duplicated().sum() > 0
-    # the diagnoses of the noisy extract minus unusable rows and duplicates are the clean ones
-    dg, dg_clean = noisy["diagnoses"], clean["diagnoses"]
-    ok = pd.to_datetime(dg["diagnosis_date"], format="%Y-%m-%d", errors="coerce").between("1900-01-01",
-                                                                                         CUTOFF.isoformat())
-    ok &= dg["patient_id"].isin(set(clean["patients"]["patient_id"]))
-    kept = dg[ok].drop_duplicates().astype(str).sort_values(list(dg.columns)).reset_index(drop=True)
-    pd.testing.assert_frame_equal(kept, dg_clean.drop_duplicates().astype(str).sort_values(
-        list(dg.columns)).reset_index(drop=True))
+    # the other tables of the noisy extract, dates read back, minus unusable rows and duplicates, are
+    # the clean ones (the date forms change no calendar date)
+    for t in ("diagnoses", "biomarkers", "labs", "visits"):
+        dg, dg_clean = noisy[t].copy(), clean[t]
+        col = DATE_COLUMN[t]
+        dg[col] = to_iso(dg[col])
+        ok = dg[col].fillna("").between("1900-01-01", CUTOFF.isoformat())
+        ok &= dg["patient_id"].isin(set(clean["patients"]["patient_id"]))
+        if t == "biomarkers":
+            ok &= ~dg["result"].isin(PR.UNREADABLE_HER2)
+        kept = dg[ok].drop_duplicates().astype(str).sort_values(list(dg.columns)).reset_index(drop=True)
+        pd.testing.assert_frame_equal(kept, dg_clean.drop_duplicates().astype(str).sort_values(
+            list(dg.columns)).reset_index(drop=True))
+
+
+def test_a_clean_extract_in_hospital_forms_reads_back_as_the_clean_extract():
+    plain, hospital = Plan(1500, 8, CUTOFF, clean=True), Plan(1500, 8, CUTOFF, clean=True, hospital_forms=True)
+    assert hospital.forms and not plain.forms and Plan(1500, 8, CUTOFF).forms
+    assert not Plan(1500, 8, CUTOFF, hospital_forms=False).forms
+    for name, col in DATE_COLUMN.items():
+        got, want = _pandas(_concat(hospital, name)), _pandas(_concat(plain, name))
+        assert len(got) == len(want), name
+        assert (~got[col].str.match(ISO)).mean() > 0.1, name           # other forms are written …
+        got[col] = to_iso(got[col])                                    # … and read back as the same days
+        if name == "prescriptions":
+            printed = {f for p in PRODUCTS for f in printed_forms(p)}
+            assert abs(got["drug_name"].isin(printed).mean() - PR.NOISE["printed_name"]) < 0.02
+            got, want = got.drop(columns="drug_name"), want.drop(columns="drug_name")
+        pd.testing.assert_frame_equal(got, want, check_dtype=False)
+    for name in ("truth/patients", "truth/lines"):
+        assert _concat(hospital, name).equals(_concat(plain, name))
+
+
+def test_written_forms_of_names_and_dates_have_their_documented_shares(noisy_and_clean):
+    noisy, clean = noisy_and_clean
+    rx = noisy["prescriptions"]
+    # printed names: 35 % of prescription rows (~120,000 rows: ±0.14 point is one standard deviation)
+    printed = {f for p in PRODUCTS for f in printed_forms(p)}
+    assert abs(rx["drug_name"].isin(printed).mean() - PR.NOISE["printed_name"]) < 0.01
+    assert not clean["prescriptions"]["drug_name"].isin(printed - {v[2] for v in INGREDIENTS.values()}).any()
+    # date forms: each share of params.DATE_FORMS, in every table (the forms with a pattern of their own)
+    patterns = {"datetime": r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}$",
+                "iso_offset": r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\+08:00$",
+                "dot": r"^\d{4}\.\d{2}\.\d{2}$", "compact": r"^\d{8}$", "chinese": r"^\d{4}年\d{1,2}月\d{1,2}日$"}
+    for t in ("patients", "deaths", "diagnoses", "biomarkers", "prescriptions", "labs", "visits"):
+        text = noisy[t][DATE_COLUMN[t]]
+        n = len(clean[t])
+        for form, pattern in patterns.items():
+            _within(int(text.str.match(pattern).sum()), n, PR.DATE_FORMS[form], 0.5 if n < 20_000 else 0.15)
+        slashes = int(text.str.match(r"^\d{4}/\d{1,2}/\d{1,2}$").sum())
+        _within(slashes, n, PR.DATE_FORMS["slash"] + PR.DATE_FORMS["slash_unpadded"], 0.3 if n < 20_000 else 0.1)
+        if t in ("patients", "deaths"):       # birth and death date-times are written at midnight
+            timed = text[text.str.match(patterns["datetime"])]
+            assert timed.str.endswith(" 00:00:00").all()
+    visits = noisy["visits"]["visit_date"]
+    clocks = visits[visits.str.match(patterns["datetime"])].str[11:13].astype(int)
+    assert clocks.between(7, 20).all() and clocks.nunique() == 14
 
 
 # -- truth consistent with the extract ---------------------------------------------------------------------

@@ -113,6 +113,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="Parquet only: spark (dates as text) or pandas (DataFrame.to_parquet, "
                           "dates as datetime64[ns]); default spark")
     gen.add_argument("--clean", action="store_true", help="no injected bad input")
+    gen.add_argument("--hospital-forms", action="store_true",
+                     help="with --clean: still print drug names and write dates as hospital systems do "
+                          "(noisy extracts always do)")
     gen.add_argument("--cutoff", type=_date, default=None, help="data cut-off of the extract")
 
     run = sub.add_parser("run", parents=[spark_opts], help="run pipeline stages on an extract")
@@ -183,7 +186,8 @@ def cmd_generate(args, environ, progress) -> int:
     spark = _session(args, environ)
     cutoff = args.cutoff or load_study(default_study_path(environ)).data_cutoff
     counts = generate_extract(spark, args.out, patients=args.patients, seed=args.seed, fmt=args.format,
-                              clean=args.clean, cutoff=cutoff, encoding=encoding, parquet_writer=writer)
+                              clean=args.clean, cutoff=cutoff, encoding=encoding, parquet_writer=writer,
+                              hospital_forms=True if args.hospital_forms else None)
     for table, n in counts.items():
         progress(f"generate {table}: {n} rows")
     return 0

@@ -202,7 +202,25 @@ NOISE = {
     "duplicate_patient_row": 0.001,
     "name_decoration": 0.35,           # rows whose drug name is decorated (case, full-width, spaces)
     "unit_variant": 0.05,              # valid unit spellings: 'MG', 'mg ', 'Mg', 'mg/m²', 'μg'
+    "printed_name": 0.35,              # prescription rows whose name is printed as a pharmacy prints it
+                                       # (drugs.printed_name: brand/maker/origin in brackets, strength)
+    "ambiguous_date": 0.002,           # of every dated table: copy with the date as 05/03/2019 (day-first
+                                       # or month-first, both readings valid and different)
 }
+# Valid dates written in another form (noisy extracts), share of the rows of every dated table; each
+# means the same calendar date in Asia/Shanghai (dates.FORM_EXAMPLES). 20 % in all; the rest ISO.
+DATE_FORMS = {
+    "datetime": 0.06,        # 2019-03-05 08:30:00 (a daytime clock; 00:00:00 for birth and death dates)
+    "iso_offset": 0.02,      # 2019-03-05T08:30:00+08:00
+    "slash": 0.04,           # 2019/03/05
+    "slash_unpadded": 0.02,  # 2019/3/5
+    "dot": 0.02,             # 2019.03.05
+    "compact": 0.02,         # 20190305
+    "chinese": 0.02,         # 2019年3月5日
+}
+# pandas-style Parquet (--parquet-writer pandas): date columns are datetime64[ns]; these tables'
+# are tz-aware Asia/Shanghai (stored as UTC instants), the others naive local date-times.
+PANDAS_TZ_TABLES = ("prescriptions", "labs", "visits", "tumor_assessments", "vitals")
 BAD_DATE_TEXT = ("2021-13-45", "20210105x", "2019/02/30", "2020-02-30", "31-12-2019", "2018-00-12",
                  "N/A", "2022-1-5x", "未知", "20-20-2020")
 UNKNOWN_UNITS = ("ml", "IU", "支", "片", "mmol", "mg/ml")

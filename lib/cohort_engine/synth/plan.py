@@ -19,6 +19,11 @@ NONE_DAY = np.iinfo(np.int32).max // 2   # "no such date" (compares after every 
 STREAM_CORE = 1
 STREAM_TABLE = 1000    # + 10 × table number + sub-stream: table-specific draws of clean rows
 STREAM_NOISE = 2000    # + 10 × table number: injected bad rows
+# Sub-streams added for the written forms of a noisy extract (new streams, so every earlier draw,
+# and so every earlier row, stays what it was):
+SUB_DATE_FORMS = 7     # STREAM_TABLE + 10 × table + 7: which valid dates are written in another form
+SUB_PRINTED_NAMES = 8  # STREAM_TABLE + 10 × table + 8: which prescription names are printed names
+SUB_AMBIGUOUS = 1      # STREAM_NOISE + 10 × table + 1: copies with an ambiguous date
 TABLE_NUMBER = {"patients": 1, "diagnoses": 2, "biomarkers": 3, "prescriptions": 4, "deaths": 5,
                 "tumor_assessments": 6, "labs": 7, "adverse_events": 8, "visits": 9, "vitals": 10,
                 "truth_patients": 11, "truth_lines": 12, "hospitals": 13}
@@ -39,6 +44,14 @@ class Plan:
     seed: int
     cutoff: dt.date
     clean: bool = False
+    # Valid values written as hospital systems export them (printed drug names, date forms):
+    # None = with the noise (noisy extracts have them, clean ones not); True/False forces it,
+    # so a clean extract can be written as hospitals export it and compared with the plain one.
+    hospital_forms: bool | None = None
+
+    @property
+    def forms(self) -> bool:
+        return (not self.clean) if self.hospital_forms is None else bool(self.hospital_forms)
 
     def __post_init__(self):
         if self.patients < 1:

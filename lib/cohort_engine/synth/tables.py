@@ -2,9 +2,10 @@
 
 Each builder reads the chunk's simulation and draws its table-specific details
 (spellings, units, lab values…) from its own random stream, so building one
-table never shifts another. Date columns are always written as `YYYY-MM-DD`
-strings (in CSV and Parquet alike), because noisy extracts put unparseable text
-in them.
+table never shifts another. Date columns are built as `YYYY-MM-DD` strings
+(in CSV and Parquet alike), because noisy extracts put unparseable text in them;
+noise.py writes a share of them in the other forms of dates.py, and the pandas
+writer turns them into timestamps.
 """
 from __future__ import annotations
 
@@ -16,8 +17,8 @@ import pyarrow as pa
 from . import params as PR
 from . import truth as TR
 from .drugs import (CODE, DRUG_CODE_SHARE, FORM_WEIGHTS, FIXED_DOSE_HP, FIXED_DOSE_HP_ATC, FIXED_DOSE_HP_CANONICAL,
-                    INGREDIENTS, NAME_FORMS, PRODUCTS, ROUTES)
-from .plan import NONE_DAY, STREAM_TABLE, TABLE_NUMBER, day
+                    INGREDIENTS, NAME_FORMS, PRODUCTS, ROUTES, printed_forms, printed_indices)
+from .plan import NONE_DAY, STREAM_TABLE, SUB_PRINTED_NAMES, TABLE_NUMBER, day
 from .sim import (COUNTS, DOSE_KIND, HER2_PLAN_NAMES, IS_ANTI_HER2, IS_CHEMO_DAY, IS_MAB, IS_TAXANE,
                   PROD_CLASS, Sim, assessment_jitter, hospitals, mix64)
 
@@ -360,7 +361,7 @@ def name_vocabulary():
             index[s] = len(strings)
             strings.append(s)
         return index[s]
-    canonical, chinese, latin, decorated = {}, {}, {}, {}
+    canonical, chinese, latin, decorated, printed = {}, {}, {}, {}, {}
     for prod in PRODUCTS:
         forms = NAME_FORMS[prod]
         canon = FIXED_DOSE_HP_CANONICAL if prod == FIXED_DOSE_HP else INGREDIENTS[prod][2]
@@ -369,7 +370,9 @@ def name_vocabulary():
         chinese[prod] = [idx(f) for f, lat in zip(forms, is_latin) if not lat]
         latin[prod] = [idx(f) for f, lat in zip(forms, is_latin) if lat]
         decorated[prod] = [idx(d) for f in forms for d in _decorations(f)]
-    return pa.array(strings, type=STR), canonical, chinese, latin, decorated
+    for prod in PRODUCTS:
+        printed[prod] = np.array([idx(f) for f in printed_forms(prod)], dtype=np.int64)
+    return pa.array(strings, type=STR), canonical, chinese, latin, decorated, printed
 
 
 UNIT_NAMES = ("mg", "g", "mg/m2", "mg/kg", "ug")
@@ -403,7 +406,7 @@ def build_prescriptions(sim: Sim, clean: bool) -> pa.Table:
     rng = rng_for(sim, "prescriptions", 1)
     pat, prod, date, dose, unit, hosp = prescription_rows(sim)
     m = len(pat)
-    vocab, canonical, chinese, latin, decorated = name_vocabulary()
+    vocab, canonical, chinese, latin, decorated, printed = name_vocabulary()
     name_idx = np.empty(m, dtype=np.int64)
     for p in np.unique(prod):
         sel = np.flatnonzero(prod == p)
@@ -421,6 +424,13 @@ def build_prescriptions(sim: Sim, clean: bool) -> pa.Table:
             deco = rng.random(len(sel)) < PR.NOISE["name_decoration"]
             chosen = np.where(deco, np.array(dec)[rng.integers(0, len(dec), len(sel))], chosen)
         name_idx[sel] = chosen
+    if sim.plan.forms:
+        # names as a pharmacy prints them, from their own stream (the draws above stay as they were)
+        prng = rng_for(sim, "prescriptions", SUB_PRINTED_NAMES)
+        for p in np.unique(prod):
+            sel = np.flatnonzero(prod == p)
+            sel = sel[prng.random(len(sel)) < PR.NOISE["printed_name"]]
+            name_idx[sel] = printed[PRODUCTS[p]][printed_indices(PRODUCTS[p], prng, len(sel))]
     atc = np.array([FIXED_DOSE_HP_ATC if p == FIXED_DOSE_HP else INGREDIENTS[p][1] for p in PRODUCTS], dtype=object)
     code = np.where(rng.random(m) < DRUG_CODE_SHARE, atc[prod], None)
     unit_text = np.array(UNIT_NAMES, dtype=object)[unit]
