@@ -31,3 +31,16 @@ def lake(spark, tmp_path):
 def seed_study():
     from cohort_engine.config import default_study_path, load_study
     return load_study(default_study_path())
+
+
+@pytest.fixture(scope="module")
+def vocab():
+    """The shipped drug vocabulary."""
+    from cohort_engine.vocabulary import load_vocabulary
+    return load_vocabulary(REPO / "conf" / "vocabulary" / "drugs.csv")
+
+
+@pytest.fixture(scope="module")
+def matcher(vocab):
+    from cohort_engine.vocabulary import NameMatcher
+    return NameMatcher(vocab)

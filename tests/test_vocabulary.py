@@ -16,16 +16,6 @@ VOCABULARY = REPO / "conf" / "vocabulary" / "drugs.csv"
 HEADER = "name,kind,ingredient,drug_class,note\n"
 
 
-@pytest.fixture(scope="module")
-def vocab():
-    return load_vocabulary(VOCABULARY)
-
-
-@pytest.fixture(scope="module")
-def matcher(vocab):
-    return NameMatcher(vocab)
-
-
 def lookup(matcher, raw_name: str | None, code: str | None = None) -> tuple[frozenset, str | None]:
     """(ingredients, matched_by) of a printed name: the name first, the code only if the name reads nothing."""
     match = matcher.match(raw_name, code)

@@ -23,16 +23,6 @@ PL, PAC, NAB, DOC = "paclitaxel liposome", "paclitaxel", "nab-paclitaxel", "doce
 T, P, TDM1, TDXD = "trastuzumab", "pertuzumab", "trastuzumab emtansine", "trastuzumab deruxtecan"
 
 
-@pytest.fixture(scope="module")
-def vocab():
-    return load_vocabulary(VOCABULARY)
-
-
-@pytest.fixture(scope="module")
-def matcher(vocab):
-    return NameMatcher(vocab)
-
-
 # -- printed names → ingredient set -------------------------------------------------------------
 
 READ = [
