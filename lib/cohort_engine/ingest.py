@@ -30,7 +30,7 @@ Reading (`ExtractSettings` holds the run's choices):
   `spark.sql.legacy.parquet.nanosAsLong` and made timestamps again; a timestamp
   stored as an instant (UTC-adjusted) becomes a Spark TIMESTAMP, a wall-clock one
   (pandas naive, Spark TIMESTAMP_NTZ) a TIMESTAMP_NTZ.
-* Dates: see `date_from_text`; an instant is dated in the extract's time zone, a
+* Dates: see `date_parts`; an instant is dated in the extract's time zone, a
   wall-clock date-time by its own calendar date, whatever Spark's session time zone.
 
 A misread extract stops the run: when one reason rejects more than
@@ -504,22 +504,32 @@ def _valid_date(year: Column, month: Column, day: Column) -> Column:
                                     F.lit(0), F.lit(0), F.lit(0)).isNotNull()
 
 
-def date_from_text(text: Column, timezone: str) -> Column:
-    """The calendar date a text writes, or null. Spark SQL only; no Python, no session time zone.
+def date_parts(text: Column) -> Column:
+    """The parts a date text writes, [year, month, day, hour, minute, second, offset], or null.
 
     Forms: YYYY-MM-DD, YYYY/MM/DD, YYYY.MM.DD (one or two digits for month and day),
     YYYYMMDD, 2019年3月5日, each optionally followed by a time of day (`T` or spaces,
-    HH:MM[:SS[.fff]]). A time with an offset (`Z`, `+08:00`, `-0500`) marks an instant:
-    it is moved to `timezone` and dated there. A time without one is local already:
-    its own calendar date. The text is taken apart with one regular expression into
-    year|month|day|hour|minute|second|offset; `try_make_timestamp_ntz` checks the
-    parts (2019-02-30 or 25:00 give null); an offset is subtracted in minutes, giving
-    the UTC wall clock, which `convert_timezone('UTC', timezone, …)` turns into the
-    wall clock of the extract's zone (TIMESTAMP_NTZ arithmetic: session-independent).
+    HH:MM[:SS[.fff]]) and an offset (`Z`, `+08:00`, `-0500`). Absent parts are empty.
+    One regular expression takes the text apart; `date_from_parts` reads the parts.
+    Kept apart so that ingest can compute the parts once per row as a column: the
+    parts are referenced a dozen times, and inlined they made an expression too big
+    for Spark's code generator (64 KB per method), evaluating the same regular
+    expressions many times per row.
     """
     norm = _normalised_date_text(text)
-    parts = F.split(F.regexp_replace(norm, _YEAR_FIRST, "$1|$3|$4|$5|$6|$7|$8"), r"\|")
+    return F.when(norm.rlike(_YEAR_FIRST),
+                  F.split(F.regexp_replace(norm, _YEAR_FIRST, "$1|$3|$4|$5|$6|$7|$8"), r"\|"))
 
+
+def date_from_parts(parts: Column, timezone: str) -> Column:
+    """The calendar date of `date_parts`, or null. Spark SQL only; no Python, no session time zone.
+
+    `try_make_timestamp_ntz` checks the parts (2019-02-30 or 25:00 give null). A time
+    with an offset marks an instant: the offset is subtracted in minutes, giving the
+    UTC wall clock, which `convert_timezone('UTC', timezone, …)` turns into the wall
+    clock of the extract's zone (TIMESTAMP_NTZ arithmetic: session-independent), and
+    it is dated there. A time without one is local already: its own calendar date.
+    """
     def part(i: int) -> Column:
         return F.nullif(parts.getItem(i), F.lit(""))
 
@@ -536,8 +546,15 @@ def date_from_text(text: Column, timezone: str) -> Column:
     offset_ok = (offset == "Z") | ((off_hours <= 18) & (off_minutes < 60))
     utc = F.timestamp_add("MINUTE", -shift, local)
     in_zone = F.to_date(F.convert_timezone(F.lit("UTC"), F.lit(timezone), utc))
-    return F.when(norm.rlike(_YEAR_FIRST),
-                  F.when(offset.isNull(), F.to_date(local)).when(offset_ok, in_zone))
+    return F.when(parts.isNotNull(), F.when(offset.isNull(), F.to_date(local)).when(offset_ok, in_zone))
+
+
+def date_from_text(text: Column, timezone: str) -> Column:
+    """The calendar date a text writes, or null (the forms of `date_parts`), as one expression.
+
+    For a few values; on a table, compute `date_parts` as a column first (as `validate` does).
+    """
+    return date_from_parts(date_parts(text), timezone)
 
 
 def ambiguous_date_text(text: Column) -> Column:
@@ -562,8 +579,17 @@ def _text(c: Column) -> Column:
     return F.nullif(F.trim(c.cast("string")), F.lit(""))
 
 
-def typed_column(df: DataFrame, name: str, kind: str, timezone: str = DEFAULT_SETTINGS.timezone) -> Column:
-    """The contract-typed value of a raw column (null when it does not parse)."""
+def needs_date_parts(df: DataFrame, name: str) -> bool:
+    """Whether a date column is text (dated through `date_parts`) rather than a date or timestamp."""
+    return not any(_is_type(df, name, t) for t in ("date", "timestamp_ntz", "timestamp"))
+
+
+def typed_column(df: DataFrame, name: str, kind: str, timezone: str = DEFAULT_SETTINGS.timezone,
+                 parts: str | None = None) -> Column:
+    """The contract-typed value of a raw column (null when it does not parse).
+
+    parts: for a text date column, the name of a column holding its `date_parts`.
+    """
     c = _col(name)
     if kind == "str":
         return _text(c)
@@ -574,7 +600,7 @@ def typed_column(df: DataFrame, name: str, kind: str, timezone: str = DEFAULT_SE
             return F.to_date(c)
         if _is_type(df, name, "timestamp"):  # an instant: its date in the extract's zone
             return date_of_instant(c, timezone)
-        return date_from_text(_text(c), timezone)
+        return date_from_parts(_col(parts), timezone) if parts else date_from_text(_text(c), timezone)
     if kind == "float":
         value = c.cast("double") if _is_type(df, name, "double") else _text(c).try_cast("double")
         # 'NaN' and 'Infinity' cast to doubles, but no dose or lab value is either.
@@ -709,15 +735,19 @@ def validate(raw: DataFrame, table: str, cutoff, patient_status: DataFrame | Non
     settings = settings or DEFAULT_SETTINGS
     names = names or Names(raw.columns)
     raw_cols = list(raw.columns)
+    # Text dates are taken apart once per row, in a projection of their own.
+    parts = {c.name: names("date_parts_" + c.name) for c in spec.columns
+             if c.type == "date" and needs_date_parts(raw, c.name)}
+    with_parts = raw.select("*", *[date_parts(_text(_col(c))).alias(p) for c, p in parts.items()])
     typed = []
     for c in spec.columns:
-        value = typed_column(raw, c.name, c.type, settings.timezone)
+        value = typed_column(raw, c.name, c.type, settings.timezone, parts.get(c.name))
         if c.name in ("dose_unit", "unit"):
             value = normalised_unit(_col(c.name))
         if c.name == "sex":
             value = F.upper(_text(_col(c.name)))
         typed.append(value.alias(names.typed(c.name)))
-    df = raw.select("*", *typed)
+    df = with_parts.select("*", *typed).drop(*parts.values())
 
     # One sort serves both checks. Rows are grouped by their key (record_id,
     # patient_id, hospital_id) or, for tables without one, by a content hash, and
