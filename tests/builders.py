@@ -15,7 +15,8 @@ THERAPY_LINES_DDL = ("patient_id string, setting string, line_number int, start_
                      "last_admin_date date, regimen string, n_admin_days int")
 COHORT_DDL = ("patient_id string, index_date date, regimen string, anti_her2 string, age_at_index int, "
               "sex string, hr_status string, de_novo boolean, visceral boolean, brain_mets boolean, "
-              "bone_only boolean, prior_anti_her2 boolean, hospital_tier string, province string, index_year int")
+              "bone_only boolean, prior_anti_her2 boolean, hospital_tier string, province string, index_year int, "
+              "arm string, index_setting string, index_line_number int")
 
 
 def d(text: str | None) -> dt.date | None:
@@ -71,4 +72,6 @@ def therapy_lines(spark, rows: list[dict]):
 
 
 def cohort(spark, rows: list[dict]):
+    """gold/cohort rows; the index line is advanced line 1 unless a row says otherwise."""
+    rows = [{"index_setting": "advanced", "index_line_number": 1, **r} for r in rows]
     return frame(spark, COHORT_DDL, rows)

@@ -47,6 +47,7 @@ def _cohort(rng, n: int) -> pd.DataFrame:
         "hospital_tier": rng.choice(["3A", "3B", "2A"], size=n, p=[0.6, 0.3, 0.1]),
         "province": rng.choice(["北京", "上海", "广东", "四川"], size=n),
         "index_year": np.array([d.year for d in index], dtype="int64"),
+        "arm": None, "index_setting": "advanced", "index_line_number": np.int32(1),
     })
 
 

@@ -9,7 +9,7 @@ from pyspark.sql import functions as F
 
 from builders import bronze, d, drug_exposures, therapy_lines
 from cohort_engine import cohort as cohort_mod
-from cohort_engine.config import load_study
+from cohort_engine.config import default_study_path, load_study
 from cohort_engine.facts import build_patient_facts
 
 CLASS = {"paclitaxel liposome": "taxane", "docetaxel": "taxane", "trastuzumab": "anti_her2_mab",
@@ -187,7 +187,8 @@ def test_cohort_schema(seed_run):
         ("patient_id", "string"), ("index_date", "date"), ("regimen", "string"), ("anti_her2", "string"),
         ("age_at_index", "int"), ("sex", "string"), ("hr_status", "string"), ("de_novo", "boolean"),
         ("visceral", "boolean"), ("brain_mets", "boolean"), ("bone_only", "boolean"),
-        ("prior_anti_her2", "boolean"), ("hospital_tier", "string"), ("province", "string"), ("index_year", "int")]
+        ("prior_anti_her2", "boolean"), ("hospital_tier", "string"), ("province", "string"), ("index_year", "int"),
+        ("arm", "string"), ("index_setting", "string"), ("index_line_number", "int")]
 
 
 def test_cohort_rows(seed_run):
@@ -197,17 +198,17 @@ def test_cohort_rows(seed_run):
         patient_id="i1", index_date=d("2020-06-01"), regimen="paclitaxel liposome+pertuzumab+trastuzumab",
         anti_her2="HP", age_at_index=50, sex="F", hr_status="positive", de_novo=True, visceral=True,
         brain_mets=False, bone_only=False, prior_anti_her2=False, hospital_tier="3A", province="Beijing",
-        index_year=2020)
+        index_year=2020, arm=None, index_setting="advanced", index_line_number=1)
     assert rows["i2"] == dict(
         patient_id="i2", index_date=d("2021-01-09"), regimen="paclitaxel liposome+pyrotinib+trastuzumab",
         anti_her2="H+TKI", age_at_index=55, sex="F", hr_status="negative", de_novo=False, visceral=False,
         brain_mets=False, bone_only=True, prior_anti_her2=True, hospital_tier="2B", province="Sichuan",
-        index_year=2021)
+        index_year=2021, arm=None, index_setting="advanced", index_line_number=1)
     assert rows["i3"] == dict(
         patient_id="i3", index_date=d("2020-03-15"), regimen="inetetumab+paclitaxel liposome",
         anti_her2="I", age_at_index=18, sex="F", hr_status="unknown", de_novo=False, visceral=False,
         brain_mets=False, bone_only=False, prior_anti_her2=False, hospital_tier="3A", province="Beijing",
-        index_year=2020)
+        index_year=2020, arm=None, index_setting="advanced", index_line_number=1)
 
 
 def test_cohort_data_quality(seed_run):
@@ -234,7 +235,9 @@ LABEL_CASES = [
 def labels(spark):
     df = spark.createDataFrame([(i, ing, cls) for i, (ing, cls, _) in enumerate(LABEL_CASES)],
                                "i int, ingredients array<string>, drug_classes array<string>")
-    got = df.select("i", cohort_mod.anti_her2_label(F.col("ingredients"), F.col("drug_classes")).alias("l"))
+    seed = load_study(default_study_path({}))
+    anti_her2 = next(v for v in seed.variables if v.name == "anti_her2")
+    got = df.select("i", cohort_mod.regimen_label(anti_her2).alias("l"))
     return {r["i"]: r["l"] for r in got.collect()}
 
 
@@ -243,20 +246,19 @@ def test_anti_her2_label(labels, i):
     assert labels[i] == LABEL_CASES[i][2]
 
 
-def test_steps_kept_when_study_does_not_require_her2(spark, study):
-    relaxed = dataclasses.replace(study, cohort=dataclasses.replace(study.cohort, require_her2_positive=False))
+def test_a_study_without_the_her2_criterion_has_one_step_fewer(spark, study):
+    relaxed = dataclasses.replace(study, population=tuple(c for c in study.population if c.kind != "biomarker"))
     cohort, attrition, _ = build_world(spark, relaxed)
     # x2 (HER2 1+) and x2b (HER2 outside the window) now pass every step: 3 + 2 included.
     assert [tuple(r) for r in attrition.orderBy("step").collect()] == [
         (1, "all valid patients", 13, 0),
         (2, "breast cancer diagnosis (ICD-10 C50)", 12, 1),
-        (3, "HER2-positive (not required by this study)", 12, 0),
-        (4, "advanced disease", 11, 1),
-        (5, "an advanced-setting line containing paclitaxel liposome and an anti-HER2 antibody", 9, 2),
-        (6, "that line is advanced line 1", 8, 1),
-        (7, "age ≥ 18 at index", 7, 1),
-        (8, "index date within the study period (2013-01-01 to 2025-06-30)", 6, 1),
-        (9, "no death recorded before the index date", 5, 1),
+        (3, "advanced disease", 11, 1),
+        (4, "an advanced-setting line containing paclitaxel liposome and an anti-HER2 antibody", 9, 2),
+        (5, "that line is advanced line 1", 8, 1),
+        (6, "age ≥ 18 at index", 7, 1),
+        (7, "index date within the study period (2013-01-01 to 2025-06-30)", 6, 1),
+        (8, "no death recorded before the index date", 5, 1),
     ]
     assert sorted(r["patient_id"] for r in cohort.collect()) == ["i1", "i2", "i3", "x2", "x2b"]
 

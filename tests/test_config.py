@@ -6,7 +6,8 @@ import datetime as dt
 import pytest
 import yaml
 
-from cohort_engine.config import ConfigError, default_study_path, load_study, study_from_dict
+from cohort_engine.config import (Age, Biomarker, ConfigError, Diagnosis, IndexRule, RegimenRule, default_study_path,
+                                  load_study, study_from_dict)
 from cohort_engine.session import delta_packages_requested, resolve_settings
 
 
@@ -23,9 +24,16 @@ def test_seed_study_carries_every_default_of_the_rules(seed_study):
     assert s.lines.substitutions == (("paclitaxel", "paclitaxel liposome", "nab-paclitaxel"),
                                      ("cisplatin", "carboplatin"))
     assert s.lines.additions_without_new_line == ("endocrine",)
-    assert s.cohort.index_line.required_ingredients == ("paclitaxel liposome",)
-    assert s.cohort.index_line.required_classes_any == ("anti_her2_mab",)
-    assert (s.cohort.min_age, s.cohort.de_novo_days, s.cohort.facts_window_days) == (18, 90, 30)
+    assert s.index == IndexRule(RegimenRule(all_of=("paclitaxel liposome",), any_of=("anti_her2_mab",)),
+                                setting="advanced", line=1)
+    assert [c.kind for c in s.population] == ["diagnosis", "biomarker", "advanced", "index_line",
+                                              "index_line_number", "age", "index_in_study_period",
+                                              "no_death_before_index"]
+    assert s.population[0] == Diagnosis(icd10=("C50",), label="breast cancer diagnosis (ICD-10 C50)")
+    assert s.population[1] == Biomarker(marker="HER2", status=("positive",))
+    assert s.population[5] == Age(min=18)
+    assert (s.facts.de_novo_days, s.facts.window_days_after_index) == (90, 30)
+    assert s.arms == ()
     e = s.endpoints
     assert (e.horizon_days, e.pd_grace_days, e.death_window_days, e.discontinuation_gap_days,
             e.os_censoring) == (1826, 14, 60, 120, "cutoff")
@@ -52,9 +60,27 @@ def test_cutoff_override_and_hash(seed_study):
     (lambda d: d["lines"].update(max_gap_days=-1), r"^lines\.max_gap_days: must not be negative"),
     (lambda d: d["endpoints"].update(os_censoring="death"), r"^endpoints\.os_censoring: must be one of"),
     (lambda d: d["lines"].update(substitutions="paclitaxel"), r"^lines\.substitutions: expected a list"),
-    (lambda d: d["cohort"]["index_line"].pop("required_ingredients"),
-     r"^cohort\.index_line\.required_ingredients: required key is missing"),
-    (lambda d: d["cohort"].update(require_advanced="yes"), r"^cohort\.require_advanced: expected true or false"),
+    (lambda d: d["index"].pop("regimen"), r"^index\.regimen: required key is missing"),
+    (lambda d: d["population"][2].update(de_novo="yes"), r"^population\[2\]\.de_novo: expected true or false"),
+    (lambda d: d["population"][5].update(min="18"), r"^population\[5\]\.min: expected a whole number, got '18'"),
+    (lambda d: d["population"][5].update(mn=18), r"^population\[5\]\.mn: unknown key"),
+    (lambda d: d["population"][1].update(marker="HER3"),
+     r"^population\[1\]\.marker: must be one of 'HER2', 'ER', 'PR' or 'HR', got 'HER3'"),
+    (lambda d: d["population"][1].update(status=["positive", "pos"]),
+     r"^population\[1\]\.status\[1\]: must be one of 'positive', 'negative' or 'unknown', got 'pos'"),
+    (lambda d: d["population"].append({"kind": "stage"}), r"^population\[8\]\.kind: unknown kind 'stage' \(one of: "),
+    (lambda d: d["population"].append({"label": "x"}), r"^population\[8\]: has no kind"),
+    (lambda d: d["population"].pop(3), r"^population: has no index_line criterion"),
+    (lambda d: d["population"].insert(0, {"kind": "age", "min": 18}),
+     r"^population\[0\]: age reads the index line, so it comes after index_line"),
+    (lambda d: d["population"][5].update(max=17), r"^population\[5\]\.max: is below min"),
+    (lambda d: d["index"].update(line="first"),
+     r"^index\.line: expected a line number N, any, or \{at_least: N\}, got 'first'"),
+    (lambda d: d["index"].update(setting="metastatic"), r"^index\.setting: must be one of 'early', 'advanced' or"),
+    (lambda d: d["index"]["regimen"].update(all_of=[], any_of=[]), r"^index\.regimen: names no drug"),
+    (lambda d: d.update(arms=[{"name": "A", "regimen": {"all_of": ["docetaxel"]}},
+                              {"name": "A", "regimen": {"all_of": ["paclitaxel"]}}]),
+     r"^arms\[1\]\.name: 'A' names two arms"),
     (lambda d: d["study_period"].update(end="2012-01-01"), r"^study_period\.end: is before study_period\.start"),
 ])
 def test_bad_study_gets_one_error_naming_the_key(mutate, message):
@@ -72,9 +98,32 @@ def test_bad_files(tmp_path):
     with pytest.raises(ConfigError, match=r"broken\.yaml: not valid YAML"):
         load_study(broken)
     wrong = tmp_path / "wrong.yaml"
-    wrong.write_text(yaml.safe_dump(dict(seed_dict(), lines={"max_gap_days": "x"})), encoding="utf-8")
+    wrong.write_text(yaml.safe_dump(dict(seed_dict(), lines=dict(seed_dict()["lines"], max_gap_days="x"))),
+                     encoding="utf-8")
     with pytest.raises(ConfigError, match=r"wrong\.yaml: lines\.max_gap_days: expected a whole number"):
         load_study(wrong)
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda d: d["index"]["regimen"].update(all_of=["paclitaxel liposomal"]),
+     r"index\.regimen\.all_of\[0\]: 'paclitaxel liposomal' is neither an ingredient nor a class of the vocabulary "
+     r"\(did you mean 'paclitaxel liposome'\?\)"),
+    (lambda d: d["index"]["regimen"].update(any_of=["anti-HER2"]),
+     r"index\.regimen\.any_of\[0\]: 'anti-HER2' is neither an ingredient nor a class of the vocabulary$"),
+    (lambda d: d["population"].append({"kind": "earlier_treatment", "drugs": ["trastuzumab", "herceptin"],
+                                       "rule": "required"}),
+     r"population\[8\]\.drugs\[1\]: 'herceptin' is neither"),
+    (lambda d: d["lines"].update(additions_without_new_line=["endocrine therapy"]),
+     r"lines\.additions_without_new_line\[0\]: 'endocrine therapy' is neither .* \(did you mean 'endocrine'\?\)"),
+])
+def test_every_drug_name_is_checked_against_the_vocabulary(tmp_path, edit, message):
+    data = seed_dict()
+    data["vocabulary"] = str(default_study_path({}).parents[1] / "vocabulary" / "drugs.csv")
+    edit(data)
+    path = tmp_path / "study.yaml"
+    path.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+    with pytest.raises(ConfigError, match=message):
+        load_study(path)
 
 
 def test_spark_settings_layering():
@@ -170,7 +219,7 @@ def test_vocabulary_path_rules(tmp_path, monkeypatch):
     def study_file(vocabulary):
         path = folder / "mine.yaml"
         path.write_text(yaml.safe_dump(dict(seed_dict(), vocabulary=vocabulary)), encoding="utf-8")
-        return load_study(path)
+        return load_study(path, check_names=False)  # these vocabulary files do not exist
 
     # Relative to the study file; absolute as given.
     assert study_file("vocab/drugs.csv").vocabulary_path({}) == folder / "vocab" / "drugs.csv"

@@ -30,6 +30,11 @@ CLASSES = {  # written out here, independent of the shipped vocabulary
 }
 PL, T, P = "paclitaxel liposome", "trastuzumab", "pertuzumab"
 
+# Study rules §3's defaults (the seed study's file writes the same).
+SPEC_LINES = LinesConfig(substitutions=(("paclitaxel", "paclitaxel liposome", "nab-paclitaxel"),
+                                        ("cisplatin", "carboplatin")),
+                         additions_without_new_line=("endocrine",))
+
 
 def D(n: int) -> dt.date:
     return BASE + dt.timedelta(days=n)
@@ -49,14 +54,14 @@ def advanced_frame(spark, advanced):
                                  "patient_id string, advanced_date date")
 
 
-def run(spark, rows, advanced=None, cfg=LinesConfig(), **kwargs):
+def run(spark, rows, advanced=None, cfg=SPEC_LINES, **kwargs):
     lines = build_therapy_lines(exposures_frame(spark, rows), advanced_frame(spark, advanced or {}), cfg, **kwargs)
     return lines, sorted(
         (r["patient_id"], r["setting"], r["line_number"], (r["start_date"] - BASE).days,
          (r["last_admin_date"] - BASE).days, r["regimen"], r["n_admin_days"]) for r in lines.collect())
 
 
-def lines_of(spark, rows, advanced=None, cfg=LinesConfig()):
+def lines_of(spark, rows, advanced=None, cfg=SPEC_LINES):
     return run(spark, rows, advanced, cfg)[1]
 
 
@@ -119,7 +124,7 @@ def test_substitutions(spark):
     ]
     # Without substitution groups (a study setting), a's switch on day 60 starts line 2, and
     # nab-paclitaxel on day 81 falls inside line 2's window [60, 88], so it joins that regimen.
-    no_subs = dataclasses.replace(LinesConfig(), substitutions=())
+    no_subs = dataclasses.replace(SPEC_LINES, substitutions=())
     assert [l for l in lines_of(spark, rows, cfg=no_subs) if l[0] == "a"] == [
         ("a", "early", 1, 0, 21, "paclitaxel+trastuzumab", 2),
         ("a", "early", 2, 60, 81, "nab-paclitaxel+paclitaxel liposome+trastuzumab", 2),
@@ -141,7 +146,7 @@ def test_endocrine_addition_does_not_start_a_line(spark):
     ]
     # With no addition classes, a's letrozole on day 90 starts line 2; day 105 is in its window
     # [90, 118], so line 2's regimen is letrozole+pertuzumab+trastuzumab.
-    strict = dataclasses.replace(LinesConfig(), additions_without_new_line=())
+    strict = dataclasses.replace(SPEC_LINES, additions_without_new_line=())
     assert [l for l in lines_of(spark, rows, cfg=strict) if l[0] == "a"] == [
         ("a", "early", 1, 0, 21, "pertuzumab+trastuzumab", 2),
         ("a", "early", 2, 90, 105, "letrozole+pertuzumab+trastuzumab", 2),
@@ -233,7 +238,7 @@ def test_earliest_of_several_advanced_dates_counts(spark):
     exposures = exposures_frame(spark, [("a", 0, T), ("a", 130, T)])
     advanced = spark.createDataFrame([("a", D(200)), ("a", D(150))], "patient_id string, advanced_date date")
     got = sorted((r["setting"], r["line_number"], (r["start_date"] - BASE).days)
-                 for r in build_therapy_lines(exposures, advanced, LinesConfig()).collect())
+                 for r in build_therapy_lines(exposures, advanced, SPEC_LINES).collect())
     assert got == [("advanced", 1, 130), ("early", 1, 0)]
 
 
@@ -243,25 +248,25 @@ def test_parameters_come_from_the_configuration(spark):
     assert lines_of(spark, rows) == [
         ("a", "early", 1, 0, 0, "trastuzumab", 1), ("a", "early", 2, 50, 100, "pertuzumab+trastuzumab", 2)]
     # Window 50: P on day 50 is inside [0, 50] → one line; gap 49: day 100 − 50 = 50 > 49 → new line.
-    cfg = dataclasses.replace(LinesConfig(), regimen_window_days=50, max_gap_days=49)
+    cfg = dataclasses.replace(SPEC_LINES, regimen_window_days=50, max_gap_days=49)
     assert lines_of(spark, rows, cfg=cfg) == [
         ("a", "early", 1, 0, 50, "pertuzumab+trastuzumab", 2), ("a", "early", 2, 100, 100, "trastuzumab", 1)]
     # Grace 0 with advanced date 50: day 50 and later are advanced.
-    cfg = dataclasses.replace(LinesConfig(), advanced_grace_days=0)
+    cfg = dataclasses.replace(SPEC_LINES, advanced_grace_days=0)
     assert lines_of(spark, rows, advanced={"a": 50}, cfg=cfg) == [
         ("a", "advanced", 1, 50, 100, "pertuzumab+trastuzumab", 2), ("a", "early", 1, 0, 0, "trastuzumab", 1)]
 
 
 def test_configuration_checks():
     with pytest.raises(ConfigError, match="'cisplatin' is in more than one group"):
-        check_lines_config(dataclasses.replace(LinesConfig(), substitutions=(("cisplatin", "carboplatin"),
+        check_lines_config(dataclasses.replace(SPEC_LINES, substitutions=(("cisplatin", "carboplatin"),
                                                                              ("cisplatin", "nedaplatin"))))
     with pytest.raises(ConfigError, match="'endocrin' is not a counting drug class"):
-        check_lines_config(dataclasses.replace(LinesConfig(), additions_without_new_line=("endocrin",)))
+        check_lines_config(dataclasses.replace(SPEC_LINES, additions_without_new_line=("endocrin",)))
     with pytest.raises(ConfigError, match="'paclitaxel liposom' is not an ingredient of the vocabulary"):
-        check_lines_config(dataclasses.replace(LinesConfig(), substitutions=(("paclitaxel", "paclitaxel liposom"),)),
+        check_lines_config(dataclasses.replace(SPEC_LINES, substitutions=(("paclitaxel", "paclitaxel liposom"),)),
                            CLASSES)
-    check_lines_config(LinesConfig(), CLASSES)
+    check_lines_config(SPEC_LINES, CLASSES)
 
 
 # -- the Arrow walk on its own: batches that split a patient, unsorted input --------------------------
@@ -282,7 +287,7 @@ def test_walk_joins_a_patient_split_across_batches():
     batches = [batch([("a", None, None, None, 100), ("a", 0, T, "anti_her2_mab", None)]),
                batch([("a", 80, T, "anti_her2_mab", None)]),
                batch([("a", 101, T, "anti_her2_mab", None), ("b", 5, P, "anti_her2_mab", None)])]
-    out = pa.Table.from_batches(list(line_walker(LinesConfig(), chunk_rows=2)(iter(batches))))
+    out = pa.Table.from_batches(list(line_walker(SPEC_LINES, chunk_rows=2)(iter(batches))))
     assert sorted(zip(*[out.column(c).to_pylist() for c in
                         ("patient_id", "advanced", "line_number", "start_day", "last_day", "regimen",
                          "n_admin_days")])) == [
@@ -293,7 +298,7 @@ def test_walk_joins_a_patient_split_across_batches():
 
 
 def test_walk_rejects_unsorted_input():
-    walk = line_walker(LinesConfig(), chunk_rows=1)
+    walk = line_walker(SPEC_LINES, chunk_rows=1)
     with pytest.raises(LinesInputError, match="not sorted by day"):
         list(walk(iter([batch([("a", 10, T, "anti_her2_mab", None), ("a", 5, T, "anti_her2_mab", None)])])))
     with pytest.raises(LinesInputError, match="split across the input"):
@@ -358,7 +363,7 @@ def random_journeys(n_patients: int, seed: int):
     return rows, advanced
 
 
-@pytest.mark.parametrize("cfg", [LinesConfig(), dataclasses.replace(LinesConfig(), regimen_window_days=10,
+@pytest.mark.parametrize("cfg", [SPEC_LINES, dataclasses.replace(SPEC_LINES, regimen_window_days=10,
                                                                      max_gap_days=30, advanced_grace_days=0,
                                                                      additions_without_new_line=())])
 def test_agrees_with_a_literal_transcription_of_the_rules(spark, cfg):

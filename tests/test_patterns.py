@@ -19,6 +19,7 @@ COHORT = pd.DataFrame({
     "index_date": [D(2020, 1, 1), D(2021, 3, 1), D(2021, 6, 1)],
     "regimen": [H, HP, HP], "anti_her2": ["H", "HP", "HP"],
     "hospital_tier": ["3A", "3B", "3A"], "province": ["北京", "上海", "北京"], "index_year": [2020, 2021, 2021],
+    "index_setting": "advanced", "index_line_number": 1,
 })
 LINES = pd.DataFrame([
     ("A", "early", 1, D(2018, 1, 1), D(2018, 12, 1), "trastuzumab"),
@@ -52,7 +53,7 @@ BSA_B = math.sqrt(150 * 54 / 3600)  # exactly 1.5
 
 @pytest.fixture(scope="module")
 def table():
-    t = patterns_table(COHORT, LINES, EXPOSURES, VITALS)
+    t = patterns_table(COHORT, LINES, EXPOSURES, VITALS, "paclitaxel liposome")
     return {(r.section, r.item): r for r in t.itertuples()}
 
 

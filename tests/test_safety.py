@@ -25,7 +25,8 @@ INDEX, LAST_ADMIN = D(2021, 3, 1), D(2021, 5, 1)
 ALT, ANC, PLT = TERMS["ALT"], TERMS["ANC"], TERMS["PLT"]
 NEURO = "Peripheral sensory neuropathy"
 
-COHORT = pd.DataFrame({"patient_id": list("ABCDE"), "index_date": [INDEX] * 5})
+COHORT = pd.DataFrame({"patient_id": list("ABCDE"), "index_date": [INDEX] * 5,
+                       "index_setting": "advanced", "index_line_number": 1})
 LINES = pd.DataFrame([
     (p, "advanced", 1, INDEX, LAST_ADMIN) for p in "ABCDE"
 ] + [
@@ -128,7 +129,8 @@ def test_safety_csv_suppresses_counts_and_their_percents(seed_study, tmp_path):
     # 1 would be 10 − 7, so the grade ≥ 3 count and its percent are withheld ("*"). Vomiting: 6,
     # all grade 3 (6 − 6 = 0 reveals nobody). Percent = n / 20.
     ids = [f"p{i:02d}" for i in range(20)]
-    cohort = pd.DataFrame({"patient_id": ids, "index_date": [INDEX] * 20})
+    cohort = pd.DataFrame({"patient_id": ids, "index_date": [INDEX] * 20, "index_setting": "advanced",
+                           "index_line_number": 1})
     lines = pd.DataFrame({"patient_id": ids, "setting": "advanced", "line_number": 1, "start_date": INDEX,
                           "last_admin_date": LAST_ADMIN})
     rows = [(p, D(2021, 4, 1), "alopecia", 1, False) for p in ids[:12]]
@@ -198,7 +200,8 @@ def test_patients_tested_and_untested_are_not_given_away(seed_study, tmp_path):
     # toxicity, so 15 and its percent are withheld), 5 of them below 1.0 (grade ≥ 3; 15 − 5 = 10
     # reveals nobody, so 5 and 25.0 % stand). ANC 0.8 → grade 3; 1.8 → grade 1; 2.5 → none.
     ids = [f"p{i:02d}" for i in range(20)]
-    cohort = pd.DataFrame({"patient_id": ids, "index_date": [INDEX] * 20})
+    cohort = pd.DataFrame({"patient_id": ids, "index_date": [INDEX] * 20, "index_setting": "advanced",
+                           "index_line_number": 1})
     lines = pd.DataFrame({"patient_id": ids, "setting": "advanced", "line_number": 1, "start_date": INDEX,
                           "last_admin_date": LAST_ADMIN})
     values = [0.8] * 5 + [1.8] * 10 + [2.5] * 3

@@ -20,12 +20,13 @@ import numpy as np
 import pandas as pd
 
 from . import figures, outputs, report, survival
-from .baseline import age_group, table1
+from .baseline import age_group, is_boolean, table1
 from .config import StudyConfig
 from .disclosure import (MASKED, DisclosureError, find_dates, find_identifiers, footnote, pool_cross_table_rows,
                          risk_table_display, small_text, suppress_attrition)
 from .patterns import NO_LINE, patterns_table, sequences
 from .safety import SAFETY_GATE, SafetyResult, analyse_safety
+from .studies import index_line_words
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +48,7 @@ FACTOR_LABELS = {
     "prior_anti_her2": "prior anti-HER2 therapy", "age_group": "age group", "hospital_tier": "hospital tier",
 }
 # Reference level of each subgroup factor in the Cox models (HR = level vs reference). anti-HER2:
-# trastuzumab alone (H), so HP's hazard ratio reads as dual blockade against single blockade.
+# the single antibody (H), so HP's hazard ratio reads as dual blockade against single blockade.
 # A factor not named here (hospital_tier), or whose reference nobody has, takes its largest level.
 REFERENCES = {
     "anti_her2": "H", "hr_status": "positive", "de_novo": "recurrent", "visceral": "no", "brain_mets": "no",
@@ -136,7 +137,7 @@ def subgroup_levels(cohort: pd.DataFrame, factors) -> pd.DataFrame:
         elif factor == "de_novo":
             values = cohort[factor].map(lambda v: None if v is None or pd.isna(v) else
                                         ("de novo" if bool(v) else "recurrent"))
-        elif factor in YES_NO_FACTORS or pd.api.types.is_bool_dtype(cohort[factor]):
+        elif factor in YES_NO_FACTORS or is_boolean(cohort[factor]):
             values = cohort[factor].map(_yes_no)
         else:
             values = cohort[factor].map(lambda v: None if v is None or pd.isna(v) else str(v))
@@ -324,7 +325,7 @@ def pooled_cross_tables(table: pd.DataFrame, min_cell: int) -> pd.DataFrame:
     return ordered.sort_values("section", key=lambda c: c.map(order), kind="stable").reset_index(drop=True)
 
 
-def patterns_with_sets(cohort, lines, exposures, vitals, min_cell: int) -> pd.DataFrame:
+def patterns_with_sets(cohort, lines, exposures, vitals, min_cell: int, drug: str | None) -> pd.DataFrame:
     """patterns.patterns_table, cross-tables pooled (pooled_cross_tables), plus count_set: the
     rows whose counts add up to one total.
 
@@ -333,7 +334,7 @@ def patterns_with_sets(cohort, lines, exposures, vitals, min_cell: int) -> pd.Da
     """
     vitals = vitals if vitals is not None else pd.DataFrame(columns=["patient_id", "measure_date", "height_cm",
                                                                      "weight_kg"])
-    table = pooled_cross_tables(patterns_table(cohort, lines, exposures, vitals), min_cell)
+    table = pooled_cross_tables(patterns_table(cohort, lines, exposures, vitals, drug), min_cell)
     distribution = table["percent"].isna()
     table["count_set"] = np.where(distribution, table["section"] + " | " + table["item"], table["section"])
     # A cross-table's cells also add up along its rows and columns to margins shown in other
@@ -759,8 +760,7 @@ def methods_section(inputs: AnalysisInputs, safety: SafetyResult) -> report.Sect
     share["percent"] = [_percent_text(v) for v in share["percent"]]
     blocks = [
         report.Block("h3", "Endpoints"),
-        report.Block("p", "Time zero is the index date (start of the first advanced line with paclitaxel liposome and "
-                          f"an anti-HER2 antibody). Horizon {e.horizon_days} days (5 years): longer times are "
+        report.Block("p", f"Time zero is the index date (the start of the index line: {index_line_words(study)}). Horizon {e.horizon_days} days (5 years): longer times are "
                           "censored there. Months = days / 30.4375."),
         report.Block("p", "OS: death up to the data cut-off; censored at the "
                           f"{'cut-off' if e.os_censoring == 'cutoff' else 'last contact'}."),
@@ -852,7 +852,8 @@ def _sensitivity_section_data(inputs: AnalysisInputs, writer: _Writer) -> tuple[
 
 def _patterns_data(inputs: AnalysisInputs, writer: _Writer) -> tuple[pd.DataFrame, bytes | None]:
     study = inputs.study
-    table = patterns_with_sets(inputs.cohort, inputs.lines, inputs.exposures, inputs.vitals, study.disclosure.min_cell)
+    table = patterns_with_sets(inputs.cohort, inputs.lines, inputs.exposures, inputs.vitals, study.disclosure.min_cell,
+                               study.index.regimen.all_of[0] if study.index.regimen.all_of else None)
     writer.table("patterns", table, PATTERNS_GATE)
     counts = merge_small_sequences(sequence_counts(inputs.cohort, inputs.lines), study.disclosure.min_cell)
     png = None
@@ -873,7 +874,8 @@ def run_analysis(inputs: AnalysisInputs, out_dir: Path) -> AnalysisResult:
     shown_attrition = _shown(attrition, study, ATTRITION_GATE)
     flow = writer.figure("attrition_flow", figures.attrition_flow(shown_attrition))
 
-    baseline = table1(inputs.cohort)
+    baseline = table1(inputs.cohort, [(v.name, v.label or v.name.replace("_", " "))
+                                      for v in study.variables])
     writer.table("table1", baseline, TABLE1_GATE)
     shown_patterns, sunburst = _patterns_data(inputs, writer)
     shown_km, km_pngs = _km_section_data(inputs, writer)

@@ -21,7 +21,10 @@ import typing
 from pathlib import Path
 from typing import Any
 
+import pydantic
 import yaml
+
+from .errors import UserError
 
 # The repository checkout this module sits in (meaningful in a source tree only).
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -29,8 +32,21 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_STUDY = "her2_paclitaxel_liposome"
 
 
-class ConfigError(ValueError):
+class ConfigError(UserError, ValueError):
     """A configuration file that cannot be used; the message names the key."""
+
+
+# A whole number ≥ 0 (not `true`, not "120"); a strict true/false.
+Count = typing.Annotated[int, pydantic.Strict(), pydantic.Field(ge=0)]
+StrictFlag = typing.Annotated[bool, pydantic.Strict()]
+
+
+def _listed(value: Any) -> Any:
+    return [value] if isinstance(value, str) else value
+
+
+# A list that may be written as one value: `status: positive` or `status: [positive, unknown]`.
+Texts = typing.Annotated[tuple[str, ...], pydantic.BeforeValidator(_listed)]
 
 
 @functools.lru_cache(maxsize=None)
@@ -109,61 +125,312 @@ class StudyPeriod:
 
 @dataclasses.dataclass(frozen=True)
 class LinesConfig:
-    regimen_window_days: int = 28
-    max_gap_days: int = 120
-    advanced_grace_days: int = 30
-    substitutions: tuple[tuple[str, ...], ...] = (
-        ("paclitaxel", "paclitaxel liposome", "nab-paclitaxel"),
-        ("cisplatin", "carboplatin"),
-    )
-    additions_without_new_line: tuple[str, ...] = ("endocrine",)
+    """Study rules §3. The substitution groups and the classes added without a new line
+    name drugs, so they live in the study file (the seed study writes the rules' defaults)."""
+    substitutions: tuple[tuple[str, ...], ...]
+    additions_without_new_line: tuple[str, ...]
+    regimen_window_days: Count = 28
+    max_gap_days: Count = 120
+    advanced_grace_days: Count = 30
+
+
+# -- the study definition language: index, population, arms (docs/studies.md) ------
+
+SETTINGS = ("early", "advanced", "any")
+MARKERS = ("HER2", "ER", "PR", "HR")
+MARKER_STATUSES = ("positive", "negative", "unknown")
 
 
 @dataclasses.dataclass(frozen=True)
-class IndexLineConfig:
-    required_ingredients: tuple[str, ...]
-    required_classes_any: tuple[str, ...]
-    setting: str = "advanced"
-    line_number: int = 1
+class AtLeast:
+    """A line number N or later: `line: {at_least: 2}`."""
+    at_least: Count
+
+
+# A line number: N, `any`, or {at_least: N}.
+LineSpec = typing.Union[Count, typing.Literal["any"], AtLeast]
+
+
+def line_number_words(line: LineSpec) -> str:
+    if line == "any":
+        return "any line"
+    if isinstance(line, AtLeast):
+        return f"line {line.at_least} or later"
+    return f"line {line}"
 
 
 @dataclasses.dataclass(frozen=True)
-class CohortConfig:
-    index_line: IndexLineConfig
-    diagnosis_icd10_prefix: str = "C50"
-    require_her2_positive: bool = True
-    require_advanced: bool = True
-    min_age: int = 18
-    de_novo_days: int = 90
-    facts_window_days: int = 30
+class RegimenRule:
+    """Rules over a line's regimen. Each name is an ingredient or a drug class of the
+    vocabulary. all_of: every one is in the regimen (a class: one of its ingredients);
+    any_of: at least one is (when not empty); none_of: none is."""
+    all_of: tuple[str, ...] = ()
+    any_of: tuple[str, ...] = ()
+    none_of: tuple[str, ...] = ()
+
+    def names(self) -> tuple[str, ...]:
+        return self.all_of + self.any_of + self.none_of
+
+
+@dataclasses.dataclass(frozen=True)
+class IndexRule:
+    """The index line: the first line in `setting` whose regimen meets `regimen`,
+    preferring one whose number meets `line` (see cohort.candidate_lines)."""
+    regimen: RegimenRule
+    setting: typing.Literal["early", "advanced", "any"] = "advanced"
+    line: LineSpec = 1
+
+
+# Population criteria: one attrition step each, in the order written. `label` is the
+# step's text in the attrition table; when absent, the engine words the criterion.
+
+@dataclasses.dataclass(frozen=True)
+class Diagnosis:
+    icd10: Texts
+    kind: typing.Literal["diagnosis"] = "diagnosis"
+    label: str | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class Advanced:
+    de_novo: StrictFlag | None = None  # true: de novo only; false: recurrent only
+    kind: typing.Literal["advanced"] = "advanced"
+    label: str | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class Biomarker:
+    marker: typing.Literal["HER2", "ER", "PR", "HR"]
+    status: typing.Annotated[tuple[typing.Literal["positive", "negative", "unknown"], ...],
+                             pydantic.BeforeValidator(_listed)]
+    kind: typing.Literal["biomarker"] = "biomarker"
+    label: str | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class IndexLine:
+    kind: typing.Literal["index_line"] = "index_line"
+    label: str | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class IndexLineNumber:
+    line: LineSpec | None = None  # None: the index rule's `line`
+    kind: typing.Literal["index_line_number"] = "index_line_number"
+    label: str | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class Age:
+    min: Count | None = None
+    max: Count | None = None
+    kind: typing.Literal["age"] = "age"
+    label: str | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class Sex:
+    equals: typing.Literal["F", "M"]
+    kind: typing.Literal["sex"] = "sex"
+    label: str | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class IndexInStudyPeriod:
+    kind: typing.Literal["index_in_study_period"] = "index_in_study_period"
+    label: str | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class EarlierTreatment:
+    """An exposure to one of `drugs` (ingredients or classes) before the index date,
+    in `setting` (early: before advanced disease, as §3.1 splits the settings) and,
+    when `window_days` is set, within that many days before the index date."""
+    drugs: Texts
+    rule: typing.Literal["required", "excluded"]
+    setting: typing.Literal["early", "advanced", "any"] = "any"
+    window_days: Count | None = None
+    kind: typing.Literal["earlier_treatment"] = "earlier_treatment"
+    label: str | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class NoDeathBeforeIndex:
+    kind: typing.Literal["no_death_before_index"] = "no_death_before_index"
+    label: str | None = None
+
+
+Criterion = typing.Annotated[
+    typing.Union[Diagnosis, Advanced, Biomarker, IndexLine, IndexLineNumber, Age, Sex, IndexInStudyPeriod,
+                 EarlierTreatment, NoDeathBeforeIndex],
+    pydantic.Field(discriminator="kind")]
+CRITERION_KINDS = ("diagnosis", "advanced", "biomarker", "index_line", "index_line_number", "age", "sex",
+                   "index_in_study_period", "earlier_treatment", "no_death_before_index")
+
+
+@dataclasses.dataclass(frozen=True)
+class Arm:
+    """A named regimen rule over the index line: a patient whose index regimen meets it is in the arm."""
+    name: str
+    regimen: RegimenRule
+    label: str | None = None
+
+
+# Baseline variables: one gold/cohort column each (named `name`), read at the index date.
+
+@dataclasses.dataclass(frozen=True)
+class AgeVariable:
+    """Age at the index date in whole years (an int)."""
+    name: str
+    kind: typing.Literal["age"] = "age"
+    label: str | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class AgeBandsVariable:
+    """Age bands cut at `cuts` (ascending): cuts [50, 65] give '<50', '50-64', '>=65'."""
+    name: str
+    cuts: tuple[Count, ...]
+    kind: typing.Literal["age_bands"] = "age_bands"
+    label: str | None = None
+
+    def bands(self) -> list[tuple[int, int | None, str]]:
+        """(low, high exclusive or None, text) per band, young to old."""
+        edges = [0, *self.cuts]
+        out = [(lo, hi, f"{lo}-{hi - 1}") for lo, hi in zip(edges[1:-1], edges[2:])]
+        return [(0, self.cuts[0], f"<{self.cuts[0]}"), *out, (self.cuts[-1], None, f">={self.cuts[-1]}")]
+
+
+@dataclasses.dataclass(frozen=True)
+class SexVariable:
+    name: str
+    kind: typing.Literal["sex"] = "sex"
+    label: str | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class BiomarkerVariable:
+    """positive / negative / unknown, read as the biomarker criterion reads it."""
+    name: str
+    marker: typing.Literal["HER2", "ER", "PR", "HR"]
+    kind: typing.Literal["biomarker"] = "biomarker"
+    label: str | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class DeNovoVariable:
+    """True for de novo advanced disease, false for recurrent, null when unknown."""
+    name: str
+    kind: typing.Literal["de_novo"] = "de_novo"
+    label: str | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class MetastaticSiteVariable:
+    """A diagnosis with one of `icd10` dated up to index + facts.window_days_after_index.
+    only: and no other distant metastasis (C78, C79) by then (bone-only: [C79.5], only)."""
+    name: str
+    icd10: Texts
+    only: StrictFlag = False
+    kind: typing.Literal["metastatic_site"] = "metastatic_site"
+    label: str | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class EarlierTreatmentVariable:
+    """An exposure to one of `drugs` before the index date, in `setting`, within `window_days`
+    (as the earlier_treatment criterion reads it)."""
+    name: str
+    drugs: Texts
+    setting: typing.Literal["early", "advanced", "any"] = "any"
+    window_days: Count | None = None
+    kind: typing.Literal["earlier_treatment"] = "earlier_treatment"
+    label: str | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class HospitalTierVariable:
+    """The tier of the hospital of the index line's first prescription on the index date."""
+    name: str
+    kind: typing.Literal["hospital_tier"] = "hospital_tier"
+    label: str | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class ProvinceVariable:
+    """The province of that hospital."""
+    name: str
+    kind: typing.Literal["province"] = "province"
+    label: str | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class IndexYearVariable:
+    name: str
+    kind: typing.Literal["index_year"] = "index_year"
+    label: str | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class RegimenLabel:
+    label: str
+    regimen: RegimenRule
+
+
+@dataclasses.dataclass(frozen=True)
+class RegimenLabelVariable:
+    """The `label` of the first of `labels` whose rule the index regimen meets; null when none does."""
+    name: str
+    labels: tuple[RegimenLabel, ...]
+    kind: typing.Literal["regimen_label"] = "regimen_label"
+    label: str | None = None
+
+
+Variable = typing.Annotated[
+    typing.Union[AgeVariable, AgeBandsVariable, SexVariable, BiomarkerVariable, DeNovoVariable,
+                 MetastaticSiteVariable, EarlierTreatmentVariable, HospitalTierVariable, ProvinceVariable,
+                 IndexYearVariable, RegimenLabelVariable],
+    pydantic.Field(discriminator="kind")]
+VARIABLE_KINDS = ("age", "age_bands", "sex", "biomarker", "de_novo", "metastatic_site", "earlier_treatment",
+                  "hospital_tier", "province", "index_year", "regimen_label")
+# gold/cohort's own columns: a variable may not take their names.
+COHORT_KEY_COLUMNS = ("patient_id", "index_date", "regimen", "arm", "index_setting", "index_line_number")
+# Subgroups the analysis derives itself (from the age variable): allowed without a variable.
+DERIVED_SUBGROUPS = ("age_group",)
+
+
+@dataclasses.dataclass(frozen=True)
+class FactsConfig:
+    de_novo_days: Count = 90        # advanced disease within this many days of the diagnosis: de novo
+    window_days_after_index: Count = 30  # biomarkers and metastatic sites read up to index + this
 
 
 @dataclasses.dataclass(frozen=True)
 class EndpointsConfig:
-    horizon_days: int = 1826
-    pd_grace_days: int = 14
-    death_window_days: int = 60
-    discontinuation_gap_days: int = 120
-    os_censoring: str = "cutoff"
+    horizon_days: Count = 1826
+    pd_grace_days: Count = 14
+    death_window_days: Count = 60
+    discontinuation_gap_days: Count = 120
+    os_censoring: typing.Literal["cutoff", "last_contact"] = "cutoff"
 
 
 @dataclasses.dataclass(frozen=True)
 class SafetyConfig:
-    window_after_last_admin_days: int = 30
-    baseline_days: int = 30
-    ctcae_version: str = "5.0"
+    window_after_last_admin_days: Count = 30
+    baseline_days: Count = 30
+    ctcae_version: typing.Literal["5.0"] = "5.0"
 
 
 @dataclasses.dataclass(frozen=True)
 class AnalysisConfig:
-    ci_method: str = "log-log"
-    rate_months: tuple[int, ...] = (6, 12, 24, 36, 60)
-    risk_table_every_months: int = 6
+    ci_method: typing.Literal["log-log"] = "log-log"
+    rate_months: tuple[Count, ...] = (6, 12, 24, 36, 60)
+    risk_table_every_months: Count = 6
     subgroups: tuple[str, ...] = (
         "anti_her2", "hr_status", "de_novo", "visceral", "brain_mets",
         "prior_anti_her2", "age_group", "hospital_tier",
     )
-    sensitivity_gap_days: tuple[int, ...] = (60, 180)
+    sensitivity_gap_days: tuple[Count, ...] = (60, 180)
     # §8 compares the anti-HER2 labels H vs HP; other labels (I, +TKI …) are shown, not compared.
     # An empty list compares every label.
     anti_her2_levels_compared: tuple[str, ...] = ("H", "HP")
@@ -171,7 +438,7 @@ class AnalysisConfig:
 
 @dataclasses.dataclass(frozen=True)
 class DisclosureConfig:
-    min_cell: int = 5
+    min_cell: Count = 5
 
 
 @dataclasses.dataclass(frozen=True)
@@ -179,10 +446,15 @@ class StudyConfig:
     name: str
     data_cutoff: dt.date
     study_period: StudyPeriod
-    cohort: CohortConfig
+    lines: LinesConfig
+    index: IndexRule
+    population: tuple[Criterion, ...]
     title: str = ""
+    description: str = ""
+    arms: tuple[Arm, ...] = ()
+    variables: tuple[Variable, ...] = ()
+    facts: FactsConfig = FactsConfig()
     vocabulary: str = "conf/vocabulary/drugs.csv"
-    lines: LinesConfig = LinesConfig()
     endpoints: EndpointsConfig = EndpointsConfig()
     safety: SafetyConfig = SafetyConfig()
     analysis: AnalysisConfig = AnalysisConfig()
@@ -192,6 +464,15 @@ class StudyConfig:
     @property
     def study_end(self) -> dt.date:
         return self.study_period.end or self.data_cutoff
+
+    @property
+    def diagnosis_icd10(self) -> tuple[str, ...]:
+        """The ICD-10 prefixes of the study's cancer: its diagnosis criterion's, else C50."""
+        found = [c.icd10 for c in self.population if isinstance(c, Diagnosis)]
+        return found[0] if found else ("C50",)
+
+    def criteria(self, kind: type) -> list:
+        return [c for c in self.population if isinstance(c, kind)]
 
     def with_cutoff(self, cutoff: dt.date | None) -> "StudyConfig":
         return self if cutoff is None else dataclasses.replace(self, data_cutoff=cutoff)
@@ -232,95 +513,196 @@ class StudyConfig:
         return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
-ALLOWED_VALUES = {
-    "endpoints.os_censoring": {"cutoff", "last_contact"},
-    "analysis.ci_method": {"log-log"},
-    "cohort.index_line.setting": {"advanced", "early"},
-    "safety.ctcae_version": {"5.0"},
+def _forbid_unknown_keys(*classes: type) -> None:
+    # pydantic reads a dataclass's own config: unknown keys are errors, at every level.
+    for cls in classes:
+        cls.__pydantic_config__ = pydantic.ConfigDict(extra="forbid")
+
+
+_forbid_unknown_keys(StudyPeriod, LinesConfig, AtLeast, RegimenRule, IndexRule, Diagnosis, Advanced, Biomarker,
+                     IndexLine, IndexLineNumber, Age, Sex, IndexInStudyPeriod, EarlierTreatment,
+                     NoDeathBeforeIndex, Arm, AgeVariable, AgeBandsVariable, SexVariable, BiomarkerVariable,
+                     DeNovoVariable, MetastaticSiteVariable, EarlierTreatmentVariable, HospitalTierVariable,
+                     ProvinceVariable, IndexYearVariable, RegimenLabel, RegimenLabelVariable, FactsConfig, EndpointsConfig, SafetyConfig, AnalysisConfig,
+                     DisclosureConfig, StudyConfig)
+_STUDY = None
+
+
+def _study_adapter() -> pydantic.TypeAdapter:
+    global _STUDY
+    if _STUDY is None:
+        _STUDY = pydantic.TypeAdapter(StudyConfig)
+    return _STUDY
+
+
+def _key_path(loc: typing.Sequence, data: Any) -> str:
+    """`population[2].min` from pydantic's location, walking the data to drop union tags."""
+    out, here = "", data
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+            here = here[part] if isinstance(here, (list, tuple)) and part < len(here) else None
+            continue
+        if isinstance(here, dict) and part not in here and here.get("kind") == part:
+            continue  # the tag of a discriminated union (a criterion's kind)
+        if part.startswith(("function-", "tagged-union", "union[", "literal[", "int", "lax-", "strict-")) \
+                or part in ("is-instance[AtLeast]",):
+            continue
+        out += f".{part}" if out else part
+        here = here.get(part) if isinstance(here, dict) else None
+    return out or "the study file"
+
+
+_LINE_BRANCHES = ("constrained-int", "literal['any']", "AtLeast")
+
+
+def _message(error: dict, data: Any) -> str:
+    loc = list(error["loc"])
+    branch = next((i for i, part in enumerate(loc) if part in _LINE_BRANCHES), None)
+    if branch is not None:  # a line number that is none of its three forms
+        return (f"{_key_path(loc[:branch], data)}: expected a line number N, any, or {{at_least: N}}, "
+                f"got {error['input']!r}")
+    key = _key_path(loc, data)
+    kind = error["type"]
+    if kind == "missing":
+        return f"{key}: required key is missing"
+    if kind in ("extra_forbidden", "unexpected_keyword_argument"):
+        return f"{key}: unknown key"
+    kinds = ", ".join(VARIABLE_KINDS if key.startswith("variables") else CRITERION_KINDS)
+    if kind == "union_tag_invalid":
+        return f"{key}.kind: unknown kind {error['ctx']['tag']!r} (one of: {kinds})"
+    if kind == "union_tag_not_found":
+        return f"{key}: has no kind (one of: {kinds})"
+    words = _WORDS.get(kind)
+    if words is None and kind == "literal_error":
+        words = f"must be one of {error['ctx']['expected']}"
+    if words is None:
+        words = error["msg"][0].lower() + error["msg"][1:]
+    return f"{key}: {words}, got {error['input']!r}"
+
+
+_WORDS = {
+    **dict.fromkeys(("int_type", "int_parsing", "int_from_float"), "expected a whole number"),
+    "greater_than_equal": "must not be negative",
+    **dict.fromkeys(("date_type", "date_parsing", "date_from_datetime_parsing", "date_from_datetime_inexact"),
+                    "expected a date YYYY-MM-DD"),
+    **dict.fromkeys(("bool_type", "bool_parsing"), "expected true or false"),
+    **dict.fromkeys(("tuple_type", "list_type"), "expected a list"),
+    "string_type": "expected text",
+    **dict.fromkeys(("dataclass_type", "dataclass_args_type", "dict_type"), "expected a mapping of keys"),
 }
 
 
-def _convert(value: Any, hint: Any, key: str) -> Any:
-    origin = typing.get_origin(hint)
-    args = typing.get_args(hint)
-    if origin in (typing.Union, types.UnionType):
-        if value is None and type(None) in args:
-            return None
-        inner = [a for a in args if a is not type(None)]
-        return _convert(value, inner[0], key)
-    if dataclasses.is_dataclass(hint):
-        return _build(hint, value, key)
-    if origin is tuple:
-        if not isinstance(value, (list, tuple)):
-            raise ConfigError(f"{key}: expected a list, got {value!r}")
-        item_hint = args[0]
-        return tuple(_convert(v, item_hint, f"{key}[{i}]") for i, v in enumerate(value))
-    if hint is dt.date:
-        if isinstance(value, dt.datetime):
-            return value.date()
-        if isinstance(value, dt.date):
-            return value
-        if isinstance(value, str):
-            try:
-                return dt.date.fromisoformat(value)
-            except ValueError:
-                pass
-        raise ConfigError(f"{key}: expected a date YYYY-MM-DD, got {value!r}")
-    if hint is bool:
-        if not isinstance(value, bool):
-            raise ConfigError(f"{key}: expected true or false, got {value!r}")
-        return value
-    if hint is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"{key}: expected a whole number, got {value!r}")
-        if value < 0:
-            raise ConfigError(f"{key}: must not be negative, got {value!r}")
-        return value
-    if hint is str:
-        if not isinstance(value, str):
-            raise ConfigError(f"{key}: expected text, got {value!r}")
-        allowed = ALLOWED_VALUES.get(key)
-        if allowed and value not in allowed:
-            raise ConfigError(f"{key}: must be one of {sorted(allowed)}, got {value!r}")
-        return value
-    raise ConfigError(f"{key}: unsupported type {hint!r}")  # pragma: no cover
-
-
-def _build(cls: type, data: Any, prefix: str) -> Any:
-    where = prefix or "the study file"
-    if not isinstance(data, dict):
-        raise ConfigError(f"{where}: expected a mapping of keys, got {data!r}")
-    hints = typing.get_type_hints(cls)
-    fields = {f.name: f for f in dataclasses.fields(cls) if f.name != "source_path"}
-    unknown = sorted(set(data) - set(fields))
-    if unknown:
-        name = f"{prefix}.{unknown[0]}" if prefix else unknown[0]
-        raise ConfigError(f"{name}: unknown key (allowed: {', '.join(sorted(fields))})")
-    kwargs = {}
-    for name, field in fields.items():
-        key = f"{prefix}.{name}" if prefix else name
-        if name not in data:
-            has_default = (field.default is not dataclasses.MISSING
-                           or field.default_factory is not dataclasses.MISSING)
-            if not has_default:
-                raise ConfigError(f"{key}: required key is missing")
-            continue
-        kwargs[name] = _convert(data[name], hints[name], key)
-    return cls(**kwargs)
-
-
 def study_from_dict(data: Any, source_path: str | None = None) -> StudyConfig:
-    study = _build(StudyConfig, data, "")
+    """A study from its parsed YAML; ConfigError naming the key path of the first problem."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"the study file: expected a mapping of keys, got {data!r}")
+    try:
+        study = _study_adapter().validate_python(data)
+    except pydantic.ValidationError as exc:
+        raise ConfigError(_message(exc.errors()[0], data)) from None
+    _check_rules(study)
+    return dataclasses.replace(study, source_path=source_path)
+
+
+def _check_rules(study: StudyConfig) -> None:
     if study.study_period.end and study.study_period.end < study.study_period.start:
         raise ConfigError("study_period.end: is before study_period.start")
     if study.disclosure.min_cell < 1:
         raise ConfigError("disclosure.min_cell: must be at least 1")
-    if not study.cohort.index_line.required_ingredients and not study.cohort.index_line.required_classes_any:
-        raise ConfigError("cohort.index_line: names no required ingredient or class")
-    return dataclasses.replace(study, source_path=source_path)
+    if not study.index.regimen.all_of and not study.index.regimen.any_of:
+        raise ConfigError("index.regimen: names no drug the index line must contain (all_of or any_of)")
+    kinds = [c.kind for c in study.population]
+    if "index_line" not in kinds:
+        raise ConfigError("population: has no index_line criterion (every study needs its index line)")
+    for i, c in enumerate(study.population):
+        if c.kind in kinds[:i] and c.kind in ("diagnosis", "index_line", "index_line_number"):
+            raise ConfigError(f"population[{i}]: a second {c.kind} criterion")
+        if isinstance(c, Age) and c.min is not None and c.max is not None and c.max < c.min:
+            raise ConfigError(f"population[{i}].max: is below min")
+        if isinstance(c, Biomarker) and not c.status:
+            raise ConfigError(f"population[{i}].status: names no status")
+        if isinstance(c, EarlierTreatment) and not c.drugs:
+            raise ConfigError(f"population[{i}].drugs: names no drug")
+        if isinstance(c, Diagnosis) and not c.icd10:
+            raise ConfigError(f"population[{i}].icd10: names no code")
+    first_index = kinds.index("index_line")
+    for i, kind in enumerate(kinds[:first_index]):
+        if kind in ("index_line_number", "age", "index_in_study_period", "earlier_treatment",
+                    "no_death_before_index"):
+            raise ConfigError(f"population[{i}]: {kind} reads the index line, so it comes after index_line")
+    variables = [v.name for v in study.variables]
+    for i, v in enumerate(study.variables):
+        if not v.name.strip():
+            raise ConfigError(f"variables[{i}].name: is empty")
+        if v.name in variables[:i]:
+            raise ConfigError(f"variables[{i}].name: {v.name!r} names two variables")
+        if v.name in COHORT_KEY_COLUMNS:
+            raise ConfigError(f"variables[{i}].name: {v.name!r} is a column gold/cohort always has")
+        if isinstance(v, AgeBandsVariable) and (not v.cuts or list(v.cuts) != sorted(set(v.cuts))):
+            raise ConfigError(f"variables[{i}].cuts: must be ascending whole numbers, got {list(v.cuts)}")
+        if isinstance(v, RegimenLabelVariable) and not v.labels:
+            raise ConfigError(f"variables[{i}].labels: names no label")
+        if isinstance(v, (MetastaticSiteVariable, EarlierTreatmentVariable)) and not (
+                v.icd10 if isinstance(v, MetastaticSiteVariable) else v.drugs):
+            raise ConfigError(f"variables[{i}]: names no {'code' if isinstance(v, MetastaticSiteVariable) else 'drug'}")
+    for i, factor in enumerate(study.analysis.subgroups):
+        if factor not in variables and factor not in DERIVED_SUBGROUPS:
+            raise ConfigError(f"analysis.subgroups[{i}]: {factor!r} is not a variable of the study "
+                              f"(variables: {', '.join(variables) or 'none'})")
+    names = [a.name for a in study.arms]
+    for i, name in enumerate(names):
+        if not name.strip():
+            raise ConfigError(f"arms[{i}].name: is empty")
+        if name in names[:i]:
+            raise ConfigError(f"arms[{i}].name: {name!r} names two arms")
 
 
-def load_study(path: str | Path, environ: typing.Mapping[str, str] | None = None) -> StudyConfig:
+def drug_names(study: StudyConfig) -> list[tuple[str, str]]:
+    """(key path, name) of every ingredient or class the study names."""
+    out = [(f"index.regimen.{rule}[{j}]", name) for rule in ("all_of", "any_of", "none_of")
+           for j, name in enumerate(getattr(study.index.regimen, rule))]
+    for i, c in enumerate(study.population):
+        if isinstance(c, EarlierTreatment):
+            out += [(f"population[{i}].drugs[{j}]", name) for j, name in enumerate(c.drugs)]
+    for i, arm in enumerate(study.arms):
+        out += [(f"arms[{i}].regimen.{rule}[{j}]", name) for rule in ("all_of", "any_of", "none_of")
+                for j, name in enumerate(getattr(arm.regimen, rule))]
+    for i, v in enumerate(study.variables):
+        if isinstance(v, EarlierTreatmentVariable):
+            out += [(f"variables[{i}].drugs[{j}]", name) for j, name in enumerate(v.drugs)]
+        if isinstance(v, RegimenLabelVariable):
+            out += [(f"variables[{i}].labels[{k}].regimen.{rule}[{j}]", name)
+                    for k, lab in enumerate(v.labels) for rule in ("all_of", "any_of", "none_of")
+                    for j, name in enumerate(getattr(lab.regimen, rule))]
+    for i, group in enumerate(study.lines.substitutions):
+        out += [(f"lines.substitutions[{i}][{j}]", name) for j, name in enumerate(group)]
+    out += [(f"lines.additions_without_new_line[{j}]", name)
+            for j, name in enumerate(study.lines.additions_without_new_line)]
+    return out
+
+
+def check_drug_names(study: StudyConfig, ingredients: typing.Iterable[str], classes: typing.Iterable[str]) -> None:
+    """ConfigError naming the key path of the first drug name that is neither an ingredient
+    nor a class of the vocabulary (or is both)."""
+    ingredients, classes = set(ingredients), set(classes)
+    for key, name in drug_names(study):
+        if name in ingredients and name in classes:
+            raise ConfigError(f"{key}: {name!r} is both an ingredient and a class of the vocabulary")
+        if name not in ingredients and name not in classes:
+            near = difflib_near(name, sorted(ingredients | classes))
+            hint = f" (did you mean {near!r}?)" if near else ""
+            raise ConfigError(f"{key}: {name!r} is neither an ingredient nor a class of the vocabulary{hint}")
+
+
+def difflib_near(name: str, choices: list[str]) -> str | None:
+    from rapidfuzz import process
+    found = process.extractOne(name, choices, score_cutoff=80)
+    return found[0] if found else None
+
+
+def load_study(path: str | Path, environ: typing.Mapping[str, str] | None = None,
+               check_names: bool = True) -> StudyConfig:
     """A study file; a relative `conf/...` path missing here is the configuration's
     file (`resolve_study_path`)."""
     path = resolve_study_path(path, environ)
@@ -333,6 +715,11 @@ def load_study(path: str | Path, environ: typing.Mapping[str, str] | None = None
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML ({exc})") from None
     try:
-        return study_from_dict(data, source_path=str(path))
+        study = study_from_dict(data, source_path=str(path))
+        if check_names:
+            from .vocabulary import load_vocabulary
+            vocab = load_vocabulary(study.vocabulary_path(environ))
+            check_drug_names(study, vocab["ingredient"], vocab["drug_class"])
+        return study
     except ConfigError as exc:
         raise ConfigError(f"{path}: {exc}") from None

@@ -2,8 +2,8 @@
 
 Dates per patient (all ≤ the cut-off; deaths after it are ignored):
 
-* index line: the cohort patient's line in `index_line.setting` numbered
-  `index_line.line_number` (its start is the index date); next line: the patient's
+* index line: the cohort patient's index line (gold/cohort's index_setting and
+  index_line_number; its start is the index date); next line: the patient's
   earliest line, of any setting, starting after the index date.
 * last_contact: the latest date ≤ cut-off and ≤ the death date among visits,
   prescriptions, labs, tumor assessments, diagnoses and adverse events (tables absent
@@ -146,11 +146,12 @@ def patient_dates(cohort: DataFrame, therapy_lines: DataFrame, bronze: dict[str,
     last_contact, records_after_death, first_pd, last_assessment, n_post_grace, n_unreadable.
 
     The contact tables are read in one pass (one join to the cohort, one aggregation)."""
-    il = study.cohort.index_line
-    index_line = (therapy_lines.where((F.col("setting") == il.setting) & (F.col("line_number") == il.line_number))
-                  .select("patient_id", F.col("start_date").alias("index_date"), "last_admin_date"))
+    index_line = therapy_lines.select("patient_id", F.col("setting").alias("index_setting"),
+                                      F.col("line_number").alias("index_line_number"),
+                                      F.col("start_date").alias("index_date"), "last_admin_date")
     deaths = death_dates(bronze["patients"], bronze["deaths"], study.data_cutoff).select("patient_id", "death_date")
-    base = (cohort.select("patient_id", "index_date").join(index_line, ["patient_id", "index_date"], "left")
+    keys = ["patient_id", "index_setting", "index_line_number", "index_date"]
+    base = (cohort.select(*keys).join(index_line, keys, "left").drop("index_setting", "index_line_number")
             .join(deaths, "patient_id", "left"))
     next_line = (therapy_lines.select("patient_id", "start_date").join(base.select("patient_id", "index_date"), "patient_id")
                  .where(F.col("start_date") > F.col("index_date"))

@@ -188,15 +188,17 @@ def stage_iv_expr(stage_col: Column | str) -> Column:
     return F.coalesce(s.rlike(r"^(STAGE|临床分期|分期|Y?[CP])?:?IV") | s.rlike(r"M1([^0-9]|$)"), F.lit(False))
 
 
-def _prefix(study: StudyConfig | None) -> str:
-    raw = study.cohort.diagnosis_icd10_prefix if study is not None else DEFAULT_ICD10_PREFIX
-    return raw.upper().replace(".", "").strip()
+def _prefixes(study: StudyConfig | None) -> list[str]:
+    raw = study.diagnosis_icd10 if study is not None else (DEFAULT_ICD10_PREFIX,)
+    return [p.upper().replace(".", "").strip() for p in raw]
 
 
 def diagnosis_flags(diagnoses: DataFrame, study: StudyConfig | None = None) -> DataFrame:
     """Diagnoses with `icd` (normalised) and the flags of §2: breast, advanced_evidence and sites."""
     icd = normalised_icd10("icd10")
-    breast = icd.startswith(_prefix(study))
+    breast = F.lit(False)
+    for prefix in _prefixes(study):
+        breast = breast | icd.startswith(prefix)
     distant = icd.startswith("C78") | icd.startswith("C79")
     return diagnoses.select(
         "patient_id", "diagnosis_date",
@@ -287,7 +289,7 @@ def build_patient_facts(bronze: dict[str, DataFrame], study: StudyConfig) -> Dat
         first("ER", POSITIVE), first("ER", NEGATIVE), first("PR", POSITIVE), first("PR", NEGATIVE))
     deaths = death_dates(bronze["patients"], bronze["deaths"], study.data_cutoff)
     de_novo = F.when(F.col("bc_date").isNotNull() & F.col("advanced_date").isNotNull(),
-                     F.col("advanced_date") <= F.date_add("bc_date", study.cohort.de_novo_days))
+                     F.col("advanced_date") <= F.date_add("bc_date", study.facts.de_novo_days))
     facts = (patients.join(dx, "patient_id", "left").join(bio, "patient_id", "left")
              .join(deaths, "patient_id", "left")
              .withColumn("de_novo", de_novo)
@@ -323,6 +325,25 @@ def hr_status_expr(limit: Column) -> Column:
     negative = _by("er_negative_first_date", limit) & _by("pr_negative_first_date", limit)
     return (F.when(positive, F.lit("positive")).when(negative, F.lit("negative"))
             .otherwise(F.lit("unknown")))
+
+
+def receptor_status_expr(marker: str, limit: Column) -> Column:
+    """ER or PR alone: positive if it reads positive; negative if it reads only negative; else unknown."""
+    m = marker.lower()
+    return (F.when(_by(f"{m}_positive_first_date", limit), F.lit("positive"))
+            .when(_by(f"{m}_negative_first_date", limit), F.lit("negative"))
+            .otherwise(F.lit("unknown")))
+
+
+def marker_status_expr(marker: str, limit: Column) -> Column:
+    """The status (positive / negative / unknown) of HER2, ER, PR or HR, counting evidence dated ≤ limit."""
+    if marker == "HER2":
+        return her2_status_expr(limit)
+    if marker == "HR":
+        return hr_status_expr(limit)
+    if marker in ("ER", "PR"):
+        return receptor_status_expr(marker, limit)
+    raise ValueError(f"unknown marker {marker!r}")  # pragma: no cover (the study loader checks markers)
 
 
 def site_exprs(limit: Column) -> dict[str, Column]:

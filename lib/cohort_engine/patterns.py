@@ -11,7 +11,6 @@ import math
 import numpy as np
 import pandas as pd
 
-INDEX_DRUG = "paclitaxel liposome"
 PATTERN_COLUMNS = ["section", "item", "n", "percent", "median", "q1", "q3"]
 NO_LINE = "(no further line)"
 
@@ -89,18 +88,26 @@ def _distribution(section: str, item: str, values: pd.Series) -> dict:
             "q1": float(v.quantile(0.25)), "q3": float(v.quantile(0.75))}
 
 
-def index_line_administrations(cohort: pd.DataFrame, lines: pd.DataFrame, exposures: pd.DataFrame) -> pd.DataFrame:
-    """Paclitaxel liposome exposures belonging to each cohort patient's index line."""
-    index_lines = lines[(lines["setting"] == "advanced") & (lines["line_number"] == 1)]
-    x = exposures[exposures["ingredient"] == INDEX_DRUG].merge(
-        index_lines[["patient_id", "start_date", "last_admin_date"]], on="patient_id")
+def index_lines_of(cohort: pd.DataFrame, lines: pd.DataFrame) -> pd.DataFrame:
+    """Each cohort patient's index line (gold/cohort's index_setting and index_line_number)."""
+    keys = cohort[["patient_id", "index_setting", "index_line_number"]].rename(
+        columns={"index_setting": "setting", "index_line_number": "line_number"})
+    return lines.merge(keys, on=["patient_id", "setting", "line_number"])
+
+
+def index_line_administrations(cohort: pd.DataFrame, lines: pd.DataFrame, exposures: pd.DataFrame,
+                               drug: str) -> pd.DataFrame:
+    """Exposures to `drug` (an ingredient) belonging to each cohort patient's index line."""
+    x = exposures[exposures["ingredient"] == drug].merge(
+        index_lines_of(cohort, lines)[["patient_id", "start_date", "last_admin_date"]], on="patient_id")
     x = x[(x["admin_date"] >= x["start_date"]) & (x["admin_date"] <= x["last_admin_date"])]
     return x[x["patient_id"].isin(cohort["patient_id"])]
 
 
 def sequences(cohort: pd.DataFrame, lines: pd.DataFrame) -> pd.DataFrame:
-    """Advanced lines 1 → 2 → 3 per cohort patient (NO_LINE where a line is absent)."""
-    adv = lines[(lines["setting"] == "advanced") & lines["patient_id"].isin(cohort["patient_id"])]
+    """Lines 1 → 2 → 3 of the index line's setting per cohort patient (NO_LINE where a line is absent)."""
+    setting = cohort[["patient_id", "index_setting"]].rename(columns={"index_setting": "setting"})
+    adv = lines.merge(setting, on=["patient_id", "setting"])
     wide = adv.pivot_table(index="patient_id", columns="line_number", values="regimen", aggfunc="first")
     out = pd.DataFrame({"patient_id": cohort["patient_id"].values})
     for k in (1, 2, 3):
@@ -110,14 +117,15 @@ def sequences(cohort: pd.DataFrame, lines: pd.DataFrame) -> pd.DataFrame:
 
 
 def patterns_table(cohort: pd.DataFrame, lines: pd.DataFrame, exposures: pd.DataFrame,
-                   vitals: pd.DataFrame) -> pd.DataFrame:
-    """The §7 table for the cohort."""
+                   vitals: pd.DataFrame, drug: str | None) -> pd.DataFrame:
+    """The §7 table for the cohort; `drug`: the ingredient whose dose and schedule are described."""
     n = len(cohort)
     rows: list[dict] = []
     rows += _counts("index regimen", cohort["regimen"], n)
-    rows += _counts("anti-HER2 label", cohort["anti_her2"], n)
+    if "anti_her2" in cohort:
+        rows += _counts("anti-HER2 label", cohort["anti_her2"], n)
 
-    admin = index_line_administrations(cohort, lines, exposures)
+    admin = index_line_administrations(cohort, lines, exposures, drug)
     body = nearest_body_size(vitals, cohort[["patient_id", "index_date"]])
     admin = admin.merge(body, on="patient_id", how="left")
     per_day = admin.groupby(["patient_id", "admin_date"], as_index=False).agg(
@@ -128,25 +136,24 @@ def patterns_table(cohort: pd.DataFrame, lines: pd.DataFrame, exposures: pd.Data
     per_day["dose_mg"] = pd.Series(mg, index=per_day.index, dtype=float)
     per_day["dose_mg_m2"] = np.where(per_day["dose_unit"] == "mg/m2", per_day["dose"],
                                      per_day["dose_mg"] / per_day["bsa_m2"])
-    rows.append(_distribution("paclitaxel liposome dose", "mg per administration", per_day["dose_mg"]))
-    rows.append(_distribution("paclitaxel liposome dose", "mg/m2 per administration", per_day["dose_mg_m2"]))
+    rows.append(_distribution(f"{drug} dose", "mg per administration", per_day["dose_mg"]))
+    rows.append(_distribution(f"{drug} dose", "mg/m2 per administration", per_day["dose_mg_m2"]))
 
     days = admin[["patient_id", "admin_date"]].drop_duplicates().sort_values(["patient_id", "admin_date"])
     days["interval"] = pd.to_datetime(days["admin_date"]).groupby(days["patient_id"]).diff().dt.days
     per_patient = days.groupby("patient_id").agg(n_admin=("admin_date", "size"),
                                                  median_interval=("interval", "median"))
     per_patient["schedule"] = [schedule_of(v) for v in per_patient["median_interval"]]
-    rows += _counts("paclitaxel liposome schedule", per_patient["schedule"], n)
+    rows += _counts(f"{drug} schedule", per_patient["schedule"], n)
     # A median over all administrations is dominated by weekly patients (three times as
     # many administrations at a third of the dose): the dose reads per schedule too.
     by_schedule = per_day.merge(per_patient["schedule"].reset_index(), on="patient_id")
     for schedule, doses in by_schedule.groupby("schedule", sort=True):
-        rows.append(_distribution("paclitaxel liposome dose by schedule", f"{schedule}: mg/m2 per administration",
+        rows.append(_distribution(f"{drug} dose by schedule", f"{schedule}: mg/m2 per administration",
                                   doses["dose_mg_m2"]))
-    rows.append(_distribution("paclitaxel liposome administrations", "number per patient", per_patient["n_admin"]))
+    rows.append(_distribution(f"{drug} administrations", "number per patient", per_patient["n_admin"]))
 
-    index_lines = lines[(lines["setting"] == "advanced") & (lines["line_number"] == 1)
-                        & lines["patient_id"].isin(cohort["patient_id"])]
+    index_lines = index_lines_of(cohort, lines)
     duration = (pd.to_datetime(index_lines["last_admin_date"]) - pd.to_datetime(index_lines["start_date"])).dt.days
     rows.append(_distribution("index line", "duration in days (start to last administration)", duration))
 
@@ -156,7 +163,10 @@ def patterns_table(cohort: pd.DataFrame, lines: pd.DataFrame, exposures: pd.Data
                     seq["line1"] + " > " + seq["line2"] + " > " + seq["line3"], n)
     for column, section in (("index_year", "index year"), ("hospital_tier", "hospital tier"),
                             ("province", "province")):
+        if column not in cohort:
+            continue
         rows += _counts(section, cohort[column].fillna("unknown").astype(str), n)
-        by_label = cohort.assign(level=cohort[column].fillna("unknown").astype(str) + " | " + cohort["anti_her2"])
-        rows += _counts(f"{section} by anti-HER2 label", by_label["level"], n)
+        if "anti_her2" in cohort:
+            by_label = cohort.assign(level=cohort[column].fillna("unknown").astype(str) + " | " + cohort["anti_her2"])
+            rows += _counts(f"{section} by anti-HER2 label", by_label["level"], n)
     return pd.DataFrame(rows, columns=PATTERN_COLUMNS)

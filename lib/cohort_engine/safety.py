@@ -60,10 +60,10 @@ def safety_windows(cohort: pd.DataFrame, lines: pd.DataFrame, study: StudyConfig
     window_end = the index line's last_admin_date + window_after_last_admin_days; NaT when the
     index line is missing (such a patient has no safety window and no events).
     """
-    index_line = study.cohort.index_line
-    own = lines[(lines["setting"] == index_line.setting) & (lines["line_number"] == index_line.line_number)]
-    own = own.drop_duplicates("patient_id")[["patient_id", "last_admin_date"]]
-    out = cohort[["patient_id", "index_date"]].merge(own, on="patient_id", how="left")
+    own = lines.rename(columns={"setting": "index_setting", "line_number": "index_line_number"})
+    keys = ["patient_id", "index_setting", "index_line_number"]
+    own = own.drop_duplicates(keys)[[*keys, "last_admin_date"]]
+    out = cohort[["patient_id", "index_date", "index_setting", "index_line_number"]].merge(own, on=keys, how="left")
     after = pd.Timedelta(days=study.safety.window_after_last_admin_days)
     out["window_start"] = _dates(out["index_date"]).to_numpy()
     out["window_end"] = (_dates(out["last_admin_date"]) + after).to_numpy()

@@ -1,0 +1,250 @@
+"""The study definition language: every example of docs/studies.md, loaded and run.
+
+Each example replaces (or is added to) a part of the seed study; the cohort and
+attrition expected on the hand-built world of test_cohort.py are worked out by hand
+in docs/studies.md ("On the test world") and repeated here.
+"""
+from __future__ import annotations
+
+import copy
+import datetime as dt
+import re
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from builders import bronze, drug_exposures, therapy_lines
+from cohort_engine import cohort as cohort_mod
+from cohort_engine.config import REPO_ROOT, default_study_path, load_study, study_from_dict
+from cohort_engine.facts import build_patient_facts
+from cohort_engine.studies import attrition_plan, shipped_studies
+from test_cohort import world_parts
+
+DOCS = REPO_ROOT / "docs" / "studies.md"
+SEED_ATTRITION = [13, 12, 10, 9, 7, 6, 5, 4, 3]
+
+
+def doc_examples() -> dict[str, object]:
+    """name → parsed YAML of every `<!-- example: name -->` block of docs/studies.md."""
+    text = DOCS.read_text(encoding="utf-8")
+    found = re.findall(r"<!-- example: (\w+) -->\s*```yaml\n(.*?)```", text, flags=re.S)
+    return {name: yaml.safe_load(body) for name, body in found}
+
+
+def seed_dict() -> dict:
+    return yaml.safe_load(default_study_path().read_text(encoding="utf-8"))
+
+
+def replace_criterion(i):
+    def apply(study, example):
+        study["population"][i] = example[0]
+    return apply
+
+
+def append_criterion(study, example):
+    study["population"].append(example[0])
+
+
+def merge(study, example):
+    study.update(example)
+
+
+# name → (how the example enters the seed study, cohort ids, attrition n_remaining or None)
+CASES = {
+    "index_first_line": (merge, ["i1", "i2", "i3"], SEED_ATTRITION),
+    "index_second_line": (merge, ["x5"], [13, 12, 9, 1, 1]),
+    "index_any_line": (merge, ["i1", "i2", "i3", "x2", "x2b", "x3", "x5", "x6", "x7", "x8"], [13, 12, 10]),
+    "population_seed": (merge, ["i1", "i2", "i3"], SEED_ATTRITION),
+    "criterion_diagnosis": (replace_criterion(0), ["i1", "i2", "i3"], SEED_ATTRITION),
+    "criterion_advanced_de_novo": (replace_criterion(2), ["i1"], [13, 12, 10, 1, 1, 1, 1, 1, 1]),
+    "criterion_biomarker": (append_criterion, ["i2"], SEED_ATTRITION + [1]),
+    "criterion_biomarker_statuses": (append_criterion, ["i1", "i3"], SEED_ATTRITION + [2]),
+    "criterion_index_line_number": (replace_criterion(4), ["i1", "i2", "i3", "x5"], [13, 12, 10, 9, 7, 7, 6, 5, 4]),
+    "criterion_age": (replace_criterion(5), ["i1", "i3"], [13, 12, 10, 9, 7, 6, 2, 2, 2]),
+    "criterion_sex": (append_criterion, [], SEED_ATTRITION + [0]),
+    "criterion_earlier_treatment_excluded": (append_criterion, ["i1", "i3"], SEED_ATTRITION + [2]),
+    "criterion_earlier_treatment_window": (append_criterion, ["i2"], SEED_ATTRITION + [1]),
+    "arms": (merge, ["i1", "i2", "i3"], SEED_ATTRITION),
+}
+
+
+@pytest.fixture(scope="module")
+def world(spark):
+    parts = world_parts()
+    b = bronze(spark, patients=parts["patients"], diagnoses=parts["diagnoses"], biomarkers=parts["biomarkers"],
+               deaths=parts["deaths"],
+               hospitals=[{"hospital_id": "H1", "tier": "3A", "province": "Beijing", "hospital_type": "oncology"},
+                          {"hospital_id": "H2", "tier": "2B", "province": "Sichuan", "hospital_type": "general"}])
+    return b, therapy_lines(spark, parts["lines"]).cache(), drug_exposures(spark, parts["exposures"]).cache()
+
+
+_FACTS: dict = {}
+
+
+def run(world, study):
+    b, lines, exposures = world
+    # The facts depend on the study's cancer, de novo days and cut-off only: built once per such key.
+    key = (study.diagnosis_icd10, study.facts.de_novo_days, study.data_cutoff)
+    if key not in _FACTS:
+        _FACTS[key] = build_patient_facts(b, study).cache()
+    cohort, attrition, _ = cohort_mod.build_cohort(_FACTS[key], lines, exposures, b, study)
+    rows = {r["patient_id"]: r.asDict() for r in cohort.collect()}
+    return rows, [tuple(r) for r in attrition.orderBy("step").collect()]
+
+
+def study_with(name: str) -> tuple:
+    apply, ids, counts = CASES[name]
+    data = seed_dict()
+    apply(data, copy.deepcopy(doc_examples()[name]))
+    return study_from_dict(data), ids, counts
+
+
+# name → {patient: value} of the variable the example adds to the seed study
+VARIABLE_CASES = {
+    "variable_age_bands": ("age_band", {"i1": "50-64", "i2": "50-64", "i3": "<50"}),
+    "variable_biomarker": ("er_status", {"i1": "positive", "i2": "negative", "i3": "unknown"}),
+    "variable_metastatic_site": ("bone_mets", {"i1": False, "i2": True, "i3": False}),
+    "variable_earlier_treatment": ("prior_trastuzumab", {"i1": False, "i2": True, "i3": False}),
+    "variable_regimen_label": ("blockade", {"i1": "dual", "i2": "single", "i3": "single"}),
+}
+
+
+def test_every_example_of_the_docs_is_tested():
+    assert set(doc_examples()) == set(CASES) | set(VARIABLE_CASES) | {"header", "facts"}
+
+
+@pytest.fixture(scope="module")
+def with_variables(world):
+    """The seed study with every variable example added (one run for all of them)."""
+    data = seed_dict()
+    examples = doc_examples()
+    for name in VARIABLE_CASES:
+        data["variables"].append(examples[name][0])
+    rows, _ = run(world, study_from_dict(data))
+    return rows
+
+
+@pytest.mark.parametrize("name", sorted(VARIABLE_CASES))
+def test_variable_example(with_variables, name):
+    column, expected = VARIABLE_CASES[name]
+    assert {p: r[column] for p, r in with_variables.items()} == expected
+
+
+def test_seed_variables_are_the_contract_columns(with_variables):
+    seed = study_from_dict(seed_dict())
+    assert cohort_mod.cohort_columns(seed) == [
+        "patient_id", "index_date", "regimen", "anti_her2", "age_at_index", "sex", "hr_status", "de_novo",
+        "visceral", "brain_mets", "bone_only", "prior_anti_her2", "hospital_tier", "province", "index_year",
+        "arm", "index_setting", "index_line_number"]
+
+
+def test_header_and_facts_examples_load():
+    examples = doc_examples()
+    data = seed_dict()
+    data.update(examples["header"])
+    data.update(examples["facts"])
+    s = study_from_dict(data)
+    assert (s.name, s.data_cutoff, s.study_period.start, s.study_end) == (
+        "my_study", dt.date(2025, 6, 30), dt.date(2013, 1, 1), dt.date(2025, 6, 30))
+    assert s.description == "One paragraph for the report: who is in the study and why."
+    assert (s.facts.de_novo_days, s.facts.window_days_after_index) == (90, 30)
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_doc_example(world, name):
+    study, ids, counts = study_with(name)
+    rows, attrition = run(world, study)
+    assert sorted(rows) == ids
+    assert [a[2] for a in attrition] == counts
+    assert [a[0] for a in attrition] == list(range(1, len(counts) + 1))
+    assert all(a[3] == (0 if k == 0 else attrition[k - 1][2] - a[2]) for k, a in enumerate(attrition))
+
+
+def test_index_line_of_any_setting_is_recorded_in_the_cohort(world):
+    study, *_ = study_with("index_any_line")
+    rows, attrition = run(world, study)
+    assert (rows["x3"]["index_setting"], rows["x3"]["index_line_number"]) == ("early", 1)
+    assert (rows["x5"]["index_setting"], rows["x5"]["index_line_number"]) == ("advanced", 2)
+    assert rows["x5"]["index_date"] == dt.date(2020, 7, 28)
+    assert [a[1] for a in attrition] == [
+        "all valid patients", "diagnosis with ICD-10 C50",
+        "a line containing paclitaxel liposome and a drug of class anti_her2_mab"]
+
+
+def test_second_line_attrition_texts(world):
+    study, *_ = study_with("index_second_line")
+    _, attrition = run(world, study)
+    assert [a[1] for a in attrition] == [
+        "all valid patients", "diagnosis with ICD-10 C50",
+        "an advanced-setting line containing paclitaxel liposome", "that line is advanced line 2",
+        "earlier treatment with capecitabine in the advanced setting before the index date"]
+
+
+def test_arms_split_the_cohort(world):
+    study, *_ = study_with("arms")
+    rows, _ = run(world, study)
+    assert {p: r["arm"] for p, r in rows.items()} == {"i1": "pl_hp", "i2": "pl_h", "i3": None}
+    # Two arms that both hold i1 and i2: they are in neither; i3 meets only the first.
+    data = seed_dict()
+    data["arms"] = [{"name": "a", "regimen": {"all_of": ["paclitaxel liposome"]}},
+                    {"name": "b", "regimen": {"all_of": ["trastuzumab"]}}]
+    rows, _ = run(world, study_from_dict(data))
+    assert {p: r["arm"] for p, r in rows.items()} == {"i1": None, "i2": None, "i3": "a"}
+
+
+SHIPPED = ["docetaxel_hp_first_line", "her2_paclitaxel_liposome", "her2_pyrotinib_capecitabine_second_line",
+           "her2_taxane_arms_first_line", "hr_positive_cdk46_first_line"]
+
+
+def test_shipped_studies_load_and_are_listed():
+    found = shipped_studies({})
+    assert [p.stem for p, _ in found] == SHIPPED
+    assert all(not isinstance(s, str) and s.name == p.stem for p, s in found)
+
+
+def test_study_check_prints_the_plan_without_spark(tmp_path):
+    path = default_study_path({}).parent / "her2_pyrotinib_capecitabine_second_line.yaml"
+    done = subprocess.run([sys.executable, "-m", "cohort_engine", "study", "check", str(path)],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[1:] == [
+        "Index line: the first advanced-setting line containing pyrotinib and capecitabine, line 2.",
+        "Study period 2013-01-01 to 2025-06-30; data cut-off 2025-06-30.",
+        "Attrition:",
+        "  1. all valid patients",
+        "  2. breast cancer diagnosis (ICD-10 C50)",
+        "  3. HER2-positive",
+        "  4. advanced disease",
+        "  5. an advanced-setting line containing pyrotinib and capecitabine",
+        "  6. that line is advanced line 2",
+        "  7. trastuzumab in the advanced setting before the index line",
+        "  8. age ≥ 18 at index",
+        "  9. index date within the study period (2013-01-01 to 2025-06-30)",
+        "  10. no death recorded before the index date",
+        "Variables (gold/cohort columns): anti_her2 (regimen_label), age_at_index (age), sex (sex), "
+        "hr_status (biomarker), de_novo (de_novo), visceral (metastatic_site), brain_mets (metastatic_site), "
+        "bone_only (metastatic_site), prior_anti_her2 (earlier_treatment), hospital_tier (hospital_tier), "
+        "province (province), index_year (index_year)",
+    ]
+    bad = tmp_path / "bad.yaml"
+    data = seed_dict()
+    data["population"][5]["min"] = "18"
+    bad.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+    done = subprocess.run([sys.executable, "-m", "cohort_engine", "study", "check", str(bad)],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2
+    assert done.stderr.strip() == (f"cohort-engine: {bad}: population[5].min: expected a whole number, got '18'")
+
+
+def test_arms_are_named_in_the_plan():
+    study = load_study(default_study_path({}).parent / "her2_taxane_arms_first_line.yaml")
+    plan = attrition_plan(study, {"anti_her2_mab"})
+    assert plan[-3:] == [
+        "Arms (a patient whose index regimen meets two arms is in neither):",
+        "  paclitaxel liposome + anti-HER2 antibody: index regimen containing paclitaxel liposome and a drug "
+        "of class anti_her2_mab",
+        "  paclitaxel, docetaxel or nab-paclitaxel + anti-HER2 antibody: index regimen containing a drug of "
+        "class anti_her2_mab and one of paclitaxel, docetaxel or nab-paclitaxel, without paclitaxel liposome",
+    ]
