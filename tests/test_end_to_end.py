@@ -1,7 +1,9 @@
 """End to end on a generated clean extract: the engine against the simulation's truth.
 
 The truth comes from the generator's simulation (docs/generator.md), never from the
-engine, so agreement here checks lines, cohort and endpoints independently.
+engine, so agreement here checks lines, cohort and endpoints independently. The five
+shipped studies run together, over one build of the lines; each study's cohort is
+checked against the one its rules give on the truth (written out here in pandas).
 """
 from __future__ import annotations
 
@@ -20,20 +22,29 @@ ENV = {"COHORT_ENGINE_DELTA_WRITER": "offline"}
 LINE_KEY = ["patient_id", "setting", "line_number", "start_date", "last_admin_date", "regimen", "n_admin_days"]
 
 
+SEED_STUDY = "her2_paclitaxel_liposome"
+STUDIES = [SEED_STUDY, "docetaxel_hp_first_line", "hr_positive_cdk46_first_line",
+           "her2_pyrotinib_capecitabine_second_line", "her2_taxane_arms_first_line"]
+
+
 @pytest.fixture(scope="module")
 def run(spark, tmp_path_factory):
+    from cohort_engine.config import default_study_path
     from cohort_engine.synth import generate_extract
     base = tmp_path_factory.mktemp("e2e")
     generate_extract(spark, base / "extract", patients=PATIENTS, seed=SEED, clean=True, cutoff=CUTOFF)
+    studies = [a for name in STUDIES for a in ("--study", str(default_study_path({}).parent / f"{name}.yaml"))]
     code = main(["run", "--source", str(base / "extract"), "--lake", str(base / "lake"), "--out", str(base / "out"),
-                 "--quiet"], ENV)
+                 *studies, "--quiet"], ENV)
     assert code == 0
     return base
 
 
-def gold(base, name):
+def gold(base, name, study=SEED_STUDY):
+    """A gold table of a study: the seed study's under the contract's name, others' in their folder."""
     from deltalake import DeltaTable
-    return DeltaTable(str(base / "lake" / "gold" / name)).to_pandas()
+    folder = base / "lake" / "gold" / (name if study == SEED_STUDY else f"studies/{study}/{name}")
+    return DeltaTable(str(folder)).to_pandas()
 
 
 def truth(base, name):
@@ -116,11 +127,24 @@ def test_rwpfs_source_follows_the_assessments_in_the_extract(run):
     assert (pfs.loc[progressed, "time_days"] == (recorded - index).dt.days).all()
 
 
-def test_outputs_and_manifest(run):
-    out = run / "out"
+@pytest.mark.parametrize("study", STUDIES)
+def test_every_study_has_its_report_tables_and_manifest(run, study):
+    out = run / "out" / study
     for name in ("km_summary", "attrition", "table1", "subgroups", "safety", "patterns", "data_quality"):
         assert (out / "tables" / f"{name}.csv").is_file(), name
     assert (out / "report.html").is_file()
+    manifest = json.loads((out / "run_manifest.json").read_text())
+    assert manifest["study"]["name"] == study
+    from cohort_engine.pipeline import manifest_versions
+    written = manifest_versions(manifest, "written")
+    own = "gold/cohort" if study == SEED_STUDY else f"gold/studies/{study}/cohort"
+    assert written[own] >= 0 and written["gold/therapy_lines"] >= 0
+    attrition = pd.read_csv(out / "tables" / "attrition.csv")
+    assert attrition["step"].tolist() == list(range(1, len(attrition) + 1))
+
+
+def test_outputs_and_manifest(run):
+    out = run / "out" / SEED_STUDY
     manifest = json.loads((out / "run_manifest.json").read_text())
     assert manifest["stages"] == ["ingest", "lines", "cohort", "endpoints", "analysis"]
     assert set(manifest["timings_seconds"]) == set(manifest["stages"])
@@ -132,3 +156,114 @@ def test_outputs_and_manifest(run):
     from cohort_engine.outputs import audit
     run_date = dt.date.fromisoformat(manifest["created_utc"][:10])
     assert audit(out, load_study(default_study_path()), run_dates=[run_date]) == []
+
+
+# -- every shipped study against the truth ----------------------------------------------------
+
+TAXANES = {"paclitaxel liposome", "paclitaxel", "docetaxel", "nab-paclitaxel"}
+ANTI_HER2_MAB = {"trastuzumab", "pertuzumab", "inetetumab"}
+CDK46 = {"palbociclib", "ribociclib", "abemaciclib", "dalpiciclib"}
+ENDOCRINE_PARTNER = {"letrozole", "anastrozole", "exemestane", "fulvestrant"}
+
+
+def _age(birth: pd.Series, on: pd.Series) -> pd.Series:
+    birth, on = pd.to_datetime(birth), pd.to_datetime(on)
+    before_birthday = (on.dt.month < birth.dt.month) | ((on.dt.month == birth.dt.month) & (on.dt.day < birth.dt.day))
+    return on.dt.year - birth.dt.year - before_birthday.astype(int)
+
+
+def truth_cohort(base, line: int, regimen_ok, her2: str, hr: str | None = None, earlier=None) -> pd.DataFrame:
+    """The cohort a first- or later-line study's rules give on the truth: the first advanced
+    line whose regimen is `regimen_ok`, preferring line `line`; recorded HER2 (and HR) status;
+    advanced disease; that line numbered `line`; age ≥ 18; index in 2013-01-01..cut-off; no
+    death before index; `earlier(patient lines, index row)` when given."""
+    lines = truth(base, "lines")
+    adv = lines[lines["setting"] == "advanced"].copy()
+    adv["ingredients"] = adv["regimen"].str.split("+").map(set)
+    match = adv[adv["ingredients"].map(regimen_ok)].copy()
+    match["not_wanted"] = match["line_number"] != line
+    candidate = match.sort_values(["patient_id", "not_wanted", "start_date"]).drop_duplicates("patient_id")
+    p = truth(base, "patients").merge(candidate, on="patient_id")
+    start = pd.to_datetime(p["start_date"])
+    keep = (p["is_breast"] & (p["her2_recorded"] == her2) & p["advanced_date"].notna() & (p["line_number"] == line)
+            & (_age(p["birth_date"], p["start_date"]) >= 18)
+            & (start >= pd.Timestamp(2013, 1, 1)) & (start <= pd.Timestamp(CUTOFF))
+            & (p["death_date"].isna() | (pd.to_datetime(p["death_date"]) > start)))
+    if hr is not None:
+        keep &= p["hr_recorded"] == hr
+    if earlier is not None:
+        by_patient = dict(tuple(adv.groupby("patient_id")))
+        keep &= [earlier(by_patient[r.patient_id], r) for r in p.itertuples()]
+    return p[keep]
+
+
+def _engine_cohort(run, study):
+    cohort = gold(run, "cohort", study)
+    return cohort.set_index("patient_id").sort_index()
+
+
+def test_seed_study_truth_rule_agrees_with_the_generators_own(run):
+    # The pandas rules used for the other studies, applied to the seed study, give the
+    # generator's intended cohort: the oracle itself is checked.
+    expected = truth_cohort(run, 1, lambda s: "paclitaxel liposome" in s and bool(s & ANTI_HER2_MAB), "positive")
+    patients = truth(run, "patients")
+    assert set(expected["patient_id"]) == set(patients.loc[patients["intended_in_cohort"], "patient_id"])
+
+
+def test_docetaxel_hp_study_equals_the_truth(run):
+    expected = truth_cohort(run, 1, lambda s: {"docetaxel", "trastuzumab", "pertuzumab"} <= s, "positive")
+    cohort = _engine_cohort(run, "docetaxel_hp_first_line")
+    assert len(expected) >= 30
+    assert set(cohort.index) == set(expected["patient_id"])
+    assert (cohort["anti_her2"] != "").all() and set(cohort["anti_her2"]) <= {"HP", "HP+TKI", "HPI", "HPI+TKI"}
+
+
+def test_hr_positive_cdk46_study_equals_the_truth(run):
+    expected = truth_cohort(run, 1, lambda s: bool(s & CDK46) and bool(s & ENDOCRINE_PARTNER), "negative",
+                            hr="positive")
+    cohort = _engine_cohort(run, "hr_positive_cdk46_first_line")
+    assert len(expected) >= 30
+    assert set(cohort.index) == set(expected["patient_id"])
+    e = expected.set_index("patient_id").loc[cohort.index]
+    partner = e["ingredients"].map(lambda s: "fulvestrant" if "fulvestrant" in s else "aromatase inhibitor")
+    assert (cohort["endocrine_partner"] == partner).all()
+    assert (cohort["index_date"].astype(str).values == e["start_date"].astype(str).values).all()
+
+
+def test_second_line_pyrotinib_capecitabine_study_equals_the_truth(run):
+    def trastuzumab_before(lines, row) -> bool:
+        before = lines[pd.to_datetime(lines["start_date"]) < pd.to_datetime(row.start_date)]
+        return bool(before["ingredients"].map(lambda s: "trastuzumab" in s).any())
+
+    expected = truth_cohort(run, 2, lambda s: {"pyrotinib", "capecitabine"} <= s, "positive",
+                            earlier=trastuzumab_before)
+    cohort = _engine_cohort(run, "her2_pyrotinib_capecitabine_second_line")
+    assert len(expected) >= 20
+    assert set(cohort.index) == set(expected["patient_id"])
+    assert (cohort["index_line_number"] == 2).all() and (cohort["index_setting"] == "advanced").all()
+    # Its endpoints start at the second line: TTNT's next line is the third.
+    endpoints = gold(run, "endpoints", "her2_pyrotinib_capecitabine_second_line")
+    assert set(endpoints["patient_id"]) == set(cohort.index)
+
+
+def test_taxane_arms_study_equals_the_truth(run):
+    expected = truth_cohort(run, 1, lambda s: bool(s & ANTI_HER2_MAB) and bool(s & TAXANES), "positive")
+    cohort = _engine_cohort(run, "her2_taxane_arms_first_line")
+    assert set(cohort.index) == set(expected["patient_id"])
+    e = expected.set_index("patient_id").loc[cohort.index]
+    arm = e["ingredients"].map(lambda s: "paclitaxel_liposome" if "paclitaxel liposome" in s else "other_taxane")
+    assert (cohort["arm"] == arm).all()
+    counts = cohort["arm"].value_counts()
+    assert counts["paclitaxel_liposome"] >= 30 and counts["other_taxane"] >= 30
+    # The seed study's cohort is the paclitaxel liposome arm.
+    seed = _engine_cohort(run, SEED_STUDY)
+    assert set(cohort.index[cohort["arm"] == "paclitaxel_liposome"]) == set(seed.index)
+
+
+def test_studies_keep_their_own_tables(run):
+    lake = run / "lake" / "gold"
+    for study in STUDIES[1:]:
+        for table in ("cohort", "attrition", "endpoints", "safety_events", "data_quality"):
+            assert (lake / "studies" / study / table / "_delta_log").is_dir(), (study, table)
+    assert not (lake / "studies" / SEED_STUDY).exists()
+    assert (lake / "lake_data_quality" / "_delta_log").is_dir()

@@ -122,7 +122,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--source", type=Path, help="the extract (needed by the ingest stage)")
     run.add_argument("--lake", required=True, type=Path)
     run.add_argument("--out", required=True, type=Path)
-    run.add_argument("--study", type=Path, default=None)
+    run.add_argument("--study", type=Path, action="append", default=None, metavar="FILE",
+                     help="a study file (default: the seed study); repeatable: several studies run over one "
+                          "build of the lines, each in its own sub-folder of --out")
     run.add_argument("--cutoff", type=_date, default=None)
     run.add_argument("--stages", default=None,
                      help="comma-separated; default: all (with --as-of-manifest: analysis)")
@@ -153,6 +155,12 @@ def build_parser() -> argparse.ArgumentParser:
                      help="a CSV of drug-vocabulary rows extending (and for the names it lists, "
                           "replacing) the study's vocabulary; repeatable, later files win")
 
+    study = sub.add_parser("study", help="check a study file, list the shipped studies (no Spark)")
+    study_sub = study.add_subparsers(dest="study_command", required=True, parser_class=_Parser)
+    check = study_sub.add_parser("check", help="validate a study file and print its attrition plan in words")
+    check.add_argument("file", type=Path)
+    study_sub.add_parser("list", help="the studies shipped in the configuration folder")
+
     demo = sub.add_parser("demo", parents=[spark_opts], help="generate, run everything, write the report")
     demo.add_argument("--patients", type=_positive, default=DEMO_PATIENTS)
     demo.add_argument("--seed", type=int, default=42)
@@ -167,9 +175,9 @@ def _session(args, environ):
     return build_session(profile=profile, master=args.master, overrides=overrides, environ=environ)
 
 
-def _study(args, environ):
-    path = args.study if getattr(args, "study", None) else default_study_path(environ)
-    return load_study(path).with_cutoff(getattr(args, "cutoff", None))
+def _studies(args, environ) -> list:
+    paths = getattr(args, "study", None) or [default_study_path(environ)]
+    return [load_study(path, environ).with_cutoff(getattr(args, "cutoff", None)) for path in paths]
 
 
 def cmd_generate(args, environ, progress) -> int:
@@ -218,9 +226,11 @@ def _replay_plan(args, environ):
         raise ConfigError(f"--cutoff {args.cutoff.isoformat()} differs from the data cut-off "
                           f"{study.data_cutoff.isoformat()} of {source}")
     if args.study is not None:
-        given = load_study(args.study).with_cutoff(study.data_cutoff)
+        if len(args.study) > 1:
+            raise ConfigError("--as-of-manifest replays one study: give one --study (or none)")
+        given = load_study(args.study[0], environ).with_cutoff(study.data_cutoff)
         if given.config_hash() != manifest["study_hash"]:
-            raise ConfigError(f"{args.study} is not the study {source} ran (study hash "
+            raise ConfigError(f"{args.study[0]} is not the study {source} ran (study hash "
                               f"{given.config_hash()[:12]} vs {manifest['study_hash'][:12]}); leave out "
                               "--study to replay the manifest's own")
         study = given  # same configuration; its file locates a relative vocabulary
@@ -261,7 +271,7 @@ def _vocabulary_overrides(args, manifest: dict | None, stages: list[str]) -> tup
 
 def cmd_run(args, environ, progress) -> int:
     from .lake import Lake, LakeLock
-    from .pipeline import RunContext, parse_stages, pinned_versions, run
+    from .pipeline import RunContext, check_studies_share_the_lake, parse_stages, pinned_versions, run
     if args.incremental and args.mode == "full":
         raise ConfigError("--incremental contradicts --mode full")
     args.incremental = args.incremental or args.mode == "incremental"
@@ -271,7 +281,9 @@ def cmd_run(args, environ, progress) -> int:
         if not args.lake.is_dir():
             raise CannotWrite(f"--lake {args.lake} does not exist: a replay reads an existing lake")
     else:
-        study = _study(args, environ)
+        studies = _studies(args, environ)
+        check_studies_share_the_lake(studies)
+        study = studies[0]
         stages = parse_stages(args.stages)
         _writable_folder(args.lake, "--lake")
     _writable_folder(args.out, "--out")
@@ -303,7 +315,7 @@ def cmd_run(args, environ, progress) -> int:
         ctx = RunContext(spark=spark, lake=lake, source=args.source, out=args.out, study=study,
                          environ=environ, progress=progress, incremental=args.incremental, replay_of=replay_of,
                          extract=extract, vocabulary_overrides=overrides)
-        run(ctx, stages)
+        run(ctx, stages, studies=None if replay else studies)
     finally:
         if lock is not None:
             lock.release()
@@ -340,13 +352,30 @@ def cmd_demo(args, environ, progress) -> int:
     return code
 
 
+def cmd_study(args, environ, progress) -> int:
+    """`study check FILE`: the plan in words, or one line naming the key; `study list`."""
+    from .studies import attrition_plan, shipped_studies
+    from .vocabulary import load_vocabulary
+    if args.study_command == "check":
+        study = load_study(args.file, environ)
+        classes = set(load_vocabulary(study.vocabulary_path(environ))["drug_class"])
+        print("\n".join(attrition_plan(study, classes)))
+        return 0
+    for path, study in shipped_studies(environ):
+        if isinstance(study, str):
+            print(f"{path.stem}\t{path}\tNOT VALID: {study}")
+        else:
+            print(f"{study.name}\t{path}\t{study.title}")
+    return 0
+
+
 def _dispatch(argv: list[str], environ, progress) -> int:
     """Run one command inside another (demo = generate + run); errors reach main's handler."""
     args = build_parser().parse_args(argv)
     return COMMANDS[args.command](args, environ, progress)
 
 
-COMMANDS = {"generate": cmd_generate, "run": cmd_run, "demo": cmd_demo}
+COMMANDS = {"generate": cmd_generate, "run": cmd_run, "study": cmd_study, "demo": cmd_demo}
 
 
 def main(argv: typing.Sequence[str] | None = None, environ: typing.Mapping[str, str] | None = None) -> int:
@@ -359,7 +388,7 @@ def main(argv: typing.Sequence[str] | None = None, environ: typing.Mapping[str, 
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
         logging.getLogger("py4j").setLevel(logging.WARNING)
-    progress = (lambda _msg: None) if args.quiet else log.info
+    progress = (lambda _msg: None) if getattr(args, "quiet", False) else log.info
 
     from .errors import UserError
     from .lake import LakeError

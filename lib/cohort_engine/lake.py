@@ -191,11 +191,13 @@ class Lake:
         return (self.path(layer, name) / "_delta_log").is_dir()
 
     def tables(self) -> list[str]:
+        """Every table of the lake, studies' own tables (`gold/studies/<study>/…`) included."""
         found = []
         for layer in LAYERS:
             base = self.root / layer
             if base.is_dir():
-                found += [self.key(layer, p.name) for p in sorted(base.iterdir()) if (p / "_delta_log").is_dir()]
+                found += [self.key(layer, log.parent.relative_to(base).as_posix())
+                          for log in sorted(base.rglob("_delta_log")) if log.is_dir()]
         return found
 
     def _pinned_version(self, key: str, version: int | None) -> int | None:

@@ -20,7 +20,7 @@ import typing
 from importlib import metadata
 from pathlib import Path
 
-from .config import ConfigError, StudyConfig, study_from_dict
+from .config import DEFAULT_STUDY, ConfigError, StudyConfig, study_from_dict
 from .lake import Lake
 
 log = logging.getLogger(__name__)
@@ -56,6 +56,27 @@ class RunContext:
         path = self.out / "tables"
         path.mkdir(parents=True, exist_ok=True)
         return path
+
+    def table(self, layer: str, name: str) -> tuple[str, str]:
+        """(layer, name) of a table as this run's study has it (`study_table`)."""
+        return study_table(self.study.name, layer, name)
+
+
+# Tables of one study: each study has its own, so that running one never changes another's.
+# Every other table (bronze, quarantine, silver/drug_exposures, gold/therapy_lines,
+# gold/unmatched_drug_names, gold/lake_data_quality) is the lake's, shared by its studies.
+STUDY_TABLES = {("silver", "patient_facts"), ("gold", "cohort"), ("gold", "attrition"), ("gold", "endpoints"),
+                ("gold", "safety_events"), ("gold", "data_quality")}
+STUDIES_FOLDER = "studies"
+
+
+def study_table(study: str, layer: str, name: str) -> tuple[str, str]:
+    """Where a study's table lives: `<layer>/studies/<study>/<name>`, except the default study
+    (DEFAULT_STUDY), whose tables keep the contract's names (`gold/cohort` …) for the notebooks
+    and schedules that read them. Lake tables are where they always are."""
+    if (layer, name) not in STUDY_TABLES or study == DEFAULT_STUDY:
+        return layer, name
+    return layer, f"{STUDIES_FOLDER}/{study}/{name}"
 
 
 def vocabulary(ctx: RunContext):
@@ -98,8 +119,9 @@ def bronze_tables(ctx: RunContext, names) -> dict:
 
 
 def require(ctx: RunContext, *tables: str) -> None:
-    for key in tables:
-        layer, name = key.split("/")
+    for wanted in tables:
+        layer, name = ctx.table(*wanted.split("/"))
+        key = f"{layer}/{name}"
         if not ctx.lake.exists(layer, name):
             if ctx.lake.pinned and key not in ctx.lake.pinned_versions:
                 raise StageError(f"lake table {key} is not among the tables the manifest pins: a replay "
@@ -176,19 +198,19 @@ def stage_cohort(ctx: RunContext) -> None:
     require(ctx, "bronze/patients", "bronze/diagnoses", "bronze/biomarkers", "bronze/deaths",
             "gold/therapy_lines", "silver/drug_exposures")
     bronze = bronze_tables(ctx, ("patients", "diagnoses", "biomarkers", "deaths", "hospitals"))
-    ctx.lake.write(build_patient_facts(bronze, ctx.study), "silver", "patient_facts")
-    facts = ctx.lake.read("silver", "patient_facts")
+    ctx.lake.write(build_patient_facts(bronze, ctx.study), *ctx.table("silver", "patient_facts"))
+    facts = ctx.lake.read(*ctx.table("silver", "patient_facts"))
     cohort, attrition, dq = build_cohort(facts, ctx.lake.read("gold", "therapy_lines"),
                                          ctx.lake.read("silver", "drug_exposures"), bronze, ctx.study)
-    ctx.lake.write(cohort, "gold", "cohort")
-    ctx.lake.write(attrition, "gold", "attrition")
+    ctx.lake.write(cohort, *ctx.table("gold", "cohort"))
+    ctx.lake.write(attrition, *ctx.table("gold", "attrition"))
     _collect_dq(ctx, "cohort", dq)
-    attrition_pdf = suppress_attrition(ctx.lake.read_pandas("gold", "attrition"),
+    attrition_pdf = suppress_attrition(ctx.lake.read_pandas(*ctx.table("gold", "attrition")),
                                        min_cell=ctx.study.disclosure.min_cell)
     write_table(attrition_pdf, ctx.tables_dir() / "attrition.csv", ctx.study,
                 count_columns=["n_remaining", "n_excluded"])
     ctx.row_counts["cohort"] = {"silver/patient_facts": facts.count(),
-                                "gold/cohort": ctx.lake.read("gold", "cohort").count()}
+                                "gold/cohort": ctx.lake.read(*ctx.table("gold", "cohort")).count()}
 
 
 def stage_endpoints(ctx: RunContext) -> None:
@@ -196,11 +218,12 @@ def stage_endpoints(ctx: RunContext) -> None:
     require(ctx, "gold/cohort", "gold/therapy_lines", "bronze/patients", "bronze/deaths")
     bronze = bronze_tables(ctx, ("patients", "deaths", "visits", "prescriptions", "labs", "tumor_assessments",
                                  "diagnoses", "adverse_events"))
-    endpoints, dq = build_endpoints(ctx.lake.read("gold", "cohort"), ctx.lake.read("gold", "therapy_lines"),
+    endpoints, dq = build_endpoints(ctx.lake.read(*ctx.table("gold", "cohort")),
+                                    ctx.lake.read("gold", "therapy_lines"),
                                     bronze, ctx.study)
-    ctx.lake.write(endpoints, "gold", "endpoints")
+    ctx.lake.write(endpoints, *ctx.table("gold", "endpoints"))
     _collect_dq(ctx, "endpoints", dq)
-    ctx.row_counts["endpoints"] = {"gold/endpoints": ctx.lake.read("gold", "endpoints").count()}
+    ctx.row_counts["endpoints"] = {"gold/endpoints": ctx.lake.read(*ctx.table("gold", "endpoints")).count()}
 
 
 def patients_who_can_matter(exposures, study: StudyConfig):
@@ -210,9 +233,10 @@ def patients_who_can_matter(exposures, study: StudyConfig):
     so their cost follows the study's drug, not the size of the prescription table.
     """
     from pyspark.sql import functions as F
-    il = study.cohort.index_line
-    wanted = (F.col("ingredient") == il.required_ingredients[0]) if il.required_ingredients \
-        else F.col("drug_class").isin(*il.required_classes_any)
+    rule = study.index.regimen
+    # all_of: one of its drugs is enough to narrow; else any_of: every one of them.
+    names = rule.all_of[:1] or rule.any_of
+    wanted = F.col("ingredient").isin(*names) | F.col("drug_class").isin(*names)
     return exposures.where(wanted).select("patient_id").distinct()
 
 
@@ -235,7 +259,7 @@ def rebuild_for_sensitivity(ctx: RunContext, variant: StudyConfig, bronze: dict,
     from .lines import build_therapy_lines
     if variant.lines == ctx.study.lines:
         lines = ctx.lake.read("gold", "therapy_lines")
-        cohort = ctx.lake.read("gold", "cohort")
+        cohort = ctx.lake.read(*ctx.table("gold", "cohort"))
     else:
         few = {name: (df.join(ids, "patient_id", "left_semi") if "patient_id" in df.columns else df)
                for name, df in bronze.items()}
@@ -259,11 +283,13 @@ def stage_analysis(ctx: RunContext) -> None:
     require(ctx, "gold/cohort", "gold/endpoints", "gold/attrition", "gold/therapy_lines", "silver/drug_exposures")
     write_data_quality(ctx)
     study = ctx.study
-    cohort = ctx.lake.read("gold", "cohort")
+    cohort = ctx.lake.read(*ctx.table("gold", "cohort"))
     ids = F.broadcast(cohort.select("patient_id"))
     lines = ctx.lake.read("gold", "therapy_lines").join(ids, "patient_id", "left_semi")
     exposures = ctx.lake.read("silver", "drug_exposures")
-    index_lines = (lines.where((F.col("setting") == "advanced") & (F.col("line_number") == 1))
+    index_lines = (lines.join(cohort.select("patient_id", F.col("index_setting").alias("setting"),
+                                            F.col("index_line_number").alias("line_number")),
+                              ["patient_id", "setting", "line_number"])
                    .select("patient_id", F.col("start_date").alias("__index"), F.col("last_admin_date").alias("__last")))
     bronze = bronze_tables(ctx, ("patients", "deaths", "visits", "prescriptions", "labs", "tumor_assessments",
                                  "diagnoses", "adverse_events", "biomarkers", "hospitals", "vitals"))
@@ -275,7 +301,7 @@ def stage_analysis(ctx: RunContext) -> None:
                                          F.date_add("__last", study.safety.window_after_last_admin_days))
         return _pandas(bronze[table].join(F.broadcast(index_lines), "patient_id").where(window).select(*columns))
 
-    pl = study.cohort.index_line.required_ingredients[0] if study.cohort.index_line.required_ingredients else None
+    pl = study.index.regimen.all_of[0] if study.index.regimen.all_of else None
     can_matter = patients_who_can_matter(exposures, study).cache()
     sensitivity, sensitivity_cohorts = {}, {}
     for label, variant in sensitivity_studies(study).items():
@@ -289,9 +315,9 @@ def stage_analysis(ctx: RunContext) -> None:
     inputs = AnalysisInputs(
         study=study,
         cohort=_pandas(cohort),
-        endpoints=ctx.lake.read_pandas("gold", "endpoints"),
-        attrition=ctx.lake.read_pandas("gold", "attrition"),
-        data_quality=ctx.lake.read_pandas("gold", "data_quality"),
+        endpoints=ctx.lake.read_pandas(*ctx.table("gold", "endpoints")),
+        attrition=ctx.lake.read_pandas(*ctx.table("gold", "attrition")),
+        data_quality=ctx.lake.read_pandas(*ctx.table("gold", "data_quality")),
         lines=_pandas(lines),
         exposures=_pandas(exposures.join(ids, "patient_id", "left_semi").where(F.col("ingredient") == pl)
                           .select("patient_id", "admin_date", "ingredient", "dose", "dose_unit")),
@@ -310,7 +336,7 @@ def stage_analysis(ctx: RunContext) -> None:
     result = run_analysis(inputs, ctx.out)
     spark_events = ctx.spark.createDataFrame(result.safety_events, SAFETY_EVENTS_SCHEMA) \
         if len(result.safety_events) else ctx.spark.createDataFrame([], SAFETY_EVENTS_SCHEMA)
-    ctx.lake.write(spark_events, "gold", "safety_events")
+    ctx.lake.write(spark_events, *ctx.table("gold", "safety_events"))
     ctx.row_counts["analysis"] = {"cohort_patients": len(inputs.cohort),
                                   "gold/safety_events": len(result.safety_events)}
 
@@ -355,17 +381,51 @@ def count_set(stage: str, table: str, check: str) -> str:
     return f"{stage}/{table}/{check}"
 
 
+LAKE_STAGES = ("ingest", "lines")  # stages that build the lake's shared tables
+
+
+def write_lake_data_quality(ctx: RunContext) -> None:
+    """gold/lake_data_quality: the data-quality rows of the lake's own stages (ingest, lines),
+    this run's for the stages it ran, the table's previous rows for the others."""
+    from .ingest import DATA_QUALITY_SCHEMA
+    ran = {row[0] for row in ctx.data_quality if row[0] in LAKE_STAGES}
+    if not ran:
+        return
+    previous = [r for r in _lake_rows(ctx) if r[0] not in ran]
+    rows = previous + [row for row in ctx.data_quality if row[0] in LAKE_STAGES]
+    ctx.lake.write(ctx.spark.createDataFrame(_sorted_rows(rows), DATA_QUALITY_SCHEMA), "gold", "lake_data_quality")
+
+
+def _lake_rows(ctx: RunContext) -> list[tuple]:
+    """The lake stages' data-quality rows as the lake holds them (before gold/lake_data_quality
+    existed, the study's own data quality held them)."""
+    for layer, name in (("gold", "lake_data_quality"), ctx.table("gold", "data_quality")):
+        if ctx.lake.exists(layer, name):
+            return [tuple(r) for r in ctx.lake.read(layer, name).collect() if r["stage"] in LAKE_STAGES]
+    return []
+
+
+def _sorted_rows(rows: list[tuple]) -> list[tuple]:
+    return sorted(rows, key=lambda r: tuple("" if v is None else str(v) for v in r))
+
+
 def write_data_quality(ctx: RunContext) -> None:
-    """gold/data_quality (exact, inside the lake) and tables/data_quality.csv (disclosure-controlled)."""
+    """The study's gold/data_quality (exact, inside the lake) and tables/data_quality.csv
+    (disclosure-controlled): the lake stages' rows as the lake holds them now, then the
+    study's stages, this run's rows for the stages it ran and the study's previous rows for
+    the others."""
     from .ingest import DATA_QUALITY_SCHEMA
     from .outputs import write_table
-    stages_run = {row[0] for row in ctx.data_quality}
+    write_lake_data_quality(ctx)
+    mine = [row for row in ctx.data_quality if row[0] not in LAKE_STAGES]
+    ran = {row[0] for row in mine}
     previous = []
-    if ctx.lake.exists("gold", "data_quality"):
-        previous = [tuple(r) for r in ctx.lake.read("gold", "data_quality").collect() if r["stage"] not in stages_run]
-    rows = sorted(previous + ctx.data_quality, key=lambda r: tuple("" if v is None else str(v) for v in r))
+    if ctx.lake.exists(*ctx.table("gold", "data_quality")):
+        previous = [tuple(r) for r in ctx.lake.read(*ctx.table("gold", "data_quality")).collect()
+                    if r["stage"] not in ran and r["stage"] not in LAKE_STAGES]
+    rows = _sorted_rows(_lake_rows(ctx) + previous + mine)
     frame = ctx.spark.createDataFrame(rows, DATA_QUALITY_SCHEMA)
-    ctx.lake.write(frame, "gold", "data_quality")
+    ctx.lake.write(frame, *ctx.table("gold", "data_quality"))
     ctx.data_quality_written = list(ctx.data_quality)
     table = frame.toPandas()
     table["count_set"] = [count_set(r.stage, r.table, r.check) for r in table.itertuples()]
@@ -492,15 +552,58 @@ def write_manifest(ctx: RunContext, stages: list[str]) -> Path:
     return path
 
 
-def run(ctx: RunContext, stages: list[str]) -> dict:
-    ctx.out.mkdir(parents=True, exist_ok=True)
+def check_studies_share_the_lake(studies: typing.Sequence[StudyConfig]) -> None:
+    """Studies run together share one build of the lake (bronze, drug exposures, lines): they
+    must agree on what builds it. ConfigError naming the study and the key otherwise."""
+    first = studies[0]
+    shared = {"data_cutoff": lambda s: s.data_cutoff, "lines": lambda s: s.lines,
+              "vocabulary": lambda s: s.vocabulary_path(), "the cancer (its diagnosis criterion's icd10)":
+              lambda s: s.diagnosis_icd10}
+    for study in studies[1:]:
+        if study.name == first.name or study.name in [s.name for s in studies[:studies.index(study)]]:
+            raise ConfigError(f"--study: {study.name} is given twice")
+        for key, value in shared.items():
+            if value(study) != value(first):
+                raise ConfigError(f"--study {study.name}: its {key} differs from {first.name}'s; studies run "
+                                  "together share the lake's lines (run it on its own)")
+
+
+def _run_stages(ctx: RunContext, stages: list[str]) -> None:
     for name in stages:
-        ctx.progress(f"stage {name}: start")
+        ctx.progress(f"stage {name}: start" + (f" ({ctx.study.name})" if name not in LAKE_STAGES else ""))
         started = time.perf_counter()
         STAGES[name](ctx)
         ctx.timings[name] = time.perf_counter() - started
         ctx.progress(f"stage {name}: done in {ctx.timings[name]:.1f}s")
-    if ctx.data_quality and ctx.data_quality != ctx.data_quality_written:
-        write_data_quality(ctx)
-    write_manifest(ctx, stages)
-    return {"stages": stages, "timings": ctx.timings, "row_counts": ctx.row_counts}
+
+
+def run(ctx: RunContext, stages: list[str], studies: typing.Sequence[StudyConfig] | None = None) -> dict:
+    """Run `stages` for ctx.study, or for several `studies` over one build of the lake.
+
+    With several studies, the lake's stages (ingest, lines) run once; then each study runs
+    its own stages (cohort, endpoints, analysis) into its own tables and `<out>/<study>/`,
+    with its own run manifest.
+    """
+    ctx.out.mkdir(parents=True, exist_ok=True)
+    if not studies or len(studies) == 1:
+        ctx.study = studies[0] if studies else ctx.study
+        _run_stages(ctx, stages)
+        if ctx.data_quality and ctx.data_quality != ctx.data_quality_written:
+            write_data_quality(ctx)
+        write_manifest(ctx, stages)
+        return {"stages": stages, "timings": ctx.timings, "row_counts": ctx.row_counts}
+    check_studies_share_the_lake(studies)
+    ctx.study = studies[0]
+    _run_stages(ctx, [s for s in stages if s in LAKE_STAGES])
+    write_lake_data_quality(ctx)
+    results = {}
+    for study in studies:
+        own = dataclasses.replace(ctx, study=study, out=ctx.out / study.name, row_counts=dict(ctx.row_counts),
+                                  timings=dict(ctx.timings), data_quality=[], data_quality_written=None)
+        own.out.mkdir(parents=True, exist_ok=True)
+        _run_stages(own, [s for s in stages if s not in LAKE_STAGES])
+        if own.data_quality != own.data_quality_written:
+            write_data_quality(own)
+        write_manifest(own, stages)
+        results[study.name] = {"timings": own.timings, "row_counts": own.row_counts}
+    return {"stages": stages, "studies": results}
