@@ -53,7 +53,7 @@ BSA_B = math.sqrt(150 * 54 / 3600)  # exactly 1.5
 
 @pytest.fixture(scope="module")
 def table():
-    t = patterns_table(COHORT, LINES, EXPOSURES, VITALS, "paclitaxel liposome")
+    t = patterns_table(COHORT, LINES, EXPOSURES, VITALS, ["paclitaxel liposome"])
     return {(r.section, r.item): r for r in t.itertuples()}
 
 

@@ -15,7 +15,7 @@ import pytest
 
 from cohort_engine.cli import main
 
-PATIENTS = 3000
+PATIENTS = 1500
 SEED = 5
 CUTOFF = dt.date(2025, 6, 30)
 ENV = {"COHORT_ENGINE_DELTA_WRITER": "offline"}

@@ -112,7 +112,16 @@ VARIABLE_CASES = {
 
 
 def test_every_example_of_the_docs_is_tested():
-    assert set(doc_examples()) == set(CASES) | set(VARIABLE_CASES) | {"header", "facts"}
+    assert set(doc_examples()) == set(CASES) | set(VARIABLE_CASES) | {"header", "facts", "patterns"}
+
+
+def test_patterns_example_and_its_default():
+    seed = study_from_dict(seed_dict())
+    ingredients = {"paclitaxel liposome", "trastuzumab", "pertuzumab"}
+    assert seed.pattern_drugs(ingredients) == ("paclitaxel liposome",)  # all_of; the class of any_of is not
+    data = seed_dict()
+    data.update(doc_examples()["patterns"])
+    assert study_from_dict(data).pattern_drugs(ingredients) == ("paclitaxel liposome", "trastuzumab")
 
 
 @pytest.fixture(scope="module")

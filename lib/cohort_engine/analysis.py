@@ -73,6 +73,7 @@ class AnalysisInputs:
     sensitivity: dict[str, pd.DataFrame] = dataclasses.field(default_factory=dict)
     sensitivity_cohorts: dict[str, pd.DataFrame] = dataclasses.field(default_factory=dict)
     unmatched_names: pd.DataFrame | None = None  # gold/unmatched_drug_names (None: lines not built by this engine)
+    pattern_drugs: tuple[str, ...] = ()  # ingredients whose dose and schedule patterns describe (study.patterns)
 
 
 @dataclasses.dataclass
@@ -325,7 +326,7 @@ def pooled_cross_tables(table: pd.DataFrame, min_cell: int) -> pd.DataFrame:
     return ordered.sort_values("section", key=lambda c: c.map(order), kind="stable").reset_index(drop=True)
 
 
-def patterns_with_sets(cohort, lines, exposures, vitals, min_cell: int, drug: str | None) -> pd.DataFrame:
+def patterns_with_sets(cohort, lines, exposures, vitals, min_cell: int, drugs) -> pd.DataFrame:
     """patterns.patterns_table, cross-tables pooled (pooled_cross_tables), plus count_set: the
     rows whose counts add up to one total.
 
@@ -334,7 +335,7 @@ def patterns_with_sets(cohort, lines, exposures, vitals, min_cell: int, drug: st
     """
     vitals = vitals if vitals is not None else pd.DataFrame(columns=["patient_id", "measure_date", "height_cm",
                                                                      "weight_kg"])
-    table = pooled_cross_tables(patterns_table(cohort, lines, exposures, vitals, drug), min_cell)
+    table = pooled_cross_tables(patterns_table(cohort, lines, exposures, vitals, drugs), min_cell)
     distribution = table["percent"].isna()
     table["count_set"] = np.where(distribution, table["section"] + " | " + table["item"], table["section"])
     # A cross-table's cells also add up along its rows and columns to margins shown in other
@@ -853,7 +854,7 @@ def _sensitivity_section_data(inputs: AnalysisInputs, writer: _Writer) -> tuple[
 def _patterns_data(inputs: AnalysisInputs, writer: _Writer) -> tuple[pd.DataFrame, bytes | None]:
     study = inputs.study
     table = patterns_with_sets(inputs.cohort, inputs.lines, inputs.exposures, inputs.vitals, study.disclosure.min_cell,
-                               study.index.regimen.all_of[0] if study.index.regimen.all_of else None)
+                               inputs.pattern_drugs)
     writer.table("patterns", table, PATTERNS_GATE)
     counts = merge_small_sequences(sequence_counts(inputs.cohort, inputs.lines), study.disclosure.min_cell)
     png = None

@@ -400,6 +400,13 @@ DERIVED_SUBGROUPS = ("age_group",)
 
 
 @dataclasses.dataclass(frozen=True)
+class PatternsConfig:
+    """Study rules §7. drugs: the ingredients whose dose and schedule on the index line are
+    described; empty: the ingredients the index rule's all_of names."""
+    drugs: Texts = ()
+
+
+@dataclasses.dataclass(frozen=True)
 class FactsConfig:
     de_novo_days: Count = 90        # advanced disease within this many days of the diagnosis: de novo
     window_days_after_index: Count = 30  # biomarkers and metastatic sites read up to index + this
@@ -454,6 +461,7 @@ class StudyConfig:
     arms: tuple[Arm, ...] = ()
     variables: tuple[Variable, ...] = ()
     facts: FactsConfig = FactsConfig()
+    patterns: PatternsConfig = PatternsConfig()
     vocabulary: str = "conf/vocabulary/drugs.csv"
     endpoints: EndpointsConfig = EndpointsConfig()
     safety: SafetyConfig = SafetyConfig()
@@ -464,6 +472,11 @@ class StudyConfig:
     @property
     def study_end(self) -> dt.date:
         return self.study_period.end or self.data_cutoff
+
+    def pattern_drugs(self, ingredients: typing.Collection[str]) -> tuple[str, ...]:
+        """The ingredients patterns describe: `patterns.drugs`, else the index rule's all_of
+        names that are ingredients (of `ingredients`, the vocabulary's)."""
+        return self.patterns.drugs or tuple(n for n in self.index.regimen.all_of if n in ingredients)
 
     @property
     def diagnosis_icd10(self) -> tuple[str, ...]:
@@ -519,11 +532,11 @@ def _forbid_unknown_keys(*classes: type) -> None:
         cls.__pydantic_config__ = pydantic.ConfigDict(extra="forbid")
 
 
-_forbid_unknown_keys(StudyPeriod, LinesConfig, AtLeast, RegimenRule, IndexRule, Diagnosis, Advanced, Biomarker,
+_forbid_unknown_keys(StudyPeriod, LinesConfig, PatternsConfig, AtLeast, RegimenRule, IndexRule, Diagnosis, Advanced, Biomarker,
                      IndexLine, IndexLineNumber, Age, Sex, IndexInStudyPeriod, EarlierTreatment,
                      NoDeathBeforeIndex, Arm, AgeVariable, AgeBandsVariable, SexVariable, BiomarkerVariable,
                      DeNovoVariable, MetastaticSiteVariable, EarlierTreatmentVariable, HospitalTierVariable,
-                     ProvinceVariable, IndexYearVariable, RegimenLabel, RegimenLabelVariable, FactsConfig, EndpointsConfig, SafetyConfig, AnalysisConfig,
+                     ProvinceVariable, IndexYearVariable, RegimenLabel, RegimenLabelVariable, PatternsConfig, FactsConfig, EndpointsConfig, SafetyConfig, AnalysisConfig,
                      DisclosureConfig, StudyConfig)
 _STUDY = None
 
@@ -675,6 +688,7 @@ def drug_names(study: StudyConfig) -> list[tuple[str, str]]:
             out += [(f"variables[{i}].labels[{k}].regimen.{rule}[{j}]", name)
                     for k, lab in enumerate(v.labels) for rule in ("all_of", "any_of", "none_of")
                     for j, name in enumerate(getattr(lab.regimen, rule))]
+    out += [(f"patterns.drugs[{j}]", name) for j, name in enumerate(study.patterns.drugs)]
     for i, group in enumerate(study.lines.substitutions):
         out += [(f"lines.substitutions[{i}][{j}]", name) for j, name in enumerate(group)]
     out += [(f"lines.additions_without_new_line[{j}]", name)
@@ -686,6 +700,10 @@ def check_drug_names(study: StudyConfig, ingredients: typing.Iterable[str], clas
     """ConfigError naming the key path of the first drug name that is neither an ingredient
     nor a class of the vocabulary (or is both)."""
     ingredients, classes = set(ingredients), set(classes)
+    for j, name in enumerate(study.patterns.drugs):
+        if name in classes and name not in ingredients:
+            raise ConfigError(f"patterns.drugs[{j}]: {name!r} is a class; dose and schedule are described per "
+                              "ingredient (name its ingredients)")
     for key, name in drug_names(study):
         if name in ingredients and name in classes:
             raise ConfigError(f"{key}: {name!r} is both an ingredient and a class of the vocabulary")

@@ -7,6 +7,7 @@ an item, and either a count with its percent or a distribution (median, IQR).
 from __future__ import annotations
 
 import math
+import typing
 
 import numpy as np
 import pandas as pd
@@ -116,15 +117,11 @@ def sequences(cohort: pd.DataFrame, lines: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def patterns_table(cohort: pd.DataFrame, lines: pd.DataFrame, exposures: pd.DataFrame,
-                   vitals: pd.DataFrame, drug: str | None) -> pd.DataFrame:
-    """The §7 table for the cohort; `drug`: the ingredient whose dose and schedule are described."""
+def dose_and_schedule(cohort: pd.DataFrame, lines: pd.DataFrame, exposures: pd.DataFrame,
+                      vitals: pd.DataFrame, drug: str) -> list[dict]:
+    """§7's dose (mg and mg/m²), schedule and administrations of one ingredient of the index line."""
     n = len(cohort)
     rows: list[dict] = []
-    rows += _counts("index regimen", cohort["regimen"], n)
-    if "anti_her2" in cohort:
-        rows += _counts("anti-HER2 label", cohort["anti_her2"], n)
-
     admin = index_line_administrations(cohort, lines, exposures, drug)
     body = nearest_body_size(vitals, cohort[["patient_id", "index_date"]])
     admin = admin.merge(body, on="patient_id", how="left")
@@ -152,6 +149,19 @@ def patterns_table(cohort: pd.DataFrame, lines: pd.DataFrame, exposures: pd.Data
         rows.append(_distribution(f"{drug} dose by schedule", f"{schedule}: mg/m2 per administration",
                                   doses["dose_mg_m2"]))
     rows.append(_distribution(f"{drug} administrations", "number per patient", per_patient["n_admin"]))
+    return rows
+
+
+def patterns_table(cohort: pd.DataFrame, lines: pd.DataFrame, exposures: pd.DataFrame,
+                   vitals: pd.DataFrame, drugs: typing.Sequence[str]) -> pd.DataFrame:
+    """The §7 table for the cohort; `drugs`: the ingredients whose dose and schedule are described."""
+    n = len(cohort)
+    rows: list[dict] = []
+    rows += _counts("index regimen", cohort["regimen"], n)
+    if "anti_her2" in cohort:
+        rows += _counts("anti-HER2 label", cohort["anti_her2"], n)
+    for drug in drugs:
+        rows += dose_and_schedule(cohort, lines, exposures, vitals, drug)
 
     index_lines = index_lines_of(cohort, lines)
     duration = (pd.to_datetime(index_lines["last_admin_date"]) - pd.to_datetime(index_lines["start_date"])).dt.days

@@ -263,11 +263,13 @@ def rebuild_for_sensitivity(ctx: RunContext, variant: StudyConfig, bronze: dict,
     else:
         few = {name: (df.join(ids, "patient_id", "left_semi") if "patient_id" in df.columns else df)
                for name, df in bronze.items()}
-        mine = exposures.join(ids, "patient_id", "left_semi")
-        lines = build_therapy_lines(mine, advanced_dates(few["diagnoses"], variant), variant.lines)
-        facts = build_patient_facts(few, variant)
+        # Each intermediate is read by several later steps: materialised once (few patients,
+        # local checkpoints) rather than recomputed by every plan that reads it.
+        mine = exposures.join(ids, "patient_id", "left_semi").localCheckpoint()
+        lines = build_therapy_lines(mine, advanced_dates(few["diagnoses"], variant), variant.lines).localCheckpoint()
+        facts = build_patient_facts(few, variant).localCheckpoint()
         cohort, _, _ = build_cohort(facts, lines, mine, few, variant)
-        cohort = cohort.cache()
+        cohort = cohort.localCheckpoint()
     endpoints, _ = build_endpoints(cohort, lines, bronze, variant)
     return cohort, endpoints
 
@@ -301,7 +303,7 @@ def stage_analysis(ctx: RunContext) -> None:
                                          F.date_add("__last", study.safety.window_after_last_admin_days))
         return _pandas(bronze[table].join(F.broadcast(index_lines), "patient_id").where(window).select(*columns))
 
-    pl = study.index.regimen.all_of[0] if study.index.regimen.all_of else None
+    pattern_drugs = study.pattern_drugs(set(vocabulary(ctx)["ingredient"]))
     can_matter = patients_who_can_matter(exposures, study).cache()
     sensitivity, sensitivity_cohorts = {}, {}
     for label, variant in sensitivity_studies(study).items():
@@ -319,7 +321,7 @@ def stage_analysis(ctx: RunContext) -> None:
         attrition=ctx.lake.read_pandas(*ctx.table("gold", "attrition")),
         data_quality=ctx.lake.read_pandas(*ctx.table("gold", "data_quality")),
         lines=_pandas(lines),
-        exposures=_pandas(exposures.join(ids, "patient_id", "left_semi").where(F.col("ingredient") == pl)
+        exposures=_pandas(exposures.join(ids, "patient_id", "left_semi").where(F.col("ingredient").isin(*pattern_drugs))
                           .select("patient_id", "admin_date", "ingredient", "dose", "dose_unit")),
         vitals=(_pandas(bronze["vitals"].join(ids, "patient_id", "left_semi")
                         .select("patient_id", "measure_date", "height_cm", "weight_kg"))
@@ -330,6 +332,7 @@ def stage_analysis(ctx: RunContext) -> None:
                                 ["patient_id", "onset_date", "term", "grade", "serious"]),
         sensitivity=sensitivity,
         sensitivity_cohorts=sensitivity_cohorts,
+        pattern_drugs=pattern_drugs,
         unmatched_names=(ctx.lake.read_pandas("gold", "unmatched_drug_names")
                          if ctx.lake.exists("gold", "unmatched_drug_names") else None),
     )
