@@ -149,14 +149,16 @@ EXPECTED = {
 }
 
 
-def build(spark, study):
+def build(spark, study, lake_contacts: bool = False):
     merged: dict[str, list] = {}
     for s in SCENARIOS:
         for key, rows in s.items():
             merged.setdefault(key, []).extend(rows)
     b = bronze(spark, patients=merged["patients"], deaths=merged["deaths"], prescriptions=merged["prescriptions"],
                tumor_assessments=merged["tumor_assessments"], visits=merged["visits"])
-    return ep.build_endpoints(cohort_frame(spark, merged["cohort"]), therapy_lines(spark, merged["lines"]), b, study)
+    contacts = ep.lake_last_contacts(b, study) if lake_contacts else None
+    return ep.build_endpoints(cohort_frame(spark, merged["cohort"]), therapy_lines(spark, merged["lines"]), b, study,
+                              contacts)
 
 
 def as_dict(frame):
@@ -276,3 +278,12 @@ def responses(spark):
 @pytest.mark.parametrize("i", range(len(RESPONSE_CASES)), ids=[repr(t) for t, _ in RESPONSE_CASES])
 def test_response_variants(responses, i):
     assert responses[i] == RESPONSE_CASES[i][1]
+
+
+def test_the_lakes_last_contacts_give_the_same_endpoints(spark, study, run):
+    # silver/last_contacts (built once for the lake's studies) in place of the contact tables.
+    endpoints, dq = build(spark, study, lake_contacts=True)
+    assert as_dict(endpoints) == run[0]
+    assert {(r["table"], r["check"], r["reason"]): r["n"] for r in dq.collect()} == run[1]
+    assert len(run[0]) >= 10 and ("endpoints", "records_after_death",
+                                  "patients with records dated after their death (ignored)") in run[1]

@@ -103,6 +103,21 @@ def last_contacts(bronze: dict[str, DataFrame], patients: DataFrame, study: Stud
     return joined.groupBy("patient_id").agg(*_contact_aggregates())
 
 
+LAST_CONTACT_COLUMNS = ("patient_id", "last_contact", "records_after_death", "data_cutoff")
+
+
+def lake_last_contacts(bronze: dict[str, DataFrame], study: StudyConfig) -> DataFrame:
+    """silver/last_contacts: every patient's last contact and records after death at the
+    study's cut-off (LAST_CONTACT_COLUMNS). They depend on the patient and the cut-off only,
+    not on a study's index line, so the lake holds them once for all its studies, and the
+    large contact tables (visits, labs, prescriptions …) are read once, not once per study
+    and sensitivity analysis."""
+    deaths = death_dates(bronze["patients"], bronze["deaths"], study.data_cutoff).select("patient_id", "death_date")
+    everyone = bronze["patients"].select("patient_id").join(deaths, "patient_id", "left")
+    return (last_contacts(bronze, everyone, study)
+            .withColumn("data_cutoff", _cutoff(study)).select(*LAST_CONTACT_COLUMNS))
+
+
 def _assessment_aggregates(study: StudyConfig) -> list[Column]:
     grace = study.endpoints.pd_grace_days
     is_assessment = F.col("kind") == "assessment"
@@ -141,11 +156,13 @@ def _endpoint(name: str, event_date: Column, event_type: Column, censor_date: Co
 
 
 def patient_dates(cohort: DataFrame, therapy_lines: DataFrame, bronze: dict[str, DataFrame],
-                  study: StudyConfig) -> DataFrame:
+                  study: StudyConfig, contacts: DataFrame | None = None) -> DataFrame:
     """One row per cohort patient: index_date, last_admin_date, death_date, next_line_start,
     last_contact, records_after_death, first_pd, last_assessment, n_post_grace, n_unreadable.
 
-    The contact tables are read in one pass (one join to the cohort, one aggregation)."""
+    contacts: silver/last_contacts at the study's cut-off (`lake_last_contacts`); then only
+    the tumor assessments are read here. Without it the contact tables are read in one
+    pass (one join to the cohort, one aggregation)."""
     index_line = therapy_lines.select("patient_id", F.col("setting").alias("index_setting"),
                                       F.col("line_number").alias("index_line_number"),
                                       F.col("start_date").alias("index_date"), "last_admin_date")
@@ -156,8 +173,22 @@ def patient_dates(cohort: DataFrame, therapy_lines: DataFrame, bronze: dict[str,
     next_line = (therapy_lines.select("patient_id", "start_date").join(base.select("patient_id", "index_date"), "patient_id")
                  .where(F.col("start_date") > F.col("index_date"))
                  .groupBy("patient_id").agg(F.min("start_date").alias("next_line_start")))
-    per_patient = (contact_events(bronze, study).join(base.select("patient_id", "index_date", "death_date"), "patient_id")
-                   .groupBy("patient_id").agg(*_contact_aggregates(), *_assessment_aggregates(study)))
+    people = base.select("patient_id", "index_date", "death_date")
+    if contacts is None:
+        per_patient = (contact_events(bronze, study).join(people, "patient_id")
+                       .groupBy("patient_id").agg(*_contact_aggregates(), *_assessment_aggregates(study)))
+    else:
+        assessed = {"tumor_assessments": bronze["tumor_assessments"]} if "tumor_assessments" in bronze else {}
+        per_patient = people.select("patient_id").join(
+            contacts.select("patient_id", "last_contact", "records_after_death"), "patient_id", "left")
+        if assessed:
+            per_patient = per_patient.join(
+                contact_events(assessed, study).join(people, "patient_id").groupBy("patient_id")
+                .agg(*_assessment_aggregates(study)), "patient_id", "left")
+        else:
+            per_patient = per_patient.select("*", *[F.lit(None).cast(t).alias(c) for c, t in (
+                ("first_pd", "date"), ("last_assessment", "date"), ("n_post_grace", "long"),
+                ("n_unreadable", "long"))])
     return (base.join(next_line, "patient_id", "left").join(per_patient, "patient_id", "left")
             .withColumn("n_post_grace", F.coalesce("n_post_grace", F.lit(0)))
             .withColumn("n_unreadable", F.coalesce("n_unreadable", F.lit(0)))
@@ -193,7 +224,7 @@ def endpoint_structs(study: StudyConfig) -> list[Column]:
 
 
 def build_endpoints(cohort: DataFrame, therapy_lines: DataFrame, bronze: dict[str, DataFrame],
-                    study: StudyConfig) -> tuple[DataFrame, DataFrame]:
+                    study: StudyConfig, contacts: DataFrame | None = None) -> tuple[DataFrame, DataFrame]:
     """(gold/endpoints, data quality).
 
     gold/endpoints: patient_id string, endpoint string, time_days int, event int,
@@ -205,7 +236,7 @@ def build_endpoints(cohort: DataFrame, therapy_lines: DataFrame, bronze: dict[st
     records dated after their death, cohort patients whose index line is missing from
     therapy_lines.
     """
-    dates = patient_dates(cohort, therapy_lines, bronze, study)
+    dates = patient_dates(cohort, therapy_lines, bronze, study, contacts)
     with_rows = dates.select("*", F.array(*endpoint_structs(study)).alias("rows"))
     rows = with_rows.select("patient_id", F.explode("rows").alias("r")).where(F.col("r").isNotNull())
     endpoints = rows.select("patient_id", "r.*").where(F.col("time_days") >= 0).select(*ENDPOINT_COLUMNS)

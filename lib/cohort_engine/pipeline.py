@@ -176,6 +176,7 @@ def stage_lines(ctx: RunContext) -> None:
     ctx.lake.write(ctx.spark.createDataFrame(report, UNMATCHED_NAMES_SCHEMA) if len(report)
                    else ctx.spark.createDataFrame([], UNMATCHED_NAMES_SCHEMA), "gold", "unmatched_drug_names")
 
+    write_last_contacts(ctx)
     advanced = advanced_dates(ctx.lake.read("bronze", "diagnoses"), ctx.study)
     lines = build_therapy_lines(exposures, advanced, ctx.study.lines, drugs)
     ctx.lake.write(lines, "gold", "therapy_lines")
@@ -184,6 +185,28 @@ def stage_lines(ctx: RunContext) -> None:
         "silver/drug_exposures": exposures.count(), "quarantine/drug_exposures": n_in - n_matched,
         "gold/therapy_lines": written.count(),
         "patients_with_lines": written.select(F.countDistinct("patient_id")).first()[0]}
+
+
+CONTACT_TABLES = ("patients", "deaths", "visits", "prescriptions", "labs", "tumor_assessments", "diagnoses",
+                  "adverse_events")
+
+
+def write_last_contacts(ctx: RunContext) -> None:
+    """silver/last_contacts (endpoints.lake_last_contacts) at the run's cut-off, for every study."""
+    from .endpoints import lake_last_contacts
+    if ctx.lake.exists("bronze", "patients") and ctx.lake.exists("bronze", "deaths"):
+        ctx.lake.write(lake_last_contacts(bronze_tables(ctx, CONTACT_TABLES), ctx.study), "silver", "last_contacts")
+
+
+def last_contacts_at_cutoff(ctx: RunContext, study: StudyConfig | None = None):
+    """silver/last_contacts when it was built at the study's cut-off, else None (the endpoints
+    then read the contact tables themselves)."""
+    study = study or ctx.study
+    if not ctx.lake.exists("silver", "last_contacts"):
+        return None
+    contacts = ctx.lake.read("silver", "last_contacts")
+    built_at = {r[0] for r in contacts.select("data_cutoff").distinct().limit(2).collect()}
+    return contacts if built_at <= {study.data_cutoff} else None
 
 
 UNMATCHED_NAMES_SCHEMA = ("rank int, drug_name string, drug_name_normalised string, n_rows long, "
@@ -220,7 +243,7 @@ def stage_endpoints(ctx: RunContext) -> None:
                                  "diagnoses", "adverse_events"))
     endpoints, dq = build_endpoints(ctx.lake.read(*ctx.table("gold", "cohort")),
                                     ctx.lake.read("gold", "therapy_lines"),
-                                    bronze, ctx.study)
+                                    bronze, ctx.study, last_contacts_at_cutoff(ctx))
     ctx.lake.write(endpoints, *ctx.table("gold", "endpoints"))
     _collect_dq(ctx, "endpoints", dq)
     ctx.row_counts["endpoints"] = {"gold/endpoints": ctx.lake.read(*ctx.table("gold", "endpoints")).count()}
@@ -270,7 +293,7 @@ def rebuild_for_sensitivity(ctx: RunContext, variant: StudyConfig, bronze: dict,
         facts = build_patient_facts(few, variant).localCheckpoint()
         cohort, _, _ = build_cohort(facts, lines, mine, few, variant)
         cohort = cohort.localCheckpoint()
-    endpoints, _ = build_endpoints(cohort, lines, bronze, variant)
+    endpoints, _ = build_endpoints(cohort, lines, bronze, variant, last_contacts_at_cutoff(ctx, variant))
     return cohort, endpoints
 
 
