@@ -903,7 +903,8 @@ def run_analysis(inputs: AnalysisInputs, out_dir: Path) -> AnalysisResult:
         safety_section(safety, shown_safety, study),
         methods_section(inputs, safety),
     ]
-    subtitle = f"Study {study.name}. Data cut-off {study.data_cutoff.isoformat()}."
+    subtitle = f"Study {study.name}. Data cut-off {study.data_cutoff.isoformat()}." + (
+        f" {study.description}" if study.description else "")
     writer.text("report.html", report.render(study.title or study.name, subtitle, sections))
     _audit_written(writer, study)
     log.info("analysis: %d files written", len(writer.files))
