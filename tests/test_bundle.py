@@ -108,7 +108,7 @@ def test_tasks_read_the_study_and_profile_shipped_in_the_wheel(tmp_path, monkeyp
         args = [re.sub(r"\{\{job\.parameters\.(\w+)\}\}", lambda m: params[m.group(1)], a)
                 for a in task["spark_python_task"]["parameters"]]
         parsed = cli.build_parser().parse_args(["run", "--stages", task["task_key"], *args])
-        study = cli._study(parsed, {})
+        (study,) = cli._studies(parsed, {})
         assert in_wheel(study.source_path) == "studies/her2_paclitaxel_liposome.yaml"
         assert in_wheel(study.vocabulary_path({})) == "vocabulary/drugs.csv"
         assert task["libraries"] == [{"whl": "../../dist/*.whl"}]
