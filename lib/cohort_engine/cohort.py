@@ -337,8 +337,12 @@ def arm_of(study: StudyConfig) -> Column:
 
 
 def build_cohort(facts: DataFrame, therapy_lines: DataFrame, drug_exposures: DataFrame,
-                 bronze: dict[str, DataFrame], study: StudyConfig) -> tuple[DataFrame, DataFrame, DataFrame]:
+                 bronze: dict[str, DataFrame], study: StudyConfig,
+                 classes: typing.Collection[str] | None = None) -> tuple[DataFrame, DataFrame, DataFrame]:
     """(gold/cohort, gold/attrition, data quality) of §4.
+
+    classes: the vocabulary's drug classes, which word the attrition ("a drug of class …");
+    without them they are read off drug_exposures (one more pass over it).
 
     facts: silver/patient_facts (facts.build_patient_facts) — one row per bronze patient,
     so "all valid patients" are bronze patients. bronze: needs `hospitals` and `biomarkers`.
@@ -348,8 +352,9 @@ def build_cohort(facts: DataFrame, therapy_lines: DataFrame, drug_exposures: Dat
     unreadable HER2/ER/PR results.
     """
     steps = patient_steps(facts, therapy_lines, drug_exposures, study)
-    classes = {r[0] for r in drug_exposures.select("drug_class").where(F.col("drug_class").isNotNull())
-               .distinct().collect()}
+    if classes is None:
+        classes = {r[0] for r in drug_exposures.select("drug_class").where(F.col("drug_class").isNotNull())
+                   .distinct().collect()}
     included = steps.where(_passed(n_steps(study))).withColumnRenamed("start_date", "index_date")
     rows = included.join(_exposure_variables(drug_exposures, included, bronze["hospitals"], study), "patient_id",
                          "left")

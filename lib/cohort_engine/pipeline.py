@@ -291,7 +291,8 @@ def rebuild_for_sensitivity(ctx: RunContext, variant: StudyConfig, bronze: dict,
         mine = exposures.join(ids, "patient_id", "left_semi").localCheckpoint()
         lines = build_therapy_lines(mine, advanced_dates(few["diagnoses"], variant), variant.lines).localCheckpoint()
         facts = build_patient_facts(few, variant).localCheckpoint()
-        cohort, _, _ = build_cohort(facts, lines, mine, few, variant)
+        # Its attrition is not kept: the vocabulary's classes spare the pass that words it.
+        cohort, _, _ = build_cohort(facts, lines, mine, few, variant, classes=set(vocabulary(ctx)["drug_class"]))
         cohort = cohort.localCheckpoint()
     endpoints, _ = build_endpoints(cohort, lines, bronze, variant, last_contacts_at_cutoff(ctx, variant))
     return cohort, endpoints
@@ -585,8 +586,8 @@ def check_studies_share_the_lake(studies: typing.Sequence[StudyConfig]) -> None:
     shared = {"data_cutoff": lambda s: s.data_cutoff, "lines": lambda s: s.lines,
               "vocabulary": lambda s: s.vocabulary_path(), "the cancer (its diagnosis criterion's icd10)":
               lambda s: s.diagnosis_icd10}
-    for study in studies[1:]:
-        if study.name == first.name or study.name in [s.name for s in studies[:studies.index(study)]]:
+    for i, study in enumerate(studies[1:], start=1):
+        if study.name in [s.name for s in studies[:i]]:
             raise ConfigError(f"--study: {study.name} is given twice")
         for key, value in shared.items():
             if value(study) != value(first):
