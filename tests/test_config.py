@@ -82,6 +82,28 @@ def test_cutoff_override_and_hash(seed_study):
                               {"name": "A", "regimen": {"all_of": ["paclitaxel"]}}]),
      r"^arms\[1\]\.name: 'A' names two arms"),
     (lambda d: d["study_period"].update(end="2012-01-01"), r"^study_period\.end: is before study_period\.start"),
+    (lambda d: d.update(title="A title"), r"^title: unknown key"),  # the title is the report's: report.title
+    (lambda d: d["endpoints"].update(include=["OS", "PFS"]),
+     r"^endpoints\.include\[1\]: must be one of 'OS', 'rwPFS', 'TTP', 'TTF' or 'TTNT', got 'PFS'"),
+    (lambda d: d["endpoints"].update(include=["OS", "TTNT", "OS"]), r"^endpoints\.include\[2\]: 'OS' is named twice"),
+    (lambda d: d["endpoints"].update(include=[]), r"^endpoints\.include: names no endpoint"),
+    (lambda d: d["safety"].update(lab_toxicities=["Neutropenia"]),
+     r"^safety\.lab_toxicities\[0\]: 'Neutropenia' is not a lab toxicity the engine grades \(one of: "
+     r"Neutrophil count decreased, "),
+    (lambda d: d["safety"].update(lab_toxicities=["Platelet count decrease"]),
+     r"^safety\.lab_toxicities\[0\]: 'Platelet count decrease' is not a lab toxicity the engine grades "
+     r"\(did you mean 'Platelet count decreased'\?\)$"),
+    (lambda d: d["safety"].update(recorded_terms=["Nausea", "Diarrhoea"]),
+     r"^safety\.recorded_terms\[1\]: 'Diarrhoea' is not a CTCAE term recorded events map to "
+     r"\(did you mean 'Diarrhea'\?\)$"),
+    (lambda d: d["variables"].append({"kind": "region", "name": "region", "regions": {"North": ["北京", "天津"],
+                                                                                      "East": ["上海", "天津"]}}),
+     r"^variables\[12\]\.regions\.East: '天津' is also in 'North'$"),
+    (lambda d: d["variables"].append({"kind": "region", "name": "region", "regions": {}}),
+     r"^variables\[12\]\.regions: names no region$"),
+    (lambda d: d["variables"].append({"kind": "region", "name": "region", "of": "birthplace",
+                                      "regions": {"North": ["北京"]}}),
+     r"^variables\[12\]\.of: must be one of 'hospital' or 'residence', got 'birthplace'$"),
 ])
 def test_bad_study_gets_one_error_naming_the_key(mutate, message):
     data = seed_dict()

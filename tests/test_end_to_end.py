@@ -228,6 +228,13 @@ def test_hr_positive_cdk46_study_equals_the_truth(run):
     partner = e["ingredients"].map(lambda s: "fulvestrant" if "fulvestrant" in s else "aromatase inhibitor")
     assert (cohort["endocrine_partner"] == partner).all()
     assert (cohort["index_date"].astype(str).values == e["start_date"].astype(str).values).all()
+    # The region of residence: the truth's province through the study file's own lists.
+    from cohort_engine.config import RegionVariable, default_study_path, load_study
+    study = load_study(default_study_path({}).parent / "hr_positive_cdk46_first_line.yaml")
+    regions = next(v for v in study.variables if isinstance(v, RegionVariable)).regions
+    region_of = {province: region for region, provinces in regions for province in provinces}
+    residence = truth(run, "patients").set_index("patient_id").loc[cohort.index, "province"]
+    assert (cohort["region"] == residence.map(region_of)).all()
 
 
 def test_second_line_pyrotinib_capecitabine_study_equals_the_truth(run):
@@ -244,6 +251,9 @@ def test_second_line_pyrotinib_capecitabine_study_equals_the_truth(run):
     # Its endpoints start at the second line: TTNT's next line is the third.
     endpoints = gold(run, "endpoints", "her2_pyrotinib_capecitabine_second_line")
     assert set(endpoints["patient_id"]) == set(cohort.index)
+    assert sorted(set(endpoints["endpoint"])) == ["OS", "TTNT", "rwPFS"]  # the study's endpoints.include
+    km = pd.read_csv(run / "out" / "her2_pyrotinib_capecitabine_second_line" / "tables" / "km_summary.csv")
+    assert km["endpoint"].tolist() == ["OS", "rwPFS", "TTNT"]
 
 
 def test_taxane_arms_study_equals_the_truth(run):

@@ -7,6 +7,7 @@ in docs/studies.md ("On the test world") and repeated here.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import datetime as dt
 import re
 import subprocess
@@ -14,11 +15,14 @@ import sys
 
 import pytest
 import yaml
+from pyspark.sql import functions as F
 
 from builders import bronze, drug_exposures, therapy_lines
 from cohort_engine import cohort as cohort_mod
 from cohort_engine.config import REPO_ROOT, default_study_path, load_study, study_from_dict
 from cohort_engine.facts import build_patient_facts
+from cohort_engine.analysis import report_heading
+from cohort_engine.safety import analyse_safety
 from cohort_engine.studies import attrition_plan, shipped_studies
 from test_cohort import world_parts
 
@@ -75,7 +79,7 @@ def world(spark):
     parts = world_parts()
     b = bronze(spark, patients=parts["patients"], diagnoses=parts["diagnoses"], biomarkers=parts["biomarkers"],
                deaths=parts["deaths"],
-               hospitals=[{"hospital_id": "H1", "tier": "3A", "province": "Beijing", "hospital_type": "oncology"},
+               hospitals=[{"hospital_id": "H1", "tier": "3A", "province": "北京市", "hospital_type": "oncology"},
                           {"hospital_id": "H2", "tier": "2B", "province": "Sichuan", "hospital_type": "general"}])
     return b, therapy_lines(spark, parts["lines"]).cache(), drug_exposures(spark, parts["exposures"]).cache()
 
@@ -108,11 +112,13 @@ VARIABLE_CASES = {
     "variable_metastatic_site": ("bone_mets", {"i1": False, "i2": True, "i3": False}),
     "variable_earlier_treatment": ("prior_trastuzumab", {"i1": False, "i2": True, "i3": False}),
     "variable_regimen_label": ("blockade", {"i1": "dual", "i2": "single", "i3": "single"}),
+    "variable_region": ("region", {"i1": "North China", "i2": "other", "i3": "North China"}),
 }
 
 
 def test_every_example_of_the_docs_is_tested():
-    assert set(doc_examples()) == set(CASES) | set(VARIABLE_CASES) | {"header", "facts", "patterns"}
+    assert set(doc_examples()) == set(CASES) | set(VARIABLE_CASES) | {
+        "header", "facts", "patterns", "endpoints", "safety", "report"}
 
 
 def test_patterns_example_and_its_default():
@@ -149,6 +155,81 @@ def test_seed_variables_are_the_contract_columns(with_variables):
         "arm", "index_setting", "index_line_number"]
 
 
+def test_report_example_heads_the_report_and_the_plan():
+    data = seed_dict()
+    data.update(doc_examples()["report"])
+    s = study_from_dict(data)
+    assert report_heading(s) == (
+        "First-line paclitaxel liposome, HER2-positive advanced breast cancer",
+        "Study her2_paclitaxel_liposome. Data cut-off 2025-06-30. "
+        "One paragraph for the report: who is in the study and why.")
+    assert attrition_plan(s)[0] == (
+        "her2_paclitaxel_liposome: First-line paclitaxel liposome, HER2-positive advanced breast cancer")
+    del data["report"]
+    assert report_heading(study_from_dict(data)) == (
+        "her2_paclitaxel_liposome", "Study her2_paclitaxel_liposome. Data cut-off 2025-06-30.")
+
+
+def test_endpoints_example_builds_only_its_endpoints(spark):
+    import test_endpoints as te
+    data = seed_dict()
+    data.update(doc_examples()["endpoints"])
+    study = dataclasses.replace(study_from_dict(data), data_cutoff=te.CUTOFF)
+    endpoints, dq = te.build(spark, study)
+    # Each patient's OS and TTNT rows are those of the hand-worked table of all five endpoints.
+    expected = {pid: {e: row for e, row in rows.items() if e in ("OS", "TTNT")} for pid, rows in te.EXPECTED.items()}
+    assert te.as_dict(endpoints) == {pid: rows for pid, rows in expected.items() if rows}
+    counted = {r["reason"] for r in dq.collect() if r["check"] in ("negative_time", "no_time")}
+    assert counted == {"OS", "TTNT"}
+
+
+def test_safety_example_reads_only_its_toxicities_and_terms():
+    import test_safety as ts
+    data = seed_dict()
+    data.update(doc_examples()["safety"])
+    result = analyse_safety(ts.COHORT, ts.LINES, ts.LABS, ts.AES, study_from_dict(data))
+    t = result.incidence
+    rows = [(r.term, r.source, r.any_grade_n, r.grade3plus_n, r.tested_n) for r in t.itertuples(index=False)]
+    assert [r[:2] for r in rows] == [
+        ("Neutrophil count decreased", "lab"), ("Platelet count decreased", "lab"),
+        ("Peripheral sensory neuropathy", "record"), ("unmapped term", "record")]
+    assert rows[0][2:] == (1, 1, 1) and rows[1][2:] == (1, 1, 1)  # C grade 3 (ANC), D grade 3 (PLT)
+    assert rows[2][2:4] == (1, 1) and rows[3][2:4] == (1, 0)      # A grade 3; B's unmapped grade 2
+    # C's ANC (05-31) and D's four platelet counts; A's neuropathy (2 rows) and B's unmapped term.
+    assert result.counts == {"patients_without_window": 0, "lab_rows_in_window": 5, "lab_rows_ungradable": 0,
+                             "ae_rows_other_terms": 2, "ae_rows_in_window": 3, "ae_rows_unmapped": 1,
+                             "ae_rows_without_grade": 0}
+    assert set(result.events["term"]) == {"Neutrophil count decreased", "Platelet count decreased",
+                                          "Peripheral sensory neuropathy", "unmapped term"}
+
+
+@pytest.mark.parametrize("written, region", [
+    ("北京", "North"), ("北京市", "North"), (" 北京市 ", "North"), ("BEIJING", "North"),
+    ("广西壮族自治区", "South"), ("新疆维吾尔自治区", "West"), ("内蒙古自治区", "North"), ("香港特别行政区", "other"),
+    ("Guangxi", "other"), ("", None), (None, None),
+])
+def test_region_reads_the_province_as_hospitals_write_it(spark, written, region):
+    from cohort_engine.config import RegionVariable
+    v = RegionVariable(name="region", regions=(("North", ("北京", "内蒙古", "Beijing")), ("South", ("广西",)),
+                                               ("West", ("新疆维吾尔自治区",))))
+    frame = spark.createDataFrame([(written,)], "province string")
+    assert frame.select(cohort_mod.region_of(v, frame["province"])).first()[0] == region
+
+
+def test_region_of_residence(world):
+    b, lines, exposures = world
+    data = seed_dict()
+    data["variables"].append({"kind": "region", "name": "home", "of": "residence",
+                              "regions": {"North China": ["北京"], "Southwest China": ["四川"]}})
+    data["variables"].append({"kind": "province", "name": "home_province", "of": "residence"})
+    patients = b["patients"].withColumn(
+        "province", F.when(F.col("patient_id") == "i1", F.lit("四川省")).when(F.col("patient_id") == "i2", "北京"))
+    rows, _ = run((dict(b, patients=patients), lines, exposures), study_from_dict(data))
+    assert {p: (r["home"], r["home_province"], r["province"]) for p, r in rows.items()} == {
+        "i1": ("Southwest China", "四川省", "北京市"), "i2": ("North China", "北京", "Sichuan"),
+        "i3": (None, None, "北京市")}
+
+
 def test_header_and_facts_examples_load():
     examples = doc_examples()
     data = seed_dict()
@@ -157,7 +238,6 @@ def test_header_and_facts_examples_load():
     s = study_from_dict(data)
     assert (s.name, s.data_cutoff, s.study_period.start, s.study_end) == (
         "my_study", dt.date(2025, 6, 30), dt.date(2013, 1, 1), dt.date(2025, 6, 30))
-    assert s.description == "One paragraph for the report: who is in the study and why."
     assert (s.facts.de_novo_days, s.facts.window_days_after_index) == (90, 30)
 
 

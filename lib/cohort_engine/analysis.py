@@ -741,8 +741,27 @@ def safety_section(result: SafetyResult, shown: pd.DataFrame, study: StudyConfig
             "days up to the index date; abnormal-baseline rule for ALT and AST); 'patients tested': patients "
             "with at least one gradable value of that test in the window. Recorded events mapped to CTCAE terms "
             "(English and Chinese); 'unmapped term' counts patients with a recorded term that matches none. "
-            "A recorded event without a grade counts in 'any grade' only. " + footnote(study.disclosure.min_cell)))
+            "A recorded event without a grade counts in 'any grade' only. " + chosen_terms_text(study)
+            + footnote(study.disclosure.min_cell)))
     return report.Section("safety", "Safety", blocks)
+
+
+def report_heading(study: StudyConfig) -> tuple[str, str]:
+    """(title, subtitle) of the report: the study's `report` section, else its name."""
+    subtitle = f"Study {study.name}. Data cut-off {study.data_cutoff.isoformat()}." + (
+        f" {study.report.description}" if study.report.description else "")
+    return study.report.title or study.name, subtitle
+
+
+def chosen_terms_text(study: StudyConfig) -> str:
+    """The study's choice of toxicities and recorded terms, in words ('' when it reads them all)."""
+    out = ""
+    if study.safety.lab_toxicities:
+        out += f"Lab toxicities of this study: {', '.join(study.safety.lab_toxicities)}. "
+    if study.safety.recorded_terms:
+        out += (f"Recorded terms of this study: {', '.join(study.safety.recorded_terms)} (records of other "
+                "CTCAE terms are not counted). ")
+    return out
 
 
 def proxy_share(endpoints: pd.DataFrame) -> pd.DataFrame:
@@ -754,6 +773,24 @@ def proxy_share(endpoints: pd.DataFrame) -> pd.DataFrame:
                          "percent": 100.0 * counts.to_numpy() / total if total else np.nan})
 
 
+def endpoint_definitions(e) -> dict[str, str]:
+    """Each endpoint's definition in words (study rules §5), with the study's parameters."""
+    return {
+        "OS": f"OS: death up to the data cut-off; censored at the "
+              f"{'cut-off' if e.os_censoring == 'cutoff' else 'last contact'}.",
+        "rwPFS": f"rwPFS: the earlier of the first progression (PD more than {e.pd_grace_days} days after index) and "
+                 f"a death within {e.death_window_days} days of the last assessment; censored at the last "
+                 f"assessment. Patients with no tumor assessment after index + {e.pd_grace_days} days get the "
+                 "proxy: the earlier of the next line and death, censored at last contact.",
+        "TTP": "TTP: first progression, deaths are not events; censored at the last assessment; patients without "
+               "assessments are not evaluable.",
+        "TTF": "TTF: the earliest of progression, death and discontinuation of the index line (next line, death, or "
+               f"more than {e.discontinuation_gap_days} days from the last administration to the cut-off); "
+               "censored at last contact.",
+        "TTNT": "TTNT: the earlier of the next line's start and death; censored at last contact.",
+    }
+
+
 def methods_section(inputs: AnalysisInputs, safety: SafetyResult) -> report.Section:
     study = inputs.study
     e = study.endpoints
@@ -763,20 +800,8 @@ def methods_section(inputs: AnalysisInputs, safety: SafetyResult) -> report.Sect
         report.Block("h3", "Endpoints"),
         report.Block("p", f"Time zero is the index date (the start of the index line: {index_line_words(study)}). Horizon {e.horizon_days} days (5 years): longer times are "
                           "censored there. Months = days / 30.4375."),
-        report.Block("p", "OS: death up to the data cut-off; censored at the "
-                          f"{'cut-off' if e.os_censoring == 'cutoff' else 'last contact'}."),
-        report.Block("p", f"rwPFS: the earlier of the first progression (PD more than {e.pd_grace_days} days after "
-                          f"index) and a death within {e.death_window_days} days of the last assessment; censored at "
-                          "the last assessment. Patients with no tumor assessment after index + "
-                          f"{e.pd_grace_days} days get the proxy: the earlier of the next line and death, censored "
-                          "at last contact."),
-        report.Block("p", "TTP: first progression, deaths are not events; censored at the last assessment; patients "
-                          "without assessments are not evaluable."),
-        report.Block("p", "TTF: the earliest of progression, death and discontinuation of the index line (next line, "
-                          f"death, or more than {e.discontinuation_gap_days} days from the last administration to "
-                          "the cut-off); censored at last contact."),
-        report.Block("p", "TTNT: the earlier of the next line's start and death; censored at last contact."),
-        _table(share, "rwPFS by source: tumor assessments or the TTNT proxy"),
+        *[report.Block("p", text) for name, text in endpoint_definitions(e).items() if name in e.include],
+        *([_table(share, "rwPFS by source: tumor assessments or the TTNT proxy")] if "rwPFS" in e.include else []),
         report.Block("h3", "Statistics"),
         report.Block("p", f"Kaplan–Meier with Greenwood variance; 95% CIs by the {study.analysis.ci_method} "
                           "transform; medians and their CIs by R's rule. Cox proportional hazards with Efron ties. "
@@ -903,9 +928,7 @@ def run_analysis(inputs: AnalysisInputs, out_dir: Path) -> AnalysisResult:
         safety_section(safety, shown_safety, study),
         methods_section(inputs, safety),
     ]
-    subtitle = f"Study {study.name}. Data cut-off {study.data_cutoff.isoformat()}." + (
-        f" {study.description}" if study.description else "")
-    writer.text("report.html", report.render(study.title or study.name, subtitle, sections))
+    writer.text("report.html", report.render(*report_heading(study), sections))
     _audit_written(writer, study)
     log.info("analysis: %d files written", len(writer.files))
     return AnalysisResult(safety_events=safety.events, files=dict(writer.files))

@@ -365,7 +365,7 @@ def cmd_study(args, environ, progress) -> int:
         if isinstance(study, str):
             print(f"{path.stem}\t{path}\tNOT VALID: {study}")
         else:
-            print(f"{study.name}\t{path}\t{study.title}")
+            print(f"{study.name}\t{path}\t{study.report.title}")
     return 0
 
 

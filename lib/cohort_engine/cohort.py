@@ -27,16 +27,17 @@ Definitions the spec leaves open, fixed here:
 """
 from __future__ import annotations
 
+import re
+import typing
+
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
-import typing
-
-from .config import (Advanced, Age, AgeBandsVariable, AgeVariable, AtLeast, Biomarker, BiomarkerVariable, DeNovoVariable,
-                     Diagnosis, EarlierTreatment, EarlierTreatmentVariable, HospitalTierVariable, IndexInStudyPeriod,
-                     IndexLine, IndexLineNumber, IndexYearVariable, LineSpec, MetastaticSiteVariable,
-                     NoDeathBeforeIndex, ProvinceVariable, RegimenLabelVariable, RegimenRule, Sex, SexVariable,
-                     StudyConfig)
+from .config import (Advanced, Age, AgeBandsVariable, AgeVariable, AtLeast, Biomarker, BiomarkerVariable,
+                     DeNovoVariable, Diagnosis, EarlierTreatment, EarlierTreatmentVariable, HospitalTierVariable,
+                     IndexInStudyPeriod, IndexLine, IndexLineNumber, IndexYearVariable, LineSpec,
+                     MetastaticSiteVariable, NoDeathBeforeIndex, ProvinceVariable, RegimenLabelVariable,
+                     RegimenRule, RegionVariable, Sex, SexVariable, StudyConfig)
 from .studies import criteria
 from .facts import UNREADABLE, biomarker_readings, her2_conflict_expr, marker_status_expr, normalised_icd10
 
@@ -191,6 +192,25 @@ def regimen_label(v: RegimenLabelVariable) -> Column:
     return label
 
 
+# How a province's name may end in an export (广东省, 北京市, 广西壮族自治区 …): compared without it.
+_ADMINISTRATIVE_SUFFIX = "(壮族自治区|回族自治区|维吾尔自治区|特别行政区|自治区|省|市)$"
+
+
+def province_key(province: Column) -> Column:
+    """A province's name compared as written by any hospital: trimmed, lower case, no suffix."""
+    return F.regexp_replace(F.lower(F.trim(province)), _ADMINISTRATIVE_SUFFIX, "")
+
+
+def region_of(v: RegionVariable, province: Column) -> Column:
+    """The region listing the province; `other` for a province no region lists; null without one."""
+    key = province_key(province)
+    out = F.when(province.isNull() | (F.trim(province) == ""), F.lit(None).cast("string")).otherwise(F.lit(v.other))
+    for region, provinces in reversed(v.regions):
+        keys = [re.sub(_ADMINISTRATIVE_SUFFIX, "", p.strip().lower()) for p in provinces]
+        out = F.when(key.isin(*keys), F.lit(region)).otherwise(out)
+    return out
+
+
 def variable_column(v, limit: Column) -> Column:
     """A variable read over an included patient's row (steps, exposure and site variables joined)."""
     if isinstance(v, AgeVariable):
@@ -208,7 +228,9 @@ def variable_column(v, limit: Column) -> Column:
     if isinstance(v, HospitalTierVariable):
         return F.col("__tier")
     if isinstance(v, ProvinceVariable):
-        return F.col("__province")
+        return F.col("__province" if v.of == "hospital" else "__residence")
+    if isinstance(v, RegionVariable):
+        return region_of(v, F.col("__province" if v.of == "hospital" else "__residence"))
     if isinstance(v, IndexYearVariable):
         return F.year("index_date")
     if isinstance(v, RegimenLabelVariable):
@@ -358,6 +380,9 @@ def build_cohort(facts: DataFrame, therapy_lines: DataFrame, drug_exposures: Dat
     included = steps.where(_passed(n_steps(study))).withColumnRenamed("start_date", "index_date")
     rows = included.join(_exposure_variables(drug_exposures, included, bronze["hospitals"], study), "patient_id",
                          "left")
+    if any(isinstance(v, (ProvinceVariable, RegionVariable)) and v.of == "residence" for v in study.variables):
+        rows = rows.join(bronze["patients"].select("patient_id", F.col("province").alias("__residence")),
+                         "patient_id", "left")
     sites = _site_variables(bronze["diagnoses"], included, study)
     if sites is not None:
         rows = rows.join(sites, "patient_id", "left")

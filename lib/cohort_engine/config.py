@@ -45,6 +45,11 @@ def _listed(value: Any) -> Any:
     return [value] if isinstance(value, str) else value
 
 
+def _pairs(value: Any) -> Any:
+    # A mapping written in YAML, kept as (key, value) pairs so the study stays hashable.
+    return list(value.items()) if isinstance(value, dict) else value
+
+
 # A list that may be written as one value: `status: positive` or `status: [positive, unknown]`.
 Texts = typing.Annotated[tuple[str, ...], pydantic.BeforeValidator(_listed)]
 
@@ -356,11 +361,28 @@ class HospitalTierVariable:
     label: str | None = None
 
 
+PLACES = ("hospital", "residence")
+
+
 @dataclasses.dataclass(frozen=True)
 class ProvinceVariable:
-    """The province of that hospital."""
+    """The province of that hospital (`of: hospital`) or of the patient's residence."""
     name: str
+    of: typing.Literal["hospital", "residence"] = "hospital"
     kind: typing.Literal["province"] = "province"
+    label: str | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class RegionVariable:
+    """The region whose list holds the province (of the hospital or of the residence):
+    `regions` maps a region's name to its provinces; a province in none gives `other`,
+    a missing province null."""
+    name: str
+    regions: typing.Annotated[tuple[tuple[str, Texts], ...], pydantic.BeforeValidator(_pairs)]
+    of: typing.Literal["hospital", "residence"] = "hospital"
+    other: str = "other"
+    kind: typing.Literal["region"] = "region"
     label: str | None = None
 
 
@@ -389,10 +411,10 @@ class RegimenLabelVariable:
 Variable = typing.Annotated[
     typing.Union[AgeVariable, AgeBandsVariable, SexVariable, BiomarkerVariable, DeNovoVariable,
                  MetastaticSiteVariable, EarlierTreatmentVariable, HospitalTierVariable, ProvinceVariable,
-                 IndexYearVariable, RegimenLabelVariable],
+                 RegionVariable, IndexYearVariable, RegimenLabelVariable],
     pydantic.Field(discriminator="kind")]
 VARIABLE_KINDS = ("age", "age_bands", "sex", "biomarker", "de_novo", "metastatic_site", "earlier_treatment",
-                  "hospital_tier", "province", "index_year", "regimen_label")
+                  "hospital_tier", "province", "region", "index_year", "regimen_label")
 # gold/cohort's own columns: a variable may not take their names.
 COHORT_KEY_COLUMNS = ("patient_id", "index_date", "regimen", "arm", "index_setting", "index_line_number")
 # Subgroups the analysis derives itself (from the age variable): allowed without a variable.
@@ -412,8 +434,14 @@ class FactsConfig:
     window_days_after_index: Count = 30  # biomarkers and metastatic sites read up to index + this
 
 
+ENDPOINT_NAMES = ("OS", "rwPFS", "TTP", "TTF", "TTNT")  # study rules §5, in the order reported
+EndpointName = typing.Literal["OS", "rwPFS", "TTP", "TTF", "TTNT"]
+
+
 @dataclasses.dataclass(frozen=True)
 class EndpointsConfig:
+    """Study rules §5. include: the endpoints gold/endpoints holds and the analyses report."""
+    include: tuple[EndpointName, ...] = ENDPOINT_NAMES
     horizon_days: Count = 1826
     pd_grace_days: Count = 14
     death_window_days: Count = 60
@@ -423,9 +451,21 @@ class EndpointsConfig:
 
 @dataclasses.dataclass(frozen=True)
 class SafetyConfig:
+    """Study rules §6. lab_toxicities: the CTCAE terms graded from labs (empty: all nine);
+    recorded_terms: the CTCAE terms of recorded adverse events reported (empty: every one
+    found). Recorded terms that map to no CTCAE term are always reported."""
     window_after_last_admin_days: Count = 30
     baseline_days: Count = 30
     ctcae_version: typing.Literal["5.0"] = "5.0"
+    lab_toxicities: Texts = ()
+    recorded_terms: Texts = ()
+
+
+@dataclasses.dataclass(frozen=True)
+class ReportConfig:
+    """The report's title and its one-paragraph description of the study."""
+    title: str = ""
+    description: str = ""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -456,8 +496,7 @@ class StudyConfig:
     lines: LinesConfig
     index: IndexRule
     population: tuple[Criterion, ...]
-    title: str = ""
-    description: str = ""
+    report: ReportConfig = ReportConfig()
     arms: tuple[Arm, ...] = ()
     variables: tuple[Variable, ...] = ()
     facts: FactsConfig = FactsConfig()
@@ -536,8 +575,9 @@ _forbid_unknown_keys(StudyPeriod, LinesConfig, PatternsConfig, AtLeast, RegimenR
                      IndexLine, IndexLineNumber, Age, Sex, IndexInStudyPeriod, EarlierTreatment,
                      NoDeathBeforeIndex, Arm, AgeVariable, AgeBandsVariable, SexVariable, BiomarkerVariable,
                      DeNovoVariable, MetastaticSiteVariable, EarlierTreatmentVariable, HospitalTierVariable,
-                     ProvinceVariable, IndexYearVariable, RegimenLabel, RegimenLabelVariable, PatternsConfig, FactsConfig, EndpointsConfig, SafetyConfig, AnalysisConfig,
-                     DisclosureConfig, StudyConfig)
+                     ProvinceVariable, RegionVariable, IndexYearVariable, RegimenLabel, RegimenLabelVariable,
+                     FactsConfig, EndpointsConfig, SafetyConfig, ReportConfig, AnalysisConfig, DisclosureConfig,
+                     StudyConfig)
 _STUDY = None
 
 
@@ -659,6 +699,9 @@ def _check_rules(study: StudyConfig) -> None:
         if isinstance(v, (MetastaticSiteVariable, EarlierTreatmentVariable)) and not (
                 v.icd10 if isinstance(v, MetastaticSiteVariable) else v.drugs):
             raise ConfigError(f"variables[{i}]: names no {'code' if isinstance(v, MetastaticSiteVariable) else 'drug'}")
+        if isinstance(v, RegionVariable):
+            _check_regions(v, f"variables[{i}]")
+    _check_endpoints_and_safety(study)
     for i, factor in enumerate(study.analysis.subgroups):
         if factor not in variables and factor not in DERIVED_SUBGROUPS:
             raise ConfigError(f"analysis.subgroups[{i}]: {factor!r} is not a variable of the study "
@@ -669,6 +712,39 @@ def _check_rules(study: StudyConfig) -> None:
             raise ConfigError(f"arms[{i}].name: is empty")
         if name in names[:i]:
             raise ConfigError(f"arms[{i}].name: {name!r} names two arms")
+
+
+def _check_regions(v: RegionVariable, key: str) -> None:
+    if not v.regions:
+        raise ConfigError(f"{key}.regions: names no region")
+    seen: dict[str, str] = {}
+    for region, provinces in v.regions:
+        if not provinces:
+            raise ConfigError(f"{key}.regions.{region}: names no province")
+        for province in provinces:
+            if province in seen:
+                raise ConfigError(f"{key}.regions.{region}: {province!r} is also in {seen[province]!r}")
+            seen[province] = region
+
+
+def _check_endpoints_and_safety(study: StudyConfig) -> None:
+    from .ctcae import AE_TERMS, TERMS  # the CTCAE v5 terms: general knowledge, not a study's
+    include = study.endpoints.include
+    if not include:
+        raise ConfigError("endpoints.include: names no endpoint")
+    for j, name in enumerate(include):
+        if name in include[:j]:
+            raise ConfigError(f"endpoints.include[{j}]: {name!r} is named twice")
+    for key, names, known, what in (
+            ("lab_toxicities", study.safety.lab_toxicities, list(TERMS.values()), "a lab toxicity the engine grades"),
+            ("recorded_terms", study.safety.recorded_terms, list(AE_TERMS), "a CTCAE term recorded events map to")):
+        for j, name in enumerate(names):
+            if name in names[:j]:
+                raise ConfigError(f"safety.{key}[{j}]: {name!r} is named twice")
+            if name not in known:
+                near = difflib_near(name, known)
+                hint = f" (did you mean {near!r}?)" if near else f" (one of: {', '.join(known)})"
+                raise ConfigError(f"safety.{key}[{j}]: {name!r} is not {what}{hint}")
 
 
 def drug_names(study: StudyConfig) -> list[tuple[str, str]]:

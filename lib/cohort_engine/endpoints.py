@@ -1,4 +1,5 @@
-"""Endpoints (study rules §5): OS, rwPFS, TTP, TTF, TTNT per cohort patient.
+"""Endpoints (study rules §5): OS, rwPFS, TTP, TTF, TTNT per cohort patient, those
+of the study's `endpoints.include`.
 
 Dates per patient (all ≤ the cut-off; deaths after it are ignored):
 
@@ -37,8 +38,6 @@ from pyspark.sql import functions as F
 from .cohort import data_quality_row
 from .config import StudyConfig
 from .facts import death_dates, normalised_text
-
-ENDPOINTS = ("OS", "rwPFS", "TTP", "TTF", "TTNT")
 ENDPOINT_COLUMNS = ("patient_id", "endpoint", "time_days", "event", "event_type", "source")
 EVIDENCE = ("progression", "next_line", "death", "discontinuation")  # tie-break order
 
@@ -196,7 +195,7 @@ def patient_dates(cohort: DataFrame, therapy_lines: DataFrame, bronze: dict[str,
 
 
 def endpoint_structs(study: StudyConfig) -> list[Column]:
-    """The five endpoint structs of §5, over the columns of `patient_dates`."""
+    """The structs of the endpoints the study includes (§5), over the columns of `patient_dates`."""
     e = study.endpoints
     pd_, death, nxt = F.col("first_pd"), F.col("death_date"), F.col("next_line_start")
     last_assessment, last_contact = F.col("last_assessment"), F.col("last_contact")
@@ -220,7 +219,8 @@ def endpoint_structs(study: StudyConfig) -> list[Column]:
     ttf = _endpoint("TTF", ttf_date, ttf_type, last_contact, study)
 
     ttnt = _endpoint("TTNT", ttnt_date, ttnt_type, last_contact, study)
-    return [os_, rwpfs, ttp, ttf, ttnt]
+    built = {"OS": os_, "rwPFS": rwpfs, "TTP": ttp, "TTF": ttf, "TTNT": ttnt}
+    return [built[name] for name in e.include]
 
 
 def build_endpoints(cohort: DataFrame, therapy_lines: DataFrame, bronze: dict[str, DataFrame],
@@ -245,15 +245,16 @@ def build_endpoints(cohort: DataFrame, therapy_lines: DataFrame, bronze: dict[st
         hits = F.filter("rows", lambda r: r.isNotNull() & (r["endpoint"] == name) & bad(r["time_days"]))
         return F.sum(F.size(hits)).cast("long")
 
+    included = study.endpoints.include
     counts = with_rows.agg(
-        *[count(name, lambda t: t < 0).alias(name) for name in ENDPOINTS],
-        *[count(name, lambda t: t.isNull()).alias(f"{name}_none") for name in ENDPOINTS],
+        *[count(name, lambda t: t < 0).alias(name) for name in included],
+        *[count(name, lambda t: t.isNull()).alias(f"{name}_none") for name in included],
         F.sum("n_unreadable").cast("long").alias("unreadable"),
         F.sum(F.when(F.col("records_after_death") > 0, 1).otherwise(0)).cast("long").alias("after_death"),
         F.sum(F.when(F.col("last_admin_date").isNull(), 1).otherwise(0)).cast("long").alias("no_line"))
     dq = counts.select(F.explode(F.array(
-        *[data_quality_row("endpoints", "negative_time", name, name) for name in ENDPOINTS],
-        *[data_quality_row("endpoints", "no_time", name, f"{name}_none") for name in ENDPOINTS],
+        *[data_quality_row("endpoints", "negative_time", name, name) for name in included],
+        *[data_quality_row("endpoints", "no_time", name, f"{name}_none") for name in included],
         data_quality_row("tumor_assessments", "unreadable_response",
                          "a response that reads as none of CR/PR/SD/PD/NE", "unreadable"),
         data_quality_row("endpoints", "records_after_death",

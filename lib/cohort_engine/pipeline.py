@@ -265,8 +265,10 @@ def patients_who_can_matter(exposures, study: StudyConfig):
 
 def sensitivity_studies(study: StudyConfig) -> dict[str, StudyConfig]:
     """§8 sensitivity analyses that need a Spark rebuild, by display label."""
-    studies = {"OS censored at last contact": dataclasses.replace(
-        study, endpoints=dataclasses.replace(study.endpoints, os_censoring="last_contact"))}
+    studies = {}
+    if "OS" in study.endpoints.include:
+        studies["OS censored at last contact"] = dataclasses.replace(
+            study, endpoints=dataclasses.replace(study.endpoints, os_censoring="last_contact", include=("OS",)))
     for gap in study.analysis.sensitivity_gap_days:
         if gap != study.lines.max_gap_days:
             studies[f"lines rebuilt with a {gap}-day gap"] = dataclasses.replace(
@@ -332,8 +334,6 @@ def stage_analysis(ctx: RunContext) -> None:
     sensitivity, sensitivity_cohorts = {}, {}
     for label, variant in sensitivity_studies(study).items():
         v_cohort, v_endpoints = rebuild_for_sensitivity(ctx, variant, bronze, exposures, can_matter)
-        if label.startswith("OS"):
-            v_endpoints = v_endpoints.where(F.col("endpoint") == "OS")
         sensitivity[label] = _pandas(v_endpoints)
         sensitivity_cohorts[label] = _pandas(v_cohort)
     can_matter.unpersist()

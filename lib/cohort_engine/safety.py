@@ -151,10 +151,11 @@ def _not_available(source: str) -> dict:
 
 
 def incidence_table(events: pd.DataFrame, denominator: int, graded_labs: pd.DataFrame | None,
-                    adverse_events_available: bool) -> pd.DataFrame:
+                    adverse_events_available: bool, lab_terms: tuple[str, ...] = tuple(TERMS.values())
+                    ) -> pd.DataFrame:
     """Patients with each term: any grade and grade ≥ 3, counts and percent of the cohort.
 
-    Lab terms: all nine CTCAE lab terms, with tested_n = patients with at least one gradable
+    Lab terms: each of `lab_terms` (the study's lab toxicities), with tested_n = patients with at least one gradable
     value of that test in the window (so a zero can be read against the patients tested).
     Recorded terms: those found, most frequent first, then UNMAPPED_TERM. Without the source
     table a single "not available" row stands for the source.
@@ -164,7 +165,7 @@ def incidence_table(events: pd.DataFrame, denominator: int, graded_labs: pd.Data
         rows.append(_not_available(LAB))
     else:
         gradable = graded_labs[graded_labs["grade"].notna()]
-        for term in TERMS.values():
+        for term in lab_terms:
             tested = float(gradable.loc[gradable["term"] == term, "patient_id"].nunique())
             found = events[(events["source"] == LAB) & (events["term"] == term)]
             rows.append(_incidence_row(term, LAB, found, denominator, tested))
@@ -192,18 +193,27 @@ def analyse_safety(cohort: pd.DataFrame, lines: pd.DataFrame, labs: pd.DataFrame
     """Worst grades per patient and the incidence table of §6.
 
     counts (exact, for the methods notes): lab_rows_in_window, lab_rows_ungradable,
-    ae_rows_in_window, ae_rows_unmapped, ae_rows_without_grade, patients_without_window.
+    ae_rows_in_window, ae_rows_unmapped, ae_rows_without_grade, patients_without_window, and
+    with `safety.recorded_terms`, ae_rows_other_terms (rows of other CTCAE terms, not read;
+    ae_rows_in_window counts the rest). `safety.lab_toxicities` limits the lab rows read
+    to those of its tests.
     """
+    lab_terms = study.safety.lab_toxicities or tuple(TERMS.values())
     windows = safety_windows(cohort, lines, study)
     counts = {"patients_without_window": int(windows["window_end"].isna().sum())}
     parts = []
     graded = None
     if labs is not None:
         graded = graded_window_labs(labs, windows, study.safety.baseline_days)
+        graded = graded[graded["term"].isin(lab_terms)]  # the tests of other toxicities are not read
         parts.append(lab_events(graded))
         counts.update(lab_rows_in_window=len(graded), lab_rows_ungradable=int(graded["grade"].isna().sum()))
     if adverse_events is not None:
         recorded = recorded_events(adverse_events, windows)
+        if study.safety.recorded_terms:  # the study's terms; unmapped ones are always reported
+            other = ~recorded["term"].isin((*study.safety.recorded_terms, UNMAPPED_TERM))
+            counts["ae_rows_other_terms"] = int(other.sum())
+            recorded = recorded[~other]
         parts.append(recorded.drop(columns="recorded_term"))
         counts.update(ae_rows_in_window=len(recorded),
                       ae_rows_unmapped=int((recorded["term"] == UNMAPPED_TERM).sum()),
@@ -211,7 +221,7 @@ def analyse_safety(cohort: pd.DataFrame, lines: pd.DataFrame, labs: pd.DataFrame
     parts = [p for p in parts if len(p)]
     events = worst_grades(pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=SAFETY_EVENT_COLUMNS))
     denominator = len(cohort)
-    incidence = incidence_table(events, denominator, graded, adverse_events is not None)
+    incidence = incidence_table(events, denominator, graded, adverse_events is not None, lab_terms)
     return SafetyResult(events, incidence, denominator, labs is not None, adverse_events is not None, counts)
 
 

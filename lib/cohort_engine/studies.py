@@ -94,7 +94,7 @@ def index_line_words(study: StudyConfig, classes: typing.Collection[str] = ()) -
 
 def attrition_plan(study: StudyConfig, classes: typing.Collection[str] = ()) -> list[str]:
     """The study's plan in words: title, index line, the attrition steps, the arms."""
-    out = [f"{study.name}: {study.title}" if study.title else study.name,
+    out = [f"{study.name}: {study.report.title}" if study.report.title else study.name,
            f"Index line: {index_line_words(study, classes)}.",
            f"Study period {study.study_period.start.isoformat()} to {study.study_end.isoformat()}; "
            f"data cut-off {study.data_cutoff.isoformat()}.",
