@@ -277,3 +277,35 @@ def test_studies_keep_their_own_tables(run):
             assert (lake / "studies" / study / table / "_delta_log").is_dir(), (study, table)
     assert not (lake / "studies" / SEED_STUDY).exists()
     assert (lake / "lake_data_quality" / "_delta_log").is_dir()
+
+
+def test_studies_of_a_run_share_their_sensitivity_rebuilds(spark, run):
+    # A gap variant of the seed study rebuilt alone, and after the other studies' rebuilds
+    # filled the run's shared intermediates: the same cohort and endpoints, from one
+    # rebuild of the lines per gap and one of the facts for all five studies.
+    from cohort_engine.config import default_study_path, load_study
+    from cohort_engine.lake import Lake
+    from cohort_engine.pipeline import RunContext, bronze_tables, rebuild_for_sensitivity, sensitivity_studies
+    studies = [load_study(default_study_path({}).parent / f"{name}.yaml") for name in STUDIES]
+    lake = Lake(run / "lake", spark, ENV)
+
+    def rebuilt(study, shared, label="lines rebuilt with a 60-day gap"):
+        ctx = RunContext(spark, lake, None, run / "scratch", study, ENV, run_studies=tuple(studies))
+        bronze = bronze_tables(ctx, ("patients", "deaths", "visits", "prescriptions", "labs", "tumor_assessments",
+                                     "diagnoses", "adverse_events", "biomarkers", "hospitals"))
+        cohort, endpoints = rebuild_for_sensitivity(ctx, sensitivity_studies(study)[label], bronze,
+                                                    lake.read("silver", "drug_exposures"), shared)
+        order = ["patient_id"] + (["endpoint"] if "endpoint" in endpoints.columns else [])
+        return (cohort.toPandas().sort_values("patient_id").reset_index(drop=True),
+                endpoints.toPandas().sort_values(order).reset_index(drop=True))
+
+    alone = rebuilt(studies[0], {})
+    shared: dict = {}
+    for study in studies[1:]:
+        rebuilt(study, shared)
+        rebuilt(study, shared, "lines rebuilt with a 180-day gap")
+    together = rebuilt(studies[0], shared)
+    pd.testing.assert_frame_equal(alone[0], together[0])
+    pd.testing.assert_frame_equal(alone[1], together[1])
+    assert len(alone[0]) >= 40  # the seed cohort rebuilt with a 60-day gap (59 patients with the usual 120)
+    assert sorted(k if isinstance(k, str) else k[0] for k in shared) == ["base", "facts", "lines", "lines"]

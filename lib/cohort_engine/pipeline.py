@@ -10,6 +10,7 @@ manifest names (`pinned_versions`), writing to a scratch lake.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
 import hashlib
@@ -47,6 +48,10 @@ class RunContext:
     replay_of: dict | None = None  # the manifest a replay reproduces (its path and identity)
     extract: typing.Any = None  # ingest.ExtractSettings: encoding, time zone, stop threshold (None: defaults)
     vocabulary_overrides: tuple[Path, ...] = ()  # CSVs extending the study's drug vocabulary
+    # The studies of a run over one lake build (`run`), and what their sensitivity rebuilds
+    # share: built for the first study, reused by the others.
+    run_studies: tuple[StudyConfig, ...] = ()
+    shared: dict = dataclasses.field(default_factory=dict)
 
     @property
     def cutoff(self) -> dt.date:
@@ -263,6 +268,30 @@ def patients_who_can_matter(exposures, study: StudyConfig):
     return exposures.where(wanted).select("patient_id").distinct()
 
 
+def _once(shared: dict, key, build):
+    if key not in shared:
+        shared[key] = build()
+    return shared[key]
+
+
+def sensitivity_base(ctx: RunContext, shared: dict, bronze: dict, exposures) -> dict:
+    """The patients who can matter to any study of the run, with their bronze rows and
+    exposures, materialised once (local checkpoints: few patients): every rebuild of every
+    study reads them. A patient who can matter to another study only is in no rebuilt
+    cohort of this one (it lacks the drug this index line requires), so one set serves all."""
+    def build() -> dict:
+        studies = ctx.run_studies or (ctx.study,)
+        ids = patients_who_can_matter(exposures, studies[0])
+        for other in studies[1:]:
+            ids = ids.union(patients_who_can_matter(exposures, other))
+        ids = ids.distinct().localCheckpoint()
+        few = {name: bronze[name].join(ids, "patient_id", "left_semi").localCheckpoint()
+               for name in ("patients", "diagnoses", "biomarkers")}
+        few.update(deaths=bronze["deaths"], hospitals=bronze["hospitals"])  # keyed by id_hash, hospital_id
+        return {"ids": ids, "bronze": few, "exposures": exposures.join(ids, "patient_id", "left_semi").localCheckpoint()}
+    return _once(shared, "base", build)
+
+
 def sensitivity_studies(study: StudyConfig) -> dict[str, StudyConfig]:
     """§8 sensitivity analyses that need a Spark rebuild, by display label."""
     studies = {}
@@ -276,8 +305,13 @@ def sensitivity_studies(study: StudyConfig) -> dict[str, StudyConfig]:
     return studies
 
 
-def rebuild_for_sensitivity(ctx: RunContext, variant: StudyConfig, bronze: dict, exposures, ids):
-    """(cohort, endpoints) of a variant study, on the patients who can matter."""
+def rebuild_for_sensitivity(ctx: RunContext, variant: StudyConfig, bronze: dict, exposures, shared: dict):
+    """(cohort, endpoints) of a variant study, on the patients who can matter.
+
+    shared: the rebuilt intermediates by what they depend on (the lines by the variant's
+    `lines`, the facts by the cancer, `facts` and cut-off), so that the studies of a run and
+    the two gap variants of one study build each once.
+    """
     from .cohort import build_cohort
     from .endpoints import build_endpoints
     from .facts import advanced_dates, build_patient_facts
@@ -286,13 +320,14 @@ def rebuild_for_sensitivity(ctx: RunContext, variant: StudyConfig, bronze: dict,
         lines = ctx.lake.read("gold", "therapy_lines")
         cohort = ctx.lake.read(*ctx.table("gold", "cohort"))
     else:
-        few = {name: (df.join(ids, "patient_id", "left_semi") if "patient_id" in df.columns else df)
-               for name, df in bronze.items()}
-        # Each intermediate is read by several later steps: materialised once (few patients,
-        # local checkpoints) rather than recomputed by every plan that reads it.
-        mine = exposures.join(ids, "patient_id", "left_semi").localCheckpoint()
-        lines = build_therapy_lines(mine, advanced_dates(few["diagnoses"], variant), variant.lines).localCheckpoint()
-        facts = build_patient_facts(few, variant).localCheckpoint()
+        base = sensitivity_base(ctx, shared, bronze, exposures)
+        few, mine = base["bronze"], base["exposures"]
+        # Each intermediate is read by several later steps: materialised once (local
+        # checkpoints) rather than recomputed by every plan that reads it.
+        lines = _once(shared, ("lines", variant.diagnosis_icd10, variant.lines), lambda: build_therapy_lines(
+            mine, advanced_dates(few["diagnoses"], variant), variant.lines).localCheckpoint())
+        facts = _once(shared, ("facts", variant.diagnosis_icd10, variant.facts, variant.data_cutoff),
+                      lambda: build_patient_facts(few, variant).localCheckpoint())
         # Its attrition is not kept: the vocabulary's classes spare the pass that words it.
         cohort, _, _ = build_cohort(facts, lines, mine, few, variant, classes=set(vocabulary(ctx)["drug_class"]))
         cohort = cohort.localCheckpoint()
@@ -330,37 +365,40 @@ def stage_analysis(ctx: RunContext) -> None:
         return _pandas(bronze[table].join(F.broadcast(index_lines), "patient_id").where(window).select(*columns))
 
     pattern_drugs = study.pattern_drugs(set(vocabulary(ctx)["ingredient"]))
-    can_matter = patients_who_can_matter(exposures, study).cache()
+    # Within `run`, the studies of the run share their rebuilds; a stage run alone keeps its own.
+    shared = ctx.shared if len(ctx.run_studies) > 1 else {}
     sensitivity, sensitivity_cohorts = {}, {}
     for label, variant in sensitivity_studies(study).items():
-        v_cohort, v_endpoints = rebuild_for_sensitivity(ctx, variant, bronze, exposures, can_matter)
-        sensitivity[label] = _pandas(v_endpoints)
-        sensitivity_cohorts[label] = _pandas(v_cohort)
-    can_matter.unpersist()
+        with _timed(ctx, f"analysis: sensitivity, {label}"):
+            v_cohort, v_endpoints = rebuild_for_sensitivity(ctx, variant, bronze, exposures, shared)
+            sensitivity[label] = _pandas(v_endpoints)
+            sensitivity_cohorts[label] = _pandas(v_cohort)
 
-    inputs = AnalysisInputs(
-        study=study,
-        cohort=_pandas(cohort),
-        endpoints=ctx.lake.read_pandas(*ctx.table("gold", "endpoints")),
-        attrition=ctx.lake.read_pandas(*ctx.table("gold", "attrition")),
-        data_quality=ctx.lake.read_pandas(*ctx.table("gold", "data_quality")),
-        lines=_pandas(lines),
-        exposures=_pandas(exposures.join(ids, "patient_id", "left_semi").where(F.col("ingredient").isin(*pattern_drugs))
-                          .select("patient_id", "admin_date", "ingredient", "dose", "dose_unit")),
-        vitals=(_pandas(bronze["vitals"].join(ids, "patient_id", "left_semi")
-                        .select("patient_id", "measure_date", "height_cm", "weight_kg"))
-                if "vitals" in bronze else None),
-        labs=windowed("labs", "collect_date", study.safety.baseline_days,
-                      ["patient_id", "collect_date", "test", "value", "unit", "ref_low", "ref_high"]),
-        adverse_events=windowed("adverse_events", "onset_date", 0,
-                                ["patient_id", "onset_date", "term", "grade", "serious"]),
-        sensitivity=sensitivity,
-        sensitivity_cohorts=sensitivity_cohorts,
-        pattern_drugs=pattern_drugs,
-        unmatched_names=(ctx.lake.read_pandas("gold", "unmatched_drug_names")
-                         if ctx.lake.exists("gold", "unmatched_drug_names") else None),
-    )
-    result = run_analysis(inputs, ctx.out)
+    with _timed(ctx, "analysis: the cohort's rows read"):
+        inputs = AnalysisInputs(
+            study=study,
+            cohort=_pandas(cohort),
+            endpoints=ctx.lake.read_pandas(*ctx.table("gold", "endpoints")),
+            attrition=ctx.lake.read_pandas(*ctx.table("gold", "attrition")),
+            data_quality=ctx.lake.read_pandas(*ctx.table("gold", "data_quality")),
+            lines=_pandas(lines),
+            exposures=_pandas(exposures.join(ids, "patient_id", "left_semi").where(F.col("ingredient").isin(*pattern_drugs))
+                              .select("patient_id", "admin_date", "ingredient", "dose", "dose_unit")),
+            vitals=(_pandas(bronze["vitals"].join(ids, "patient_id", "left_semi")
+                            .select("patient_id", "measure_date", "height_cm", "weight_kg"))
+                    if "vitals" in bronze else None),
+            labs=windowed("labs", "collect_date", study.safety.baseline_days,
+                          ["patient_id", "collect_date", "test", "value", "unit", "ref_low", "ref_high"]),
+            adverse_events=windowed("adverse_events", "onset_date", 0,
+                                    ["patient_id", "onset_date", "term", "grade", "serious"]),
+            sensitivity=sensitivity,
+            sensitivity_cohorts=sensitivity_cohorts,
+            pattern_drugs=pattern_drugs,
+            unmatched_names=(ctx.lake.read_pandas("gold", "unmatched_drug_names")
+                             if ctx.lake.exists("gold", "unmatched_drug_names") else None),
+        )
+    with _timed(ctx, "analysis: statistics, figures and report"):
+        result = run_analysis(inputs, ctx.out)
     spark_events = ctx.spark.createDataFrame(result.safety_events, SAFETY_EVENTS_SCHEMA) \
         if len(result.safety_events) else ctx.spark.createDataFrame([], SAFETY_EVENTS_SCHEMA)
     ctx.lake.write(spark_events, *ctx.table("gold", "safety_events"))
@@ -595,6 +633,14 @@ def check_studies_share_the_lake(studies: typing.Sequence[StudyConfig]) -> None:
                                   "together share the lake's lines (run it on its own)")
 
 
+@contextlib.contextmanager
+def _timed(ctx: RunContext, what: str):
+    """A progress line with the seconds a step of a stage took: where a run's time goes."""
+    started = time.perf_counter()
+    yield
+    ctx.progress(f"{what}: {time.perf_counter() - started:.1f}s")
+
+
 def _run_stages(ctx: RunContext, stages: list[str]) -> None:
     for name in stages:
         ctx.progress(f"stage {name}: start" + (f" ({ctx.study.name})" if name not in LAKE_STAGES else ""))
@@ -624,13 +670,17 @@ def run(ctx: RunContext, stages: list[str], studies: typing.Sequence[StudyConfig
     _run_stages(ctx, [s for s in stages if s in LAKE_STAGES])
     write_lake_data_quality(ctx)
     results = {}
-    for study in studies:
-        own = dataclasses.replace(ctx, study=study, out=ctx.out / study.name, row_counts=dict(ctx.row_counts),
-                                  timings=dict(ctx.timings), data_quality=[], data_quality_written=None)
-        own.out.mkdir(parents=True, exist_ok=True)
-        _run_stages(own, [s for s in stages if s not in LAKE_STAGES])
-        if own.data_quality != own.data_quality_written:
-            write_data_quality(own)
-        write_manifest(own, stages)
-        results[study.name] = {"timings": own.timings, "row_counts": own.row_counts}
+    ctx.run_studies, ctx.shared = tuple(studies), {}
+    try:
+        for study in studies:
+            own = dataclasses.replace(ctx, study=study, out=ctx.out / study.name, row_counts=dict(ctx.row_counts),
+                                      timings=dict(ctx.timings), data_quality=[], data_quality_written=None)
+            own.out.mkdir(parents=True, exist_ok=True)
+            _run_stages(own, [s for s in stages if s not in LAKE_STAGES])
+            if own.data_quality != own.data_quality_written:
+                write_data_quality(own)
+            write_manifest(own, stages)
+            results[study.name] = {"timings": own.timings, "row_counts": own.row_counts}
+    finally:
+        ctx.run_studies, ctx.shared = (), {}  # the rebuilds are this run's: none outlives it
     return {"stages": stages, "studies": results}
