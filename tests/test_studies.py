@@ -19,7 +19,7 @@ from pyspark.sql import functions as F
 
 from builders import bronze, drug_exposures, therapy_lines
 from cohort_engine import cohort as cohort_mod
-from cohort_engine.config import REPO_ROOT, default_study_path, load_study, study_from_dict
+from cohort_engine.config import REPO_ROOT, ConfigError, default_study_path, load_study, study_from_dict
 from cohort_engine.facts import build_patient_facts
 from cohort_engine.analysis import report_heading
 from cohort_engine.safety import analyse_safety
@@ -118,7 +118,7 @@ VARIABLE_CASES = {
 
 def test_every_example_of_the_docs_is_tested():
     assert set(doc_examples()) == set(CASES) | set(VARIABLE_CASES) | {
-        "header", "facts", "patterns", "endpoints", "safety", "report"}
+        "header", "facts", "patterns", "endpoints", "safety", "report", "analysis"}
 
 
 def test_patterns_example_and_its_default():
@@ -153,6 +153,21 @@ def test_seed_variables_are_the_contract_columns(with_variables):
         "patient_id", "index_date", "regimen", "anti_her2", "age_at_index", "sex", "hr_status", "de_novo",
         "visceral", "brain_mets", "bone_only", "prior_anti_her2", "hospital_tier", "province", "index_year",
         "arm", "index_setting", "index_line_number"]
+
+
+def test_analysis_example_sets_subgroups_and_sensitivity_analyses():
+    from cohort_engine.pipeline import sensitivity_studies
+    data = seed_dict()
+    data.update(doc_examples()["analysis"])
+    s = study_from_dict(data)
+    assert (s.analysis.subgroups, s.analysis.rate_months, s.analysis.risk_table_every_months) == (
+        ("hr_status", "age_group"), (6, 12, 24), 3)
+    variants = sensitivity_studies(s)
+    assert list(variants) == ["OS censored at last contact", "lines rebuilt with a 90-day gap"]
+    assert variants["lines rebuilt with a 90-day gap"].lines.max_gap_days == 90
+    data["analysis"]["subgroups"] = ["hr_status", "menopausal_status"]
+    with pytest.raises(ConfigError, match=r"^analysis\.subgroups\[1\]: 'menopausal_status' is not a variable "):
+        study_from_dict(data)
 
 
 def test_report_example_heads_the_report_and_the_plan():
