@@ -193,9 +193,7 @@ def synthetic_inputs(study, *, n: int = N_PATIENTS, seed: int = 20240611, safety
         labs=_labs(rng, cohort, lines) if safety_sources else None,
         adverse_events=_adverse_events(rng, cohort) if safety_sources else None,
         sensitivity={"OS censored at last contact": os_last_contact, "lines rebuilt with a 60-day gap": gap60,
-                     "lines rebuilt with a 180-day gap": endpoints.copy()},
-        sensitivity_cohorts={"OS censored at last contact": cohort, "lines rebuilt with a 60-day gap":
-                             cohort.iloc[2:], "lines rebuilt with a 180-day gap": cohort})
+                     "lines rebuilt with a 180-day gap": endpoints.copy()})
 
 
 @pytest.fixture(scope="module")

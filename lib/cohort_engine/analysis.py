@@ -59,7 +59,7 @@ YES_NO_FACTORS = ("visceral", "brain_mets", "bone_only", "prior_anti_her2")
 
 @dataclasses.dataclass
 class AnalysisInputs:
-    """The collected cohort (see notes/analysis-inputs.md for each frame's columns)."""
+    """The study's rows collected to pandas (`pipeline.stage_analysis` selects each frame's columns)."""
     study: StudyConfig
     cohort: pd.DataFrame
     endpoints: pd.DataFrame
@@ -71,7 +71,6 @@ class AnalysisInputs:
     labs: pd.DataFrame | None = None
     adverse_events: pd.DataFrame | None = None
     sensitivity: dict[str, pd.DataFrame] = dataclasses.field(default_factory=dict)
-    sensitivity_cohorts: dict[str, pd.DataFrame] = dataclasses.field(default_factory=dict)
     unmatched_names: pd.DataFrame | None = None  # gold/unmatched_drug_names (None: lines not built by this engine)
     pattern_drugs: tuple[str, ...] = ()  # ingredients whose dose and schedule patterns describe (study.patterns)
 

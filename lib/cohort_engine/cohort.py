@@ -332,12 +332,27 @@ def _passed(k: int) -> Column:
     return ok
 
 
-def attrition_table(steps: DataFrame, study: StudyConfig, classes: typing.Collection[str] = ()) -> DataFrame:
-    """gold/attrition: step int, criterion string, n_remaining long, n_excluded long."""
+def cohort_index_lines(facts: DataFrame, therapy_lines: DataFrame, drug_exposures: DataFrame,
+                       study: StudyConfig) -> DataFrame:
+    """patient_id, index_date, index_setting, index_line_number of the patients who meet every
+    criterion: the cohort without its variables, all that the endpoints read of a cohort (so
+    a sensitivity rebuild computes no more)."""
+    steps = patient_steps(facts, therapy_lines, drug_exposures, study)
+    return steps.where(_passed(n_steps(study))).select(
+        "patient_id", F.col("start_date").alias("index_date"), F.col("setting").alias("index_setting"),
+        F.col("line_number").alias("index_line_number"))
+
+
+def _attrition_counts(study: StudyConfig) -> list[Column]:
+    """n1…nN over the steps: the patients who pass steps 1…k."""
+    return [F.sum(F.when(_passed(k), 1).otherwise(0)).cast("long").alias(f"n{k}") for k in range(1, n_steps(study) + 1)]
+
+
+def attrition_table(counts: DataFrame, study: StudyConfig, classes: typing.Collection[str] = ()) -> DataFrame:
+    """gold/attrition (step int, criterion string, n_remaining long, n_excluded long) from the
+    one-row `counts` of the steps (`_attrition_counts`)."""
     texts = criteria(study, classes)
     n = n_steps(study)
-    counts = steps.agg(*[F.sum(F.when(_passed(k), 1).otherwise(0)).cast("long").alias(f"n{k}")
-                         for k in range(1, n + 1)])
     rows = [F.struct(F.lit(k).cast("int").alias("step"), F.lit(texts[k - 1]).alias("criterion"),
                      F.col(f"n{k}").alias("n_remaining"),
                      (F.lit(0).cast("long") if k == 1 else F.col(f"n{k - 1}") - F.col(f"n{k}")).alias("n_excluded"))
@@ -391,7 +406,10 @@ def build_cohort(facts: DataFrame, therapy_lines: DataFrame, drug_exposures: Dat
                          *[variable_column(v, limit).alias(v.name) for v in study.variables],
                          arm_of(study).alias("arm"), F.col("setting").alias("index_setting"),
                          F.col("line_number").alias("index_line_number"))
-    return cohort, attrition_table(steps, study, classes), cohort_data_quality(steps, bronze, study)
+    # One pass over the steps counts both the attrition and the data errors; the one-row
+    # result is cached, so that writing one and collecting the other do not pass twice.
+    counts = steps.agg(*_attrition_counts(study), *_data_quality_counts(study)).cache()
+    return cohort, attrition_table(counts, study, classes), cohort_data_quality(counts, bronze, study)
 
 
 def _step_of(study: StudyConfig, match) -> int | None:
@@ -399,19 +417,24 @@ def _step_of(study: StudyConfig, match) -> int | None:
     return next((i + 2 for i, c in enumerate(study.population) if match(c)), None)
 
 
-def cohort_data_quality(steps: DataFrame, bronze: dict[str, DataFrame], study: StudyConfig) -> DataFrame:
-    """table, check, reason, n (long): the data errors found while building the cohort.
+def _data_quality_counts(study: StudyConfig) -> list[Column]:
+    """her2, deaths, before_index over the steps (see `cohort_data_quality`)."""
+    her2_step = _step_of(study, lambda c: isinstance(c, Biomarker) and c.marker == "HER2") or n_steps(study)
+    death_step = _step_of(study, lambda c: isinstance(c, NoDeathBeforeIndex))
+    before_index = (_passed(death_step - 1) & ~F.col(f"s{death_step}")) if death_step else F.lit(False)
+    return [F.sum(F.when(_passed(her2_step) & F.col("her2_conflict"), 1).otherwise(0)).cast("long").alias("her2"),
+            F.sum(F.when(F.col("death_dates_recorded") > 1, 1).otherwise(0)).cast("long").alias("deaths"),
+            F.sum(F.when(before_index, 1).otherwise(0)).cast("long").alias("before_index")]
+
+
+def cohort_data_quality(counts: DataFrame, bronze: dict[str, DataFrame], study: StudyConfig) -> DataFrame:
+    """table, check, reason, n (long): the data errors found while building the cohort, from
+    the one-row `counts` of the steps (`_data_quality_counts`).
 
     HER2 conflicts are counted among the patients who pass the steps up to the study's
     HER2 criterion (the whole cohort when it has none); deaths before the index date
     among those the no-death criterion excludes (none without that criterion)."""
-    her2_step = _step_of(study, lambda c: isinstance(c, Biomarker) and c.marker == "HER2") or n_steps(study)
     death_step = _step_of(study, lambda c: isinstance(c, NoDeathBeforeIndex))
-    before_index = (_passed(death_step - 1) & ~F.col(f"s{death_step}")) if death_step else F.lit(False)
-    counts = steps.agg(
-        F.sum(F.when(_passed(her2_step) & F.col("her2_conflict"), 1).otherwise(0)).cast("long").alias("her2"),
-        F.sum(F.when(F.col("death_dates_recorded") > 1, 1).otherwise(0)).cast("long").alias("deaths"),
-        F.sum(F.when(before_index, 1).otherwise(0)).cast("long").alias("before_index"))
     death_reason = (f"a death recorded before the index date; excluded at step {death_step}" if death_step
                     else "a death recorded before the index date (not a criterion of this study)")
     unreadable = (biomarker_readings(bronze["biomarkers"])

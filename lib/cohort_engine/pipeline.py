@@ -140,6 +140,15 @@ def require(ctx: RunContext, *tables: str) -> None:
                              "run stopped): run the stage that builds it first")
 
 
+def written_rows(ctx: RunContext, written) -> int:
+    """The rows of a committed write: counted from its Parquet footers when the lake staged
+    it, else read back (delta-spark writing natively reports none)."""
+    if written.rows is not None:
+        return written.rows
+    layer, _, name = written.table.partition("/")
+    return ctx.lake.read(layer, name).count()
+
+
 def _collect_dq(ctx: RunContext, stage: str, frame) -> None:
     """Add a step's data-quality frame (table, check, reason, n) to the run's rows."""
     rows = [(stage, r["table"], r["check"], r["reason"], int(r["n"])) for r in frame.collect()]
@@ -226,19 +235,19 @@ def stage_cohort(ctx: RunContext) -> None:
     require(ctx, "bronze/patients", "bronze/diagnoses", "bronze/biomarkers", "bronze/deaths",
             "gold/therapy_lines", "silver/drug_exposures")
     bronze = bronze_tables(ctx, ("patients", "diagnoses", "biomarkers", "deaths", "hospitals"))
-    ctx.lake.write(build_patient_facts(bronze, ctx.study), *ctx.table("silver", "patient_facts"))
+    facts_written = ctx.lake.write(build_patient_facts(bronze, ctx.study), *ctx.table("silver", "patient_facts"))
     facts = ctx.lake.read(*ctx.table("silver", "patient_facts"))
     cohort, attrition, dq = build_cohort(facts, ctx.lake.read("gold", "therapy_lines"),
                                          ctx.lake.read("silver", "drug_exposures"), bronze, ctx.study)
-    ctx.lake.write(cohort, *ctx.table("gold", "cohort"))
+    cohort_written = ctx.lake.write(cohort, *ctx.table("gold", "cohort"))
     ctx.lake.write(attrition, *ctx.table("gold", "attrition"))
     _collect_dq(ctx, "cohort", dq)
     attrition_pdf = suppress_attrition(ctx.lake.read_pandas(*ctx.table("gold", "attrition")),
                                        min_cell=ctx.study.disclosure.min_cell)
     write_table(attrition_pdf, ctx.tables_dir() / "attrition.csv", ctx.study,
                 count_columns=["n_remaining", "n_excluded"])
-    ctx.row_counts["cohort"] = {"silver/patient_facts": facts.count(),
-                                "gold/cohort": ctx.lake.read(*ctx.table("gold", "cohort")).count()}
+    ctx.row_counts["cohort"] = {"silver/patient_facts": written_rows(ctx, facts_written),
+                                "gold/cohort": written_rows(ctx, cohort_written)}
 
 
 def stage_endpoints(ctx: RunContext) -> None:
@@ -249,9 +258,9 @@ def stage_endpoints(ctx: RunContext) -> None:
     endpoints, dq = build_endpoints(ctx.lake.read(*ctx.table("gold", "cohort")),
                                     ctx.lake.read("gold", "therapy_lines"),
                                     bronze, ctx.study, last_contacts_at_cutoff(ctx))
-    ctx.lake.write(endpoints, *ctx.table("gold", "endpoints"))
+    written = ctx.lake.write(endpoints, *ctx.table("gold", "endpoints"))
     _collect_dq(ctx, "endpoints", dq)
-    ctx.row_counts["endpoints"] = {"gold/endpoints": ctx.lake.read(*ctx.table("gold", "endpoints")).count()}
+    ctx.row_counts["endpoints"] = {"gold/endpoints": written_rows(ctx, written)}
 
 
 def patients_who_can_matter(exposures, study: StudyConfig):
@@ -275,10 +284,11 @@ def _once(shared: dict, key, build):
 
 
 def sensitivity_base(ctx: RunContext, shared: dict, bronze: dict, exposures) -> dict:
-    """The patients who can matter to any study of the run, with their bronze rows and
-    exposures, materialised once (local checkpoints: few patients): every rebuild of every
-    study reads them. A patient who can matter to another study only is in no rebuilt
-    cohort of this one (it lacks the drug this index line requires), so one set serves all."""
+    """The patients who can matter to any study of the run, with their bronze rows, their
+    last contacts and exposures, materialised once (local checkpoints: few patients): every
+    rebuild of every study reads them. A patient who can matter to another study only is in
+    no rebuilt cohort of this one (it lacks the drug this index line requires), so one set
+    serves all."""
     def build() -> dict:
         studies = ctx.run_studies or (ctx.study,)
         ids = patients_who_can_matter(exposures, studies[0])
@@ -286,9 +296,13 @@ def sensitivity_base(ctx: RunContext, shared: dict, bronze: dict, exposures) -> 
             ids = ids.union(patients_who_can_matter(exposures, other))
         ids = ids.distinct().localCheckpoint()
         few = {name: bronze[name].join(ids, "patient_id", "left_semi").localCheckpoint()
-               for name in ("patients", "diagnoses", "biomarkers")}
+               for name in ("patients", "diagnoses", "biomarkers", "tumor_assessments") if name in bronze}
         few.update(deaths=bronze["deaths"], hospitals=bronze["hospitals"])  # keyed by id_hash, hospital_id
-        return {"ids": ids, "bronze": few, "exposures": exposures.join(ids, "patient_id", "left_semi").localCheckpoint()}
+        contacts = last_contacts_at_cutoff(ctx)
+        if contacts is not None:
+            contacts = contacts.join(ids, "patient_id", "left_semi").localCheckpoint()
+        return {"bronze": few, "contacts": contacts,
+                "exposures": exposures.join(ids, "patient_id", "left_semi").localCheckpoint()}
     return _once(shared, "base", build)
 
 
@@ -306,32 +320,36 @@ def sensitivity_studies(study: StudyConfig) -> dict[str, StudyConfig]:
 
 
 def rebuild_for_sensitivity(ctx: RunContext, variant: StudyConfig, bronze: dict, exposures, shared: dict):
-    """(cohort, endpoints) of a variant study, on the patients who can matter.
+    """(cohort, endpoints) of a variant study: for a variant of the lines, on the patients
+    who can matter and with the cohort's index lines only (the endpoints read no more).
 
     shared: the rebuilt intermediates by what they depend on (the lines by the variant's
     `lines`, the facts by the cancer, `facts` and cut-off), so that the studies of a run and
     the two gap variants of one study build each once.
     """
-    from .cohort import build_cohort
+    from .cohort import cohort_index_lines
     from .endpoints import build_endpoints
     from .facts import advanced_dates, build_patient_facts
     from .lines import build_therapy_lines
     if variant.lines == ctx.study.lines:
         lines = ctx.lake.read("gold", "therapy_lines")
         cohort = ctx.lake.read(*ctx.table("gold", "cohort"))
+        contacts = last_contacts_at_cutoff(ctx, variant)
     else:
         base = sensitivity_base(ctx, shared, bronze, exposures)
         few, mine = base["bronze"], base["exposures"]
-        # Each intermediate is read by several later steps: materialised once (local
-        # checkpoints) rather than recomputed by every plan that reads it.
+        # The lines and facts are read by several later steps: materialised once (local
+        # checkpoints) rather than recomputed by every plan that reads them.
         lines = _once(shared, ("lines", variant.diagnosis_icd10, variant.lines), lambda: build_therapy_lines(
             mine, advanced_dates(few["diagnoses"], variant), variant.lines).localCheckpoint())
         facts = _once(shared, ("facts", variant.diagnosis_icd10, variant.facts, variant.data_cutoff),
                       lambda: build_patient_facts(few, variant).localCheckpoint())
-        # Its attrition is not kept: the vocabulary's classes spare the pass that words it.
-        cohort, _, _ = build_cohort(facts, lines, mine, few, variant, classes=set(vocabulary(ctx)["drug_class"]))
-        cohort = cohort.localCheckpoint()
-    endpoints, _ = build_endpoints(cohort, lines, bronze, variant, last_contacts_at_cutoff(ctx, variant))
+        cohort = cohort_index_lines(facts, lines, mine, variant)
+        bronze = {**bronze, **few}
+        contacts = base["contacts"] if variant.data_cutoff == ctx.study.data_cutoff else None
+        if contacts is None:
+            contacts = last_contacts_at_cutoff(ctx, variant)
+    endpoints, _ = build_endpoints(cohort, lines, bronze, variant, contacts)
     return cohort, endpoints
 
 
@@ -367,12 +385,10 @@ def stage_analysis(ctx: RunContext) -> None:
     pattern_drugs = study.pattern_drugs(set(vocabulary(ctx)["ingredient"]))
     # Within `run`, the studies of the run share their rebuilds; a stage run alone keeps its own.
     shared = ctx.shared if len(ctx.run_studies) > 1 else {}
-    sensitivity, sensitivity_cohorts = {}, {}
+    sensitivity = {}
     for label, variant in sensitivity_studies(study).items():
         with _timed(ctx, f"analysis: sensitivity, {label}"):
-            v_cohort, v_endpoints = rebuild_for_sensitivity(ctx, variant, bronze, exposures, shared)
-            sensitivity[label] = _pandas(v_endpoints)
-            sensitivity_cohorts[label] = _pandas(v_cohort)
+            sensitivity[label] = _pandas(rebuild_for_sensitivity(ctx, variant, bronze, exposures, shared)[1])
 
     with _timed(ctx, "analysis: the cohort's rows read"):
         inputs = AnalysisInputs(
@@ -392,7 +408,6 @@ def stage_analysis(ctx: RunContext) -> None:
             adverse_events=windowed("adverse_events", "onset_date", 0,
                                     ["patient_id", "onset_date", "term", "grade", "serious"]),
             sensitivity=sensitivity,
-            sensitivity_cohorts=sensitivity_cohorts,
             pattern_drugs=pattern_drugs,
             unmatched_names=(ctx.lake.read_pandas("gold", "unmatched_drug_names")
                              if ctx.lake.exists("gold", "unmatched_drug_names") else None),
