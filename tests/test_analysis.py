@@ -18,7 +18,7 @@ from cohort_engine import survival
 from cohort_engine.analysis import (
     OTHER_SEQUENCES, AnalysisInputs, merge_small_sequences, reference_level, run_analysis, subgroup_levels)
 from cohort_engine.disclosure import audit_output_dir
-from cohort_engine.outputs import audit
+from cohort_engine.publish import audit
 
 PL = "paclitaxel liposome"
 REGIMENS = {"H": f"{PL}+trastuzumab", "HP": f"{PL}+pertuzumab+trastuzumab", "I": f"{PL}+inetetumab"}
@@ -204,7 +204,7 @@ def run(seed_study, tmp_path_factory):
 
 
 EXPECTED_FILES = ["tables/km_summary.csv", "tables/subgroups.csv", "tables/table1.csv", "tables/safety.csv",
-                  "tables/patterns.csv", "tables/sensitivity.csv", "tables/attrition.csv", "report.html",
+                  "tables/patterns.csv", "tables/sensitivity.csv", "report.html",
                   "figures/attrition_flow.png", "figures/sequences_sunburst.png"]
 
 
@@ -389,7 +389,7 @@ def test_a_subgroup_of_unknown_level_is_shown_and_protected(seed_study):
     # 2 censored patients, and the unknown level's 0 among 3 its 3: both withheld; 11 events in
     # all − 6 would then give 3A's 5 back, so 3B's 6 go too.
     from cohort_engine.analysis import SUBGROUP_GATE, UNKNOWN_LEVEL, subgroup_table
-    from cohort_engine.outputs import shown
+    from cohort_engine.publish import shown
     import dataclasses
     study = dataclasses.replace(seed_study, analysis=dataclasses.replace(seed_study.analysis,
                                                                          subgroups=("hospital_tier",)))
@@ -406,7 +406,7 @@ def test_a_subgroup_of_unknown_level_is_shown_and_protected(seed_study):
     assert exact["n"].tolist() == [7, 6, 3] and exact["events"].tolist() == [5, 6, 0]
     assert exact.loc[UNKNOWN_LEVEL, "note"] == "value unknown: not in the comparison"
     assert np.isnan(exact.loc[UNKNOWN_LEVEL, "hr"])
-    table = shown(exact.reset_index(), study, **SUBGROUP_GATE).set_index("level")
+    table = shown(exact.reset_index(), SUBGROUP_GATE, study).set_index("level")
     assert table["n"].tolist() == [7, "*", "<5"]
     assert table["events"].tolist() == ["*", "*", "*"]
 
@@ -417,7 +417,7 @@ def test_proxy_events_are_not_given_away_by_the_assessments_only_analysis(seed_s
     # 13 − 10 = 3 proxy events would both be named, so that row's n and events are withheld, and
     # its median and rates with the events; the main row stands (20, 13).
     from cohort_engine.analysis import ASSESSMENTS_ONLY, MAIN, sensitivity_gate, sensitivity_table
-    from cohort_engine.outputs import shown
+    from cohort_engine.publish import shown
     events = [1] * 10 + [0] * 6 + [1] * 3 + [0]
     main = pd.DataFrame({"patient_id": [f"Q{i}" for i in range(20)], "endpoint": "rwPFS",
                          "time_days": [30 * (i + 1) for i in range(20)], "event": events,
@@ -426,7 +426,7 @@ def test_proxy_events_are_not_given_away_by_the_assessments_only_analysis(seed_s
     table = sensitivity_table({MAIN: main, ASSESSMENTS_ONLY: main[main["source"] == "assessment"]}, seed_study)
     assert table[["n", "events"]].values.tolist() == [[20, 13], [16, 10]]
     assert table.loc[1, ["n_main", "events_main"]].tolist() == [20.0, 13.0]
-    out = shown(table, seed_study, **sensitivity_gate(table)).set_index("analysis")
+    out = shown(table, sensitivity_gate(table), seed_study).set_index("analysis")
     assert out.loc[MAIN, ["n", "events"]].tolist() == [20, 13]
     assert out.loc[ASSESSMENTS_ONLY, ["n", "events", "median_months", "rate_12m"]].tolist() == ["*", "*", "*", "*"]
 

@@ -153,7 +153,7 @@ def test_outputs_and_manifest(run):
     for table in ("gold/cohort", "gold/endpoints", "gold/therapy_lines", "silver/drug_exposures"):
         assert written[table] >= 1
     from cohort_engine.config import default_study_path, load_study
-    from cohort_engine.outputs import audit
+    from cohort_engine.publish import audit
     run_date = dt.date.fromisoformat(manifest["created_utc"][:10])
     assert audit(out, load_study(default_study_path()), run_dates=[run_date]) == []
 

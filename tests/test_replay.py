@@ -109,7 +109,7 @@ def test_replay_reproduces_every_table_of_the_manifest(reference, changed, spark
 
     # The replay's outputs pass the disclosure audit, its manifest included.
     from cohort_engine.config import default_study_path, load_study
-    from cohort_engine.outputs import audit
+    from cohort_engine.publish import audit
     run_date = dt.date.fromisoformat(mine["created_utc"][:10])
     assert audit(out, load_study(default_study_path()), run_dates=[run_date]) == []
 

@@ -17,8 +17,13 @@ import pytest
 
 from cohort_engine.ctcae import TERMS
 from cohort_engine.safety import (
-    INCIDENCE_COLUMNS, SAFETY_EVENT_COLUMNS, UNMAPPED_TERM, analyse_safety, safety_windows, worst_grades,
-    write_safety_table)
+    INCIDENCE_COLUMNS, SAFETY_EVENT_COLUMNS, SAFETY_GATE, UNMAPPED_TERM, analyse_safety, safety_windows,
+    worst_grades)
+from cohort_engine.publish import publish
+
+
+def write_safety_table(result, tables_dir, study):
+    return publish(result.incidence, SAFETY_GATE, study, tables_dir)[1]
 
 D = dt.date
 INDEX, LAST_ADMIN = D(2021, 3, 1), D(2021, 5, 1)
@@ -138,7 +143,7 @@ def test_safety_csv_suppresses_counts_and_their_percents(seed_study, tmp_path):
     rows += [(p, D(2021, 4, 3), "vomiting", 3, False) for p in ids[10:16]]
     aes = pd.DataFrame(rows, columns=["patient_id", "onset_date", "term", "grade", "serious"])
     result = analyse_safety(cohort, lines, None, aes, seed_study)
-    path = write_safety_table(result, tmp_path / "safety.csv", seed_study)
+    path = write_safety_table(result, tmp_path, seed_study)
     csv = pd.read_csv(path, dtype=str, keep_default_na=False)
     assert csv[["term", "source", "any_grade_n", "any_grade_percent", "grade3plus_n", "grade3plus_percent",
                 "tested_n"]].values.tolist() == [
@@ -151,7 +156,7 @@ def test_safety_csv_suppresses_counts_and_their_percents(seed_study, tmp_path):
 
 
 def test_small_counts_are_shown_as_less_than_five(result, seed_study, tmp_path):
-    csv = pd.read_csv(write_safety_table(result, tmp_path / "safety.csv", seed_study), dtype=str,
+    csv = pd.read_csv(write_safety_table(result, tmp_path, seed_study), dtype=str,
                       keep_default_na=False)
     # ALT: any grade 2 → "<5" and its percent "*"; grade ≥ 3 is 0, but 2 − 0 = 2 patients with
     # grade 1–2 is a complement of 1–4, so it is withheld too; 2 tested → "<5".
@@ -210,7 +215,7 @@ def test_patients_tested_and_untested_are_not_given_away(seed_study, tmp_path):
     result = analyse_safety(cohort, lines, labs, None, seed_study)
     anc = result.incidence.set_index("term").loc[ANC]
     assert (anc.any_grade_n, anc.grade3plus_n, anc.tested_n, anc.cohort_n) == (15, 5, 18, 20)
-    csv = pd.read_csv(write_safety_table(result, tmp_path / "safety.csv", seed_study), dtype=str,
+    csv = pd.read_csv(write_safety_table(result, tmp_path, seed_study), dtype=str,
                       keep_default_na=False).set_index("term")
     assert csv.loc[ANC, ["any_grade_n", "any_grade_percent", "grade3plus_n", "grade3plus_percent", "tested_n",
                          "cohort_n"]].tolist() == ["*", "*", "5", "25.0", "*", "20"]

@@ -3,10 +3,10 @@
 The lead's Spark stage narrows the lake to the cohort and calls `run_analysis` with
 pandas frames (`AnalysisInputs`). Everything here is pandas, lifelines and matplotlib on
 a few thousand rows. Exact numbers stay in memory (and `AnalysisResult.safety_events`
-goes back to the lake); every table written under `out_dir` passes
-`outputs.write_table`, every table in the report `outputs.shown`, every number drawn on a
-figure comes from a frame that went through disclosure control, and the finished files
-are audited (`outputs.audit`).
+goes back to the lake); every table leaves through `publish.publish` under its `Gate`,
+gated once for both its CSV and the report (a frame the report alone shows through
+`publish.shown`), every number drawn on a figure comes from a frame that went through
+disclosure control, and the finished files are audited (`publish.audit`).
 
 One function per table or figure; `run_analysis` only strings them together.
 """
@@ -19,14 +19,18 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from . import figures, outputs, report, survival
+from . import figures, report, survival
 from .baseline import age_group, is_boolean, table1
 from .config import StudyConfig
+from .data_quality import DATA_QUALITY_GATE, with_count_sets
 from .disclosure import (MASKED, DisclosureError, find_dates, find_identifiers, footnote, pool_cross_table_rows,
                          risk_table_display, small_text, suppress_attrition)
 from .patterns import NO_LINE, patterns_table, sequences
+from .publish import Gate, audit
+from .publish import publish as publish_table
+from .publish import shown as gated
 from .safety import SAFETY_GATE, SafetyResult, analyse_safety
-from .studies import index_line_words
+from .studies import ATTRITION_GATE, index_line_words
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +90,7 @@ class AnalysisResult:
 # -- Writing -----------------------------------------------------------------------------------
 
 class _Writer:
-    """Writes tables (through outputs.write_table) and figures under out_dir; remembers the files."""
+    """Publishes tables (`publish.publish`) and writes figures under out_dir; remembers the files."""
 
     def __init__(self, out_dir: Path, study: StudyConfig):
         self.out_dir, self.study = Path(out_dir), study
@@ -98,8 +102,11 @@ class _Writer:
         self.files[relative] = path
         return path
 
-    def table(self, name: str, frame: pd.DataFrame, gate: dict) -> Path:
-        return outputs.write_table(frame, self._path(f"tables/{name}.csv"), self.study, **gate)
+    def publish(self, frame: pd.DataFrame, gate: Gate) -> pd.DataFrame:
+        """The table gated once: written as tables/<gate.name>.csv; the same frame returned for the report."""
+        safe, path = publish_table(frame, gate, self.study, self.out_dir / "tables")
+        self.files[f"tables/{gate.name}.csv"] = path
+        return safe
 
     def figure(self, name: str, png: bytes) -> bytes:
         self._path(f"figures/{name}.png").write_bytes(png)
@@ -109,10 +116,6 @@ class _Writer:
         path = self._path(relative)
         path.write_text(content, encoding="utf-8")
         return path
-
-
-def _shown(frame: pd.DataFrame, study: StudyConfig, gate: dict) -> pd.DataFrame:
-    return outputs.shown(frame, study, **gate)
 
 
 # -- Cohort covariates ---------------------------------------------------------------------------
@@ -165,12 +168,13 @@ def km_table(endpoints: pd.DataFrame, study: StudyConfig, rate_months=None) -> p
     return survival.km_summary(endpoints, rate_months=months, ci_method=study.analysis.ci_method)
 
 
-def km_gate(columns) -> dict:
+def km_gate(columns) -> Gate:
     """n and events are counts; the median and the rates are withheld with an n or an events
     count of 1–4: with 1 event among 135 patients the 6-month rate reads 99.3%, which is the count.
     n is the events' total: 147 events among 150 would name the 3 censored patients."""
     stats = [c for c in columns if c.startswith(("median", "rate_"))]
-    return {"count_columns": ["n", "events"], "dependents": {"n": stats, "events": stats}, "total_column": "n"}
+    return Gate("km_summary", count_columns=("n", "events"), dependents={"n": stats, "events": stats},
+                total_column="n")
 
 
 # -- Subgroups ----------------------------------------------------------------------------------
@@ -181,8 +185,8 @@ SUBGROUP_COLUMNS = ["endpoint", "factor", "level", "reference", "compared", "n",
 SUBGROUP_FLOATS = ["median_months", "median_ci_low", "median_ci_high", "logrank_p", "hr", "hr_ci_low", "hr_ci_high",
                    "hr_multivariable", "hr_multivariable_ci_low", "hr_multivariable_ci_high"]
 SUBGROUP_MEDIANS = ["median_months", "median_ci_low", "median_ci_high"]
-SUBGROUP_GATE = {"count_columns": ["n", "events"], "partition_by": ["endpoint", "factor"], "total_column": "n",
-                 "dependents": {"n": SUBGROUP_MEDIANS, "events": SUBGROUP_MEDIANS}}
+SUBGROUP_GATE = Gate("subgroups", count_columns=("n", "events"), partition_by=("endpoint", "factor"), total_column="n",
+                     dependents={"n": SUBGROUP_MEDIANS, "events": SUBGROUP_MEDIANS})
 UNKNOWN_LEVEL = "unknown"
 
 
@@ -249,10 +253,6 @@ def _levels_not_compared(data: pd.DataFrame, factor: str, compared: pd.Series, s
 
 # -- Sensitivity analyses ------------------------------------------------------------------------
 
-SENSITIVITY_GATE_BASE = {"count_columns": ["n", "events", "n_main", "events_main"],
-                         "complements": {"n": "n_main", "events": ["events_main", "n"]}}
-
-
 def sensitivity_frames(inputs: AnalysisInputs) -> dict[str, pd.DataFrame]:
     """The main endpoints and every sensitivity analysis, by label (rwPFS from assessments only added)."""
     main = inputs.endpoints
@@ -290,22 +290,22 @@ def sensitivity_table(frames: dict[str, pd.DataFrame], study: StudyConfig) -> pd
     return pd.DataFrame(rows, columns=columns)
 
 
-def sensitivity_gate(table: pd.DataFrame) -> dict:
+def sensitivity_gate(table: pd.DataFrame) -> Gate:
     """The statistics are withheld with an events count of 1–4 (the steps of the curve would give
     it away; n < 5 implies it), not with an n withheld only because it differs from the main n by
     1–4: a cohort rebuilt with another gap usually differs by a few patients, and its median and
     rates are the point of the analysis."""
     stats = [c for c in table.columns if c.startswith(("median", "rate_"))]
-    return {**SENSITIVITY_GATE_BASE, "dependents": {"n": [], "events": stats}}
+    return Gate("sensitivity", count_columns=("n", "events", "n_main", "events_main"),
+                complements={"n": "n_main", "events": ("events_main", "n")}, dependents={"n": (), "events": stats})
 
 
 # -- Table 1, patterns, attrition ------------------------------------------------------------------
 
-TABLE1_GATE = {"count_columns": ["n"], "partition_by": ["characteristic"],
-               "dependents": {"n": ["percent", "median", "q1", "q3"]}}
-PATTERNS_GATE = {"count_columns": ["n"], "partition_by": ["count_set"], "partitions": [["row_set"], ["column_set"]],
-                 "dependents": {"n": ["percent", "median", "q1", "q3"]}}
-ATTRITION_GATE = {"count_columns": ["n_remaining", "n_excluded"]}
+TABLE1_GATE = Gate("table1", count_columns=("n",), partition_by=("characteristic",),
+                   dependents={"n": ("percent", "median", "q1", "q3")})
+PATTERNS_GATE = Gate("patterns", count_columns=("n",), partition_by=("count_set",),
+                     partitions=(("row_set",), ("column_set",)), dependents={"n": ("percent", "median", "q1", "q3")})
 
 
 def pooled_cross_tables(table: pd.DataFrame, min_cell: int) -> pd.DataFrame:
@@ -582,13 +582,6 @@ def _figure(png: bytes, caption: str) -> report.Block:
     return report.Block("figure", png, caption)
 
 
-def _quality_frame(data_quality: pd.DataFrame) -> pd.DataFrame:
-    from .pipeline import count_set
-    frame = data_quality.reset_index(drop=True).copy()
-    frame["count_set"] = [count_set(s, t, c) for s, t, c in zip(frame["stage"], frame["table"], frame["check"])]
-    return frame
-
-
 def _safe_text(value) -> str | None:
     """Free text (a drug name as written) that looks like a date or an identifier is not shown."""
     if value is None or (isinstance(value, float) and pd.isna(value)):
@@ -599,8 +592,10 @@ def _safe_text(value) -> str | None:
 
 INGEST_CHECKS = {"rows_read": "read", "rows_kept": "kept", "rows_quarantined": "quarantined",
                  "duplicates_removed": "duplicates removed"}
-DQ_GATE = {"count_columns": ["n"], "partition_by": ["count_set"]}
-UNMATCHED_GATE = {"count_columns": ["n_rows"]}
+UNMATCHED_GATE = Gate("unmatched_drug_names", count_columns=("n_rows",))
+# Shown in the report only: the cohort's size beside the safety table; rwPFS by source.
+COHORT_SIZE_GATE = Gate("cohort_size", count_columns=("patients",))
+PROXY_SHARE_GATE = Gate("rwpfs_sources", count_columns=("n",), partition_by=())
 UNMATCHED_SHOWN = {"drug_name": "drug name as written (most frequent spelling)", "n_rows": "prescription rows",
                    "nearest_entries": "nearest vocabulary entries (name → ingredient, similarity 0-100)"}
 
@@ -620,9 +615,10 @@ def data_quality_section(data_quality: pd.DataFrame | None, study: StudyConfig,
     blocks = []
     if data_quality is None or data_quality.empty:
         return report.Section("data-quality", "Data quality", [_note("Data-quality counts: not available.")])
-    frame = _quality_frame(data_quality)
+    frame = with_count_sets(data_quality)
     frame["reason"] = frame["reason"].map(_safe_text)
-    shown = _shown(frame, study, DQ_GATE)
+    # Shown as tables/data_quality.csv shows it (`pipeline.write_data_quality` publishes that).
+    shown = gated(frame, DATA_QUALITY_GATE, study)
 
     ingest = shown[(shown["stage"] == "ingest") & shown["check"].isin(list(INGEST_CHECKS))]
     if len(ingest):
@@ -731,7 +727,7 @@ def safety_section(result: SafetyResult, shown: pd.DataFrame, study: StudyConfig
         blocks.append(_note("Recorded adverse events: not available (the extract has no adverse_events table)."))
     available = shown[~shown["note"].fillna("").str.startswith("not available")]
     if len(available):
-        patients = _shown(pd.DataFrame({"patients": [result.denominator]}), study, {})["patients"].iloc[0]
+        patients = gated(pd.DataFrame({"patients": [result.denominator]}), COHORT_SIZE_GATE, study)["patients"].iloc[0]
         blocks.append(_table(safety_display(available), "Incidence by term: patients with the term"))
         blocks.append(_note(
             f"Percentages of all {patients} cohort patients. Window: index date to the index line's last "
@@ -793,7 +789,7 @@ def endpoint_definitions(e) -> dict[str, str]:
 def methods_section(inputs: AnalysisInputs, safety: SafetyResult) -> report.Section:
     study = inputs.study
     e = study.endpoints
-    share = _shown(proxy_share(inputs.endpoints), study, {"count_columns": ["n"], "partition_by": []})
+    share = gated(proxy_share(inputs.endpoints), PROXY_SHARE_GATE, study)
     share["percent"] = [_percent_text(v) for v in share["percent"]]
     blocks = [
         report.Block("h3", "Endpoints"),
@@ -822,7 +818,7 @@ def methods_section(inputs: AnalysisInputs, safety: SafetyResult) -> report.Sect
 
 def _audit_written(writer: _Writer, study: StudyConfig) -> None:
     written = {p.resolve() for p in writer.files.values()}
-    problems = [p for p in outputs.audit(writer.out_dir, study) if Path(p.path).resolve() in written]
+    problems = [p for p in audit(writer.out_dir, study) if Path(p.path).resolve() in written]
     if problems:
         raise DisclosureError(f"the disclosure audit found {len(problems)} problem(s), first: {problems[0]}")
 
@@ -830,21 +826,20 @@ def _audit_written(writer: _Writer, study: StudyConfig) -> None:
 def _km_section_data(inputs: AnalysisInputs, writer: _Writer) -> tuple[pd.DataFrame, dict[str, bytes]]:
     study = inputs.study
     km = km_table(inputs.endpoints, study)
-    writer.table("km_summary", km, km_gate(km.columns))
+    shown = writer.publish(km, km_gate(km.columns))
     pngs = {}
     for endpoint in _endpoint_order(inputs.endpoints):
         rows = inputs.endpoints[inputs.endpoints["endpoint"] == endpoint]
         pngs[endpoint] = writer.figure(f"km_{endpoint}", km_figure(
             rows, study, "endpoint", f"{ENDPOINT_NAMES.get(endpoint, endpoint)} ({endpoint})"))
-    return _shown(km, study, km_gate(km.columns)), pngs
+    return shown, pngs
 
 
 def _subgroup_section_data(inputs: AnalysisInputs, writer: _Writer) -> tuple[pd.DataFrame, dict[str, bytes]]:
     study = inputs.study
     levels = subgroup_levels(inputs.cohort, study.analysis.subgroups)
     exact = subgroup_table(inputs.endpoints, levels, study)
-    writer.table("subgroups", exact, SUBGROUP_GATE)
-    shown = _shown(exact, study, SUBGROUP_GATE)
+    shown = writer.publish(exact, SUBGROUP_GATE)
     pngs = {}
     for endpoint in _endpoint_order(inputs.endpoints):
         mask = (exact["endpoint"] == endpoint).to_numpy()
@@ -858,7 +853,7 @@ def _sensitivity_section_data(inputs: AnalysisInputs, writer: _Writer) -> tuple[
     study = inputs.study
     frames = sensitivity_frames(inputs)
     table = sensitivity_table(frames, study)
-    writer.table("sensitivity", table, sensitivity_gate(table))
+    shown = writer.publish(table, sensitivity_gate(table))
     labelled = pd.concat([f.assign(analysis=label) for label, f in frames.items() if len(f)], ignore_index=True)
     pngs = {}
     for endpoint in _endpoint_order(inputs.endpoints):
@@ -872,19 +867,19 @@ def _sensitivity_section_data(inputs: AnalysisInputs, writer: _Writer) -> tuple[
             pngs[endpoint] = writer.figure(f"km_sensitivity_{endpoint}", km_figure(
                 rows, study, "analysis", f"{ENDPOINT_NAMES.get(endpoint, endpoint)} ({endpoint}): main and "
                                          "sensitivity analyses", order=order, risk_groups=[MAIN]))
-    return _shown(table, study, sensitivity_gate(table)), pngs
+    return shown, pngs
 
 
 def _patterns_data(inputs: AnalysisInputs, writer: _Writer) -> tuple[pd.DataFrame, bytes | None]:
     study = inputs.study
     table = patterns_with_sets(inputs.cohort, inputs.lines, inputs.exposures, inputs.vitals, study.disclosure.min_cell,
                                inputs.pattern_drugs)
-    writer.table("patterns", table, PATTERNS_GATE)
+    shown = writer.publish(table, PATTERNS_GATE)
     counts = merge_small_sequences(sequence_counts(inputs.cohort, inputs.lines), study.disclosure.min_cell)
     png = None
     if counts["n"].sum() >= study.disclosure.min_cell:
         png = writer.figure("sequences_sunburst", figures.sequence_sunburst(counts, "Advanced lines 1 → 2 → 3"))
-    return _shown(table, study, PATTERNS_GATE), png
+    return shown, png
 
 
 def run_analysis(inputs: AnalysisInputs, out_dir: Path) -> AnalysisResult:
@@ -894,32 +889,31 @@ def run_analysis(inputs: AnalysisInputs, out_dir: Path) -> AnalysisResult:
     study = inputs.study
     writer = _Writer(Path(out_dir), study)
 
-    attrition = suppress_attrition(inputs.attrition, min_cell=study.disclosure.min_cell)
-    writer.table("attrition", attrition, ATTRITION_GATE)
-    shown_attrition = _shown(attrition, study, ATTRITION_GATE)
+    # tables/attrition.csv is the cohort stage's (`pipeline.stage_cohort` publishes it): shown
+    # here as it shows it.
+    shown_attrition = gated(suppress_attrition(inputs.attrition, min_cell=study.disclosure.min_cell),
+                            ATTRITION_GATE, study)
     flow = writer.figure("attrition_flow", figures.attrition_flow(shown_attrition))
 
     baseline = table1(inputs.cohort, [(v.name, v.label or v.name.replace("_", " "))
                                       for v in study.variables])
-    writer.table("table1", baseline, TABLE1_GATE)
+    shown_baseline = writer.publish(baseline, TABLE1_GATE)
     shown_patterns, sunburst = _patterns_data(inputs, writer)
     shown_km, km_pngs = _km_section_data(inputs, writer)
     shown_subgroups, forest_pngs = _subgroup_section_data(inputs, writer)
     shown_sensitivity, sensitivity_pngs = _sensitivity_section_data(inputs, writer)
 
     safety = analyse_safety(inputs.cohort, inputs.lines, inputs.labs, inputs.adverse_events, study)
-    writer.table("safety", safety.incidence, SAFETY_GATE)
-    shown_safety = _shown(safety.incidence, study, SAFETY_GATE)
+    shown_safety = writer.publish(safety.incidence, SAFETY_GATE)
 
     shown_unmatched = None
     if inputs.unmatched_names is not None:
         unmatched = unmatched_names_table(inputs.unmatched_names)
-        writer.table("unmatched_drug_names", unmatched, UNMATCHED_GATE)
-        shown_unmatched = _shown(unmatched, study, UNMATCHED_GATE)
+        shown_unmatched = writer.publish(unmatched, UNMATCHED_GATE)
     sections = [
         data_quality_section(inputs.data_quality, study, shown_unmatched),
         attrition_section(shown_attrition, flow),
-        table1_section(_shown(baseline, study, TABLE1_GATE), study),
+        table1_section(shown_baseline, study),
         patterns_section(shown_patterns, sunburst, study),
         efficacy_section(shown_km, km_pngs, study),
         subgroups_section(shown_subgroups, forest_pngs, study),

@@ -16,7 +16,6 @@ import json
 import os
 import shutil
 import tempfile
-import types
 import typing
 from pathlib import Path
 from typing import Any

@@ -1,8 +1,8 @@
 """Disclosure control (study rules §9): the one gate between exact numbers and an output.
 
-Every table written under `<out>` goes through `write_csv` (or `safe_frame` first, for
-tables that end up in the report), every risk table under a figure through
-`risk_table_display`, and `audit_output_dir` checks the finished directory.
+Every table written under `<out>` leaves through `publish.publish`, which applies
+`safe_frame` here once for both its CSV and the report; every risk table under a figure
+goes through `risk_table_display`, and `audit_output_dir` checks the finished directory.
 
 Rules, with `min_cell` = 5 by default:
 - a count from 1 to min_cell − 1 is shown as "<5" (`small_text(min_cell)`);
@@ -335,25 +335,6 @@ def safe_frame(df: pd.DataFrame, count_columns: Iterable[str] = (), *, min_cell:
     return suppress_counts(df, count_columns, min_cell=min_cell, keep_zero=keep_zero, dependents=dependents,
                            partition_by=partition_by, total_column=total_column, complements=complements,
                            partitions=partitions)
-
-
-def write_csv(df: pd.DataFrame, path, count_columns: Iterable[str] = (), *, allowed_dates: Iterable = (),
-              min_cell: int = MIN_CELL, **options) -> Path:
-    """`safe_frame`, then the CSV (UTF-8, no index, NaN as empty); the written file is audited too.
-
-    options: keep_zero, dependents, partition_by, partitions, total_column, complements, id_patterns
-    (as safe_frame).
-    """
-    path = Path(path)
-    shown = safe_frame(df, count_columns, min_cell=min_cell, allowed_dates=allowed_dates, **options)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    shown.to_csv(path, index=False, na_rep="", encoding="utf-8")
-    problems = audit_file(path, min_cell=min_cell, allowed_dates=allowed_dates,
-                          id_patterns=options.get("id_patterns", ID_PATTERNS))
-    if problems:
-        path.unlink()
-        raise DisclosureError(f"{path.name}: {problems[0].detail}")
-    return path
 
 
 def risk_table_display(risk: pd.DataFrame, *, min_cell: int = MIN_CELL, at_risk_col: str = "at_risk",

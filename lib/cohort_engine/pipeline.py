@@ -231,7 +231,8 @@ def stage_cohort(ctx: RunContext) -> None:
     from .cohort import build_cohort
     from .disclosure import suppress_attrition
     from .facts import build_patient_facts
-    from .outputs import write_table
+    from .publish import publish
+    from .studies import ATTRITION_GATE
     require(ctx, "bronze/patients", "bronze/diagnoses", "bronze/biomarkers", "bronze/deaths",
             "gold/therapy_lines", "silver/drug_exposures")
     bronze = bronze_tables(ctx, ("patients", "diagnoses", "biomarkers", "deaths", "hospitals"))
@@ -244,8 +245,7 @@ def stage_cohort(ctx: RunContext) -> None:
     _collect_dq(ctx, "cohort", dq)
     attrition_pdf = suppress_attrition(ctx.lake.read_pandas(*ctx.table("gold", "attrition")),
                                        min_cell=ctx.study.disclosure.min_cell)
-    write_table(attrition_pdf, ctx.tables_dir() / "attrition.csv", ctx.study,
-                count_columns=["n_remaining", "n_excluded"])
+    publish(attrition_pdf, ATTRITION_GATE, ctx.study, ctx.tables_dir())
     ctx.row_counts["cohort"] = {"silver/patient_facts": written_rows(ctx, facts_written),
                                 "gold/cohort": written_rows(ctx, cohort_written)}
 
@@ -443,24 +443,6 @@ def parse_stages(text: str | None) -> list[str]:
     return [s for s in STAGES if s in wanted]  # always in the data's order
 
 
-BALANCE_CHECKS = {("ingest", "rows_kept"), ("ingest", "rows_quarantined"), ("ingest", "duplicates_removed"),
-                  ("lines", "rows_matched"), ("lines", "quarantined")}
-
-
-def count_set(stage: str, table: str, check: str) -> str:
-    """The set of data-quality counts that add up to a shown total.
-
-    Disclosure control suppresses within such a set, so that a small count cannot be
-    worked out from the total: kept + quarantined + duplicates = rows read; the
-    quarantine reasons of ingest add up to the rows quarantined.
-    """
-    if (stage, check) in BALANCE_CHECKS:
-        return f"{stage}/{table}/balance"
-    if stage == "ingest" and check == "quarantined":
-        return f"{stage}/{table}/reasons"
-    return f"{stage}/{table}/{check}"
-
-
 LAKE_STAGES = ("ingest", "lines")  # stages that build the lake's shared tables
 
 
@@ -494,8 +476,9 @@ def write_data_quality(ctx: RunContext) -> None:
     (disclosure-controlled): the lake stages' rows as the lake holds them now, then the
     study's stages, this run's rows for the stages it ran and the study's previous rows for
     the others."""
+    from .data_quality import DATA_QUALITY_GATE, with_count_sets
     from .ingest import DATA_QUALITY_SCHEMA
-    from .outputs import write_table
+    from .publish import publish
     write_lake_data_quality(ctx)
     mine = [row for row in ctx.data_quality if row[0] not in LAKE_STAGES]
     ran = {row[0] for row in mine}
@@ -507,10 +490,7 @@ def write_data_quality(ctx: RunContext) -> None:
     frame = ctx.spark.createDataFrame(rows, DATA_QUALITY_SCHEMA)
     ctx.lake.write(frame, *ctx.table("gold", "data_quality"))
     ctx.data_quality_written = list(ctx.data_quality)
-    table = frame.toPandas()
-    table["count_set"] = [count_set(r.stage, r.table, r.check) for r in table.itertuples()]
-    write_table(table, ctx.tables_dir() / "data_quality.csv", ctx.study, count_columns=["n"],
-                partition_by=["count_set"])
+    publish(with_count_sets(frame.toPandas()), DATA_QUALITY_GATE, ctx.study, ctx.tables_dir())
 
 
 def engine_version() -> str:

@@ -15,13 +15,13 @@ extract is "not available", never zero.
 from __future__ import annotations
 
 import dataclasses
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from .config import StudyConfig
 from .ctcae import TERMS, grade_labs, map_ae_terms, select_baseline
+from .publish import Gate
 
 SAFETY_EVENT_COLUMNS = ["patient_id", "term", "grade", "source", "onset_date"]
 INCIDENCE_COLUMNS = ["term", "source", "any_grade_n", "any_grade_percent", "grade3plus_n", "grade3plus_percent",
@@ -228,12 +228,6 @@ def analyse_safety(cohort: pd.DataFrame, lines: pd.DataFrame, labs: pd.DataFrame
 # Percentages are withheld with their counts. Each count is a part of another, and a difference
 # of 1–4 would name those few: any grade minus grade ≥ 3 (the grade 1–2 patients), patients
 # tested minus any grade (tested, no toxicity), the cohort minus patients tested (never tested).
-SAFETY_GATE = {"count_columns": ["any_grade_n", "grade3plus_n", "tested_n", "cohort_n"],
-               "dependents": {"any_grade_n": ["any_grade_percent"], "grade3plus_n": ["grade3plus_percent"]},
-               "complements": {"grade3plus_n": "any_grade_n", "any_grade_n": "tested_n", "tested_n": "cohort_n"}}
-
-
-def write_safety_table(result: SafetyResult, path: Path, study: StudyConfig) -> Path:
-    """tables/safety.csv through the disclosure gate (SAFETY_GATE)."""
-    from .outputs import write_table
-    return write_table(result.incidence, path, study, **SAFETY_GATE)
+SAFETY_GATE = Gate("safety", count_columns=("any_grade_n", "grade3plus_n", "tested_n", "cohort_n"),
+                   dependents={"any_grade_n": ("any_grade_percent",), "grade3plus_n": ("grade3plus_percent",)},
+                   complements={"grade3plus_n": "any_grade_n", "any_grade_n": "tested_n", "tested_n": "cohort_n"})

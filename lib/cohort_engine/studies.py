@@ -9,9 +9,14 @@ from __future__ import annotations
 import typing
 from pathlib import Path
 
-from .config import (Advanced, Age, AtLeast, Biomarker, ConfigError, Diagnosis, EarlierTreatment,
+from .config import (Advanced, Age, Biomarker, ConfigError, Diagnosis, EarlierTreatment,
                      IndexInStudyPeriod, IndexLine, IndexLineNumber, NoDeathBeforeIndex, RegimenRule, Sex,
                      StudyConfig, conf_dir, line_number_words, load_study)
+from .publish import Gate
+
+# gold/attrition as it leaves the lake (tables/attrition.csv and the report), after
+# `disclosure.suppress_attrition` has withheld what a small step would reveal.
+ATTRITION_GATE = Gate("attrition", count_columns=("n_remaining", "n_excluded"))
 
 
 def _and_list(words: list[str]) -> str:
