@@ -16,7 +16,7 @@ THERAPY_LINES_DDL = ("patient_id string, setting string, line_number int, start_
 COHORT_DDL = ("patient_id string, index_date date, regimen string, anti_her2 string, age_at_index int, "
               "sex string, hr_status string, de_novo boolean, visceral boolean, brain_mets boolean, "
               "bone_only boolean, prior_anti_her2 boolean, hospital_tier string, province string, index_year int, "
-              "arm string, index_setting string, index_line_number int")
+              "arm string, index_setting string, index_line_number int, index_last_admin_date date")
 
 
 def d(text: str | None) -> dt.date | None:

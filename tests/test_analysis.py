@@ -183,6 +183,8 @@ def synthetic_inputs(study, *, n: int = N_PATIENTS, seed: int = 20240611, safety
     cohort = _cohort(rng, n)
     endpoints = _endpoints(rng, cohort)
     lines = _lines(rng, cohort)
+    index_lines = lines[(lines["setting"] == "advanced") & (lines["line_number"] == 1)].set_index("patient_id")
+    cohort["index_last_admin_date"] = cohort["patient_id"].map(index_lines["last_admin_date"])  # as gold/cohort has it
     os_last_contact = endpoints[endpoints["endpoint"] == "OS"].assign(
         time_days=lambda f: (f["time_days"] * 0.9).astype("int64"))
     gap60 = endpoints[~endpoints["patient_id"].isin(cohort["patient_id"].iloc[:2])]

@@ -188,7 +188,8 @@ def test_cohort_schema(seed_run):
         ("age_at_index", "int"), ("sex", "string"), ("hr_status", "string"), ("de_novo", "boolean"),
         ("visceral", "boolean"), ("brain_mets", "boolean"), ("bone_only", "boolean"),
         ("prior_anti_her2", "boolean"), ("hospital_tier", "string"), ("province", "string"), ("index_year", "int"),
-        ("arm", "string"), ("index_setting", "string"), ("index_line_number", "int")]
+        ("arm", "string"), ("index_setting", "string"), ("index_line_number", "int"),
+        ("index_last_admin_date", "date")]
 
 
 def test_cohort_rows(seed_run):
@@ -198,17 +199,20 @@ def test_cohort_rows(seed_run):
         patient_id="i1", index_date=d("2020-06-01"), regimen="paclitaxel liposome+pertuzumab+trastuzumab",
         anti_her2="HP", age_at_index=50, sex="F", hr_status="positive", de_novo=True, visceral=True,
         brain_mets=False, bone_only=False, prior_anti_her2=False, hospital_tier="3A", province="Beijing",
-        index_year=2020, arm=None, index_setting="advanced", index_line_number=1)
+        index_year=2020, arm=None, index_setting="advanced", index_line_number=1,
+        index_last_admin_date=d("2020-10-01"))  # the index line's last administration, as the line has it
     assert rows["i2"] == dict(
         patient_id="i2", index_date=d("2021-01-09"), regimen="paclitaxel liposome+pyrotinib+trastuzumab",
         anti_her2="H+TKI", age_at_index=55, sex="F", hr_status="negative", de_novo=False, visceral=False,
         brain_mets=False, bone_only=True, prior_anti_her2=True, hospital_tier="2B", province="Sichuan",
-        index_year=2021, arm=None, index_setting="advanced", index_line_number=1)
+        index_year=2021, arm=None, index_setting="advanced", index_line_number=1,
+        index_last_admin_date=d("2021-01-09"))
     assert rows["i3"] == dict(
         patient_id="i3", index_date=d("2020-03-15"), regimen="inetetumab+paclitaxel liposome",
         anti_her2="I", age_at_index=18, sex="F", hr_status="unknown", de_novo=False, visceral=False,
         brain_mets=False, bone_only=False, prior_anti_her2=False, hospital_tier="3A", province="Beijing",
-        index_year=2020, arm=None, index_setting="advanced", index_line_number=1)
+        index_year=2020, arm=None, index_setting="advanced", index_line_number=1,
+        index_last_admin_date=d("2020-03-15"))
 
 
 def test_cohort_data_quality(seed_run):

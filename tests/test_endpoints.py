@@ -41,7 +41,8 @@ def scenario(pid, last_admin, *, base=I0, next_line=None, death=None, assessment
                   {"patient_id": pid, "setting": "advanced", "line_number": 1, "start_date": day(0, base),
                    "last_admin_date": day(last_admin, base), "regimen": "paclitaxel liposome+trastuzumab",
                    "n_admin_days": 6}],
-        "cohort": [{"patient_id": pid, "index_date": day(0, base), "regimen": "paclitaxel liposome+trastuzumab"}],
+        "cohort": [{"patient_id": pid, "index_date": day(0, base), "regimen": "paclitaxel liposome+trastuzumab",
+                    "index_last_admin_date": day(last_admin, base)}],
     }
     if next_line is not None:
         out["lines"].append({"patient_id": pid, "setting": "advanced", "line_number": 2,

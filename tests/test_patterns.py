@@ -20,6 +20,7 @@ COHORT = pd.DataFrame({
     "regimen": [H, HP, HP], "anti_her2": ["H", "HP", "HP"],
     "hospital_tier": ["3A", "3B", "3A"], "province": ["北京", "上海", "北京"], "index_year": [2020, 2021, 2021],
     "index_setting": "advanced", "index_line_number": 1,
+    "index_last_admin_date": [D(2020, 3, 1), D(2021, 5, 1), D(2021, 6, 1)],  # as LINES has the index lines
 })
 LINES = pd.DataFrame([
     ("A", "early", 1, D(2018, 1, 1), D(2018, 12, 1), "trastuzumab"),

@@ -30,14 +30,10 @@ INDEX, LAST_ADMIN = D(2021, 3, 1), D(2021, 5, 1)
 ALT, ANC, PLT = TERMS["ALT"], TERMS["ANC"], TERMS["PLT"]
 NEURO = "Peripheral sensory neuropathy"
 
+# The index line as gold/cohort holds it: its start (the index date) and last administration.
+# (A's later lines, of whatever dates, never widen its window: only the index line's dates do.)
 COHORT = pd.DataFrame({"patient_id": list("ABCDE"), "index_date": [INDEX] * 5,
-                       "index_setting": "advanced", "index_line_number": 1})
-LINES = pd.DataFrame([
-    (p, "advanced", 1, INDEX, LAST_ADMIN) for p in "ABCDE"
-] + [
-    ("A", "advanced", 2, D(2021, 7, 1), D(2021, 12, 1)),  # a later line's dates never widen the window
-    ("A", "early", 1, D(2018, 1, 1), D(2021, 12, 31)),    # nor does another setting's line 1
-], columns=["patient_id", "setting", "line_number", "start_date", "last_admin_date"])
+                       "index_setting": "advanced", "index_line_number": 1, "index_last_admin_date": [LAST_ADMIN] * 5})
 
 
 def lab(patient, date, test, value, ref_high=np.nan, unit=None):
@@ -78,11 +74,11 @@ AES = pd.DataFrame([
 
 @pytest.fixture(scope="module")
 def result(seed_study):
-    return analyse_safety(COHORT, LINES, LABS, AES, seed_study)
+    return analyse_safety(COHORT, LABS, AES, seed_study)
 
 
 def test_windows_use_the_index_line(seed_study):
-    w = safety_windows(COHORT, LINES, seed_study).set_index("patient_id")
+    w = safety_windows(COHORT, seed_study).set_index("patient_id")
     assert w.loc["A", "window_start"] == pd.Timestamp("2021-03-01")
     assert w.loc["A", "window_end"] == pd.Timestamp("2021-05-31")  # 2021-05-01 + 30
 
@@ -135,14 +131,12 @@ def test_safety_csv_suppresses_counts_and_their_percents(seed_study, tmp_path):
     # all grade 3 (6 − 6 = 0 reveals nobody). Percent = n / 20.
     ids = [f"p{i:02d}" for i in range(20)]
     cohort = pd.DataFrame({"patient_id": ids, "index_date": [INDEX] * 20, "index_setting": "advanced",
-                           "index_line_number": 1})
-    lines = pd.DataFrame({"patient_id": ids, "setting": "advanced", "line_number": 1, "start_date": INDEX,
-                          "last_admin_date": LAST_ADMIN})
+                           "index_line_number": 1, "index_last_admin_date": LAST_ADMIN})
     rows = [(p, D(2021, 4, 1), "alopecia", 1, False) for p in ids[:12]]
     rows += [(p, D(2021, 4, 2), "恶心", 3 if i < 7 else 1, False) for i, p in enumerate(ids[:10])]
     rows += [(p, D(2021, 4, 3), "vomiting", 3, False) for p in ids[10:16]]
     aes = pd.DataFrame(rows, columns=["patient_id", "onset_date", "term", "grade", "serious"])
-    result = analyse_safety(cohort, lines, None, aes, seed_study)
+    result = analyse_safety(cohort, None, aes, seed_study)
     path = write_safety_table(result, tmp_path, seed_study)
     csv = pd.read_csv(path, dtype=str, keep_default_na=False)
     assert csv[["term", "source", "any_grade_n", "any_grade_percent", "grade3plus_n", "grade3plus_percent",
@@ -168,7 +162,7 @@ def test_small_counts_are_shown_as_less_than_five(result, seed_study, tmp_path):
 
 
 def test_absent_sources_are_not_available_not_zero(seed_study):
-    result = analyse_safety(COHORT, LINES, None, None, seed_study)
+    result = analyse_safety(COHORT, None, None, seed_study)
     assert result.events.empty and result.events.columns.tolist() == SAFETY_EVENT_COLUMNS
     t = result.incidence
     assert t["term"].tolist() == ["laboratory toxicities", "recorded adverse events"]
@@ -177,8 +171,8 @@ def test_absent_sources_are_not_available_not_zero(seed_study):
 
 
 def test_patient_without_index_line_has_no_window(seed_study):
-    lines = LINES[LINES["patient_id"] != "C"]
-    result = analyse_safety(COHORT, lines, LABS, AES, seed_study)
+    cohort = COHORT.assign(index_last_admin_date=[None if p == "C" else LAST_ADMIN for p in COHORT["patient_id"]])
+    result = analyse_safety(cohort, LABS, AES, seed_study)
     assert "C" not in set(result.events["patient_id"])
     assert result.counts["patients_without_window"] == 1 and result.denominator == 5
 
@@ -193,7 +187,7 @@ def test_worst_grade_ties_take_the_earliest_date():
 
 def test_recorded_table_present_but_nothing_in_the_window_is_a_true_zero(seed_study):
     # D's neutropenia (2021-02-28) is before index: the adverse_events table exists, the window is empty.
-    result = analyse_safety(COHORT, LINES, None, AES[AES["patient_id"] == "D"], seed_study)
+    result = analyse_safety(COHORT, None, AES[AES["patient_id"] == "D"], seed_study)
     row = result.incidence[result.incidence["source"] == "record"]
     assert row[["term", "any_grade_n", "grade3plus_n"]].values.tolist() == [["recorded adverse events", 0, 0]]
     assert row["note"].tolist() == ["none recorded in the safety window"]
@@ -206,13 +200,11 @@ def test_patients_tested_and_untested_are_not_given_away(seed_study, tmp_path):
     # reveals nobody, so 5 and 25.0 % stand). ANC 0.8 → grade 3; 1.8 → grade 1; 2.5 → none.
     ids = [f"p{i:02d}" for i in range(20)]
     cohort = pd.DataFrame({"patient_id": ids, "index_date": [INDEX] * 20, "index_setting": "advanced",
-                           "index_line_number": 1})
-    lines = pd.DataFrame({"patient_id": ids, "setting": "advanced", "line_number": 1, "start_date": INDEX,
-                          "last_admin_date": LAST_ADMIN})
+                           "index_line_number": 1, "index_last_admin_date": LAST_ADMIN})
     values = [0.8] * 5 + [1.8] * 10 + [2.5] * 3
     labs = pd.DataFrame([lab(p, D(2021, 3, 15), "ANC", v) for p, v in zip(ids, values)],
                         columns=LABS.columns)
-    result = analyse_safety(cohort, lines, labs, None, seed_study)
+    result = analyse_safety(cohort, labs, None, seed_study)
     anc = result.incidence.set_index("term").loc[ANC]
     assert (anc.any_grade_n, anc.grade3plus_n, anc.tested_n, anc.cohort_n) == (15, 5, 18, 20)
     csv = pd.read_csv(write_safety_table(result, tmp_path, seed_study), dtype=str,

@@ -152,7 +152,7 @@ def test_seed_variables_are_the_contract_columns(with_variables):
     assert cohort_mod.cohort_columns(seed) == [
         "patient_id", "index_date", "regimen", "anti_her2", "age_at_index", "sex", "hr_status", "de_novo",
         "visceral", "brain_mets", "bone_only", "prior_anti_her2", "hospital_tier", "province", "index_year",
-        "arm", "index_setting", "index_line_number"]
+        "arm", "index_setting", "index_line_number", "index_last_admin_date"]
 
 
 def test_analysis_example_sets_subgroups_and_sensitivity_analyses():
@@ -202,7 +202,7 @@ def test_safety_example_reads_only_its_toxicities_and_terms():
     import test_safety as ts
     data = seed_dict()
     data.update(doc_examples()["safety"])
-    result = analyse_safety(ts.COHORT, ts.LINES, ts.LABS, ts.AES, study_from_dict(data))
+    result = analyse_safety(ts.COHORT, ts.LABS, ts.AES, study_from_dict(data))
     t = result.incidence
     rows = [(r.term, r.source, r.any_grade_n, r.grade3plus_n, r.tested_n) for r in t.itertuples(index=False)]
     assert [r[:2] for r in rows] == [
@@ -272,6 +272,8 @@ def test_index_line_of_any_setting_is_recorded_in_the_cohort(world):
     assert (rows["x3"]["index_setting"], rows["x3"]["index_line_number"]) == ("early", 1)
     assert (rows["x5"]["index_setting"], rows["x5"]["index_line_number"]) == ("advanced", 2)
     assert rows["x5"]["index_date"] == dt.date(2020, 7, 28)
+    # Its line 2 is one day of administration: the index line ends where it starts.
+    assert rows["x5"]["index_last_admin_date"] == dt.date(2020, 7, 28)
     assert [a[1] for a in attrition] == [
         "all valid patients", "diagnosis with ICD-10 C50",
         "a line containing paclitaxel liposome and a drug of class anti_her2_mab"]

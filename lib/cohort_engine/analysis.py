@@ -903,7 +903,7 @@ def run_analysis(inputs: AnalysisInputs, out_dir: Path) -> AnalysisResult:
     shown_subgroups, forest_pngs = _subgroup_section_data(inputs, writer)
     shown_sensitivity, sensitivity_pngs = _sensitivity_section_data(inputs, writer)
 
-    safety = analyse_safety(inputs.cohort, inputs.lines, inputs.labs, inputs.adverse_events, study)
+    safety = analyse_safety(inputs.cohort, inputs.labs, inputs.adverse_events, study)
     shown_safety = writer.publish(safety.incidence, SAFETY_GATE)
 
     shown_unmatched = None

@@ -239,10 +239,11 @@ def variable_column(v, limit: Column) -> Column:
 
 
 def cohort_columns(study: StudyConfig) -> list[str]:
-    """gold/cohort: patient_id, index_date, regimen, the study's variables in order, then arm,
-    index_setting, index_line_number."""
+    """gold/cohort: patient_id, index_date, regimen, the study's variables in order, then arm and
+    the index line (index_setting, index_line_number, index_last_admin_date), which the later
+    stages read from here rather than find it again in gold/therapy_lines."""
     return ["patient_id", "index_date", "regimen", *[v.name for v in study.variables], "arm", "index_setting",
-            "index_line_number"]
+            "index_line_number", "index_last_admin_date"]
 
 
 def _earlier_treatment_flags(drug_exposures: DataFrame, candidates: DataFrame, facts: DataFrame,
@@ -334,13 +335,13 @@ def _passed(k: int) -> Column:
 
 def cohort_index_lines(facts: DataFrame, therapy_lines: DataFrame, drug_exposures: DataFrame,
                        study: StudyConfig) -> DataFrame:
-    """patient_id, index_date, index_setting, index_line_number of the patients who meet every
-    criterion: the cohort without its variables, all that the endpoints read of a cohort (so
-    a sensitivity rebuild computes no more)."""
+    """patient_id, index_date, index_setting, index_line_number, index_last_admin_date of the
+    patients who meet every criterion: the cohort without its variables, all that the endpoints
+    read of a cohort (so a sensitivity rebuild computes no more)."""
     steps = patient_steps(facts, therapy_lines, drug_exposures, study)
     return steps.where(_passed(n_steps(study))).select(
         "patient_id", F.col("start_date").alias("index_date"), F.col("setting").alias("index_setting"),
-        F.col("line_number").alias("index_line_number"))
+        F.col("line_number").alias("index_line_number"), F.col("last_admin_date").alias("index_last_admin_date"))
 
 
 def _attrition_counts(study: StudyConfig) -> list[Column]:
@@ -405,7 +406,8 @@ def build_cohort(facts: DataFrame, therapy_lines: DataFrame, drug_exposures: Dat
     cohort = rows.select("patient_id", "index_date", "regimen",
                          *[variable_column(v, limit).alias(v.name) for v in study.variables],
                          arm_of(study).alias("arm"), F.col("setting").alias("index_setting"),
-                         F.col("line_number").alias("index_line_number"))
+                         F.col("line_number").alias("index_line_number"),
+                         F.col("last_admin_date").alias("index_last_admin_date"))
     # One pass over the steps counts both the attrition and the data errors; the one-row
     # result is cached, so that writing one and collecting the other do not pass twice.
     counts = steps.agg(*_attrition_counts(study), *_data_quality_counts(study)).cache()

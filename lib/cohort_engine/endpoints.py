@@ -3,8 +3,8 @@ of the study's `endpoints.include`.
 
 Dates per patient (all ≤ the cut-off; deaths after it are ignored):
 
-* index line: the cohort patient's index line (gold/cohort's index_setting and
-  index_line_number; its start is the index date); next line: the patient's
+* index line: the cohort patient's index line as gold/cohort holds it (its start is the
+  index date, its last administration index_last_admin_date); next line: the patient's
   earliest line, of any setting, starting after the index date.
 * last_contact: the latest date ≤ cut-off and ≤ the death date among visits,
   prescriptions, labs, tumor assessments, diagnoses and adverse events (tables absent
@@ -156,18 +156,21 @@ def _endpoint(name: str, event_date: Column, event_type: Column, censor_date: Co
 
 def patient_dates(cohort: DataFrame, therapy_lines: DataFrame, bronze: dict[str, DataFrame],
                   study: StudyConfig, contacts: DataFrame | None = None) -> DataFrame:
-    """One row per cohort patient: index_date, last_admin_date, death_date, next_line_start,
-    last_contact, records_after_death, first_pd, last_assessment, n_post_grace, n_unreadable.
+    """One row per cohort patient: index_date, last_admin_date (of the index line, as gold/cohort
+    holds it), index_line_found (whether gold/therapy_lines still holds that line: the two
+    tables in step), death_date, next_line_start, last_contact, records_after_death, first_pd,
+    last_assessment, n_post_grace, n_unreadable.
 
     contacts: silver/last_contacts at the study's cut-off (`lake_last_contacts`); then only
     the tumor assessments are read here. Without it the contact tables are read in one
     pass (one join to the cohort, one aggregation)."""
     index_line = therapy_lines.select("patient_id", F.col("setting").alias("index_setting"),
                                       F.col("line_number").alias("index_line_number"),
-                                      F.col("start_date").alias("index_date"), "last_admin_date")
+                                      F.col("start_date").alias("index_date"), F.lit(True).alias("index_line_found"))
     deaths = death_dates(bronze["patients"], bronze["deaths"], study.data_cutoff).select("patient_id", "death_date")
     keys = ["patient_id", "index_setting", "index_line_number", "index_date"]
-    base = (cohort.select(*keys).join(index_line, keys, "left").drop("index_setting", "index_line_number")
+    base = (cohort.select(*keys, F.col("index_last_admin_date").alias("last_admin_date"))
+            .join(index_line, keys, "left").drop("index_setting", "index_line_number")
             .join(deaths, "patient_id", "left"))
     next_line = (therapy_lines.select("patient_id", "start_date").join(base.select("patient_id", "index_date"), "patient_id")
                  .where(F.col("start_date") > F.col("index_date"))
@@ -251,7 +254,7 @@ def build_endpoints(cohort: DataFrame, therapy_lines: DataFrame, bronze: dict[st
         *[count(name, lambda t: t.isNull()).alias(f"{name}_none") for name in included],
         F.sum("n_unreadable").cast("long").alias("unreadable"),
         F.sum(F.when(F.col("records_after_death") > 0, 1).otherwise(0)).cast("long").alias("after_death"),
-        F.sum(F.when(F.col("last_admin_date").isNull(), 1).otherwise(0)).cast("long").alias("no_line"))
+        F.sum(F.when(F.col("index_line_found").isNull(), 1).otherwise(0)).cast("long").alias("no_line"))
     dq = counts.select(F.explode(F.array(
         *[data_quality_row("endpoints", "negative_time", name, name) for name in included],
         *[data_quality_row("endpoints", "no_time", name, f"{name}_none") for name in included],

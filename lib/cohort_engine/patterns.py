@@ -89,20 +89,12 @@ def _distribution(section: str, item: str, values: pd.Series) -> dict:
             "q1": float(v.quantile(0.25)), "q3": float(v.quantile(0.75))}
 
 
-def index_lines_of(cohort: pd.DataFrame, lines: pd.DataFrame) -> pd.DataFrame:
-    """Each cohort patient's index line (gold/cohort's index_setting and index_line_number)."""
-    keys = cohort[["patient_id", "index_setting", "index_line_number"]].rename(
-        columns={"index_setting": "setting", "index_line_number": "line_number"})
-    return lines.merge(keys, on=["patient_id", "setting", "line_number"])
-
-
-def index_line_administrations(cohort: pd.DataFrame, lines: pd.DataFrame, exposures: pd.DataFrame,
-                               drug: str) -> pd.DataFrame:
-    """Exposures to `drug` (an ingredient) belonging to each cohort patient's index line."""
+def index_line_administrations(cohort: pd.DataFrame, exposures: pd.DataFrame, drug: str) -> pd.DataFrame:
+    """Exposures to `drug` (an ingredient) within each cohort patient's index line (from its
+    start, the index date, to its last administration, as gold/cohort holds them)."""
     x = exposures[exposures["ingredient"] == drug].merge(
-        index_lines_of(cohort, lines)[["patient_id", "start_date", "last_admin_date"]], on="patient_id")
-    x = x[(x["admin_date"] >= x["start_date"]) & (x["admin_date"] <= x["last_admin_date"])]
-    return x[x["patient_id"].isin(cohort["patient_id"])]
+        cohort[["patient_id", "index_date", "index_last_admin_date"]], on="patient_id")
+    return x[(x["admin_date"] >= x["index_date"]) & (x["admin_date"] <= x["index_last_admin_date"])]
 
 
 def sequences(cohort: pd.DataFrame, lines: pd.DataFrame) -> pd.DataFrame:
@@ -117,12 +109,12 @@ def sequences(cohort: pd.DataFrame, lines: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def dose_and_schedule(cohort: pd.DataFrame, lines: pd.DataFrame, exposures: pd.DataFrame,
-                      vitals: pd.DataFrame, drug: str) -> list[dict]:
+def dose_and_schedule(cohort: pd.DataFrame, exposures: pd.DataFrame, vitals: pd.DataFrame,
+                      drug: str) -> list[dict]:
     """§7's dose (mg and mg/m²), schedule and administrations of one ingredient of the index line."""
     n = len(cohort)
     rows: list[dict] = []
-    admin = index_line_administrations(cohort, lines, exposures, drug)
+    admin = index_line_administrations(cohort, exposures, drug)
     body = nearest_body_size(vitals, cohort[["patient_id", "index_date"]])
     admin = admin.merge(body, on="patient_id", how="left")
     per_day = admin.groupby(["patient_id", "admin_date"], as_index=False).agg(
@@ -161,10 +153,9 @@ def patterns_table(cohort: pd.DataFrame, lines: pd.DataFrame, exposures: pd.Data
     if "anti_her2" in cohort:
         rows += _counts("anti-HER2 label", cohort["anti_her2"], n)
     for drug in drugs:
-        rows += dose_and_schedule(cohort, lines, exposures, vitals, drug)
+        rows += dose_and_schedule(cohort, exposures, vitals, drug)
 
-    index_lines = index_lines_of(cohort, lines)
-    duration = (pd.to_datetime(index_lines["last_admin_date"]) - pd.to_datetime(index_lines["start_date"])).dt.days
+    duration = (pd.to_datetime(cohort["index_last_admin_date"]) - pd.to_datetime(cohort["index_date"])).dt.days
     rows.append(_distribution("index line", "duration in days (start to last administration)", duration))
 
     seq = sequences(cohort, lines)

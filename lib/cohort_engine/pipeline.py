@@ -368,10 +368,8 @@ def stage_analysis(ctx: RunContext) -> None:
     ids = F.broadcast(cohort.select("patient_id"))
     lines = ctx.lake.read("gold", "therapy_lines").join(ids, "patient_id", "left_semi")
     exposures = ctx.lake.read("silver", "drug_exposures")
-    index_lines = (lines.join(cohort.select("patient_id", F.col("index_setting").alias("setting"),
-                                            F.col("index_line_number").alias("line_number")),
-                              ["patient_id", "setting", "line_number"])
-                   .select("patient_id", F.col("start_date").alias("__index"), F.col("last_admin_date").alias("__last")))
+    index_lines = cohort.select("patient_id", F.col("index_date").alias("__index"),
+                                F.col("index_last_admin_date").alias("__last"))
     bronze = bronze_tables(ctx, ("patients", "deaths", "visits", "prescriptions", "labs", "tumor_assessments",
                                  "diagnoses", "adverse_events", "biomarkers", "hospitals", "vitals"))
 

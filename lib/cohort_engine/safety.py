@@ -54,20 +54,18 @@ def _dates(values) -> pd.Series:
     return pd.to_datetime(pd.Series(values), errors="coerce")
 
 
-def safety_windows(cohort: pd.DataFrame, lines: pd.DataFrame, study: StudyConfig) -> pd.DataFrame:
+def safety_windows(cohort: pd.DataFrame, study: StudyConfig) -> pd.DataFrame:
     """patient_id, index_date, window_start, window_end (Timestamps) per cohort patient.
 
-    window_end = the index line's last_admin_date + window_after_last_admin_days; NaT when the
-    index line is missing (such a patient has no safety window and no events).
+    window_end = the index line's last administration (gold/cohort's index_last_admin_date)
+    + window_after_last_admin_days; NaT without that date (such a patient has no safety
+    window and no events).
     """
-    own = lines.rename(columns={"setting": "index_setting", "line_number": "index_line_number"})
-    keys = ["patient_id", "index_setting", "index_line_number"]
-    own = own.drop_duplicates(keys)[[*keys, "last_admin_date"]]
-    out = cohort[["patient_id", "index_date", "index_setting", "index_line_number"]].merge(own, on=keys, how="left")
+    out = cohort[["patient_id", "index_date"]].copy()
     after = pd.Timedelta(days=study.safety.window_after_last_admin_days)
-    out["window_start"] = _dates(out["index_date"]).to_numpy()
-    out["window_end"] = (_dates(out["last_admin_date"]) + after).to_numpy()
-    return out[["patient_id", "index_date", "window_start", "window_end"]]
+    out["window_start"] = _dates(cohort["index_date"]).to_numpy()
+    out["window_end"] = (_dates(cohort["index_last_admin_date"]) + after).to_numpy()
+    return out.reset_index(drop=True)
 
 
 def _in_window(rows: pd.DataFrame, windows: pd.DataFrame, date_col: str) -> pd.DataFrame:
@@ -188,8 +186,8 @@ def incidence_table(events: pd.DataFrame, denominator: int, graded_labs: pd.Data
     return pd.DataFrame(rows, columns=INCIDENCE_COLUMNS)
 
 
-def analyse_safety(cohort: pd.DataFrame, lines: pd.DataFrame, labs: pd.DataFrame | None,
-                   adverse_events: pd.DataFrame | None, study: StudyConfig) -> SafetyResult:
+def analyse_safety(cohort: pd.DataFrame, labs: pd.DataFrame | None, adverse_events: pd.DataFrame | None,
+                   study: StudyConfig) -> SafetyResult:
     """Worst grades per patient and the incidence table of §6.
 
     counts (exact, for the methods notes): lab_rows_in_window, lab_rows_ungradable,
@@ -199,7 +197,7 @@ def analyse_safety(cohort: pd.DataFrame, lines: pd.DataFrame, labs: pd.DataFrame
     to those of its tests.
     """
     lab_terms = study.safety.lab_toxicities or tuple(TERMS.values())
-    windows = safety_windows(cohort, lines, study)
+    windows = safety_windows(cohort, study)
     counts = {"patients_without_window": int(windows["window_end"].isna().sum())}
     parts = []
     graded = None
