@@ -451,3 +451,14 @@ def test_patterns_cross_tables_publish_no_small_cell_beyond_the_margins(run):
         if len(pooled) and small.any():  # every row pooled: the margins themselves
             assert len(rows) == len(pooled)
             assert dict(zip(split.str[1][split.str[0] == POOLED], pooled["n"])) == labels
+
+
+def test_the_sequences_follow_the_index_line_s_setting(seed_study):
+    from cohort_engine.analysis import sequences_title
+    import dataclasses
+
+    def in_setting(setting):
+        return dataclasses.replace(seed_study, index=dataclasses.replace(seed_study.index, setting=setting))
+    assert sequences_title(seed_study) == "Advanced lines 1 → 2 → 3"
+    assert sequences_title(in_setting("early")) == "Early lines 1 → 2 → 3"
+    assert sequences_title(in_setting("any")) == "Lines 1 → 2 → 3 of the index line's setting"

@@ -8,7 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cohort_engine.patterns import NO_LINE, dose_in_mg, mosteller_bsa, nearest_body_size, patterns_table, schedule_of
+from cohort_engine.patterns import (NO_LINE, PatternVariables, dose_in_mg, mosteller_bsa, nearest_body_size,
+                                    patterns_table, schedule_of)
 
 D = dt.date
 PL = "paclitaxel liposome"
@@ -48,13 +49,18 @@ VITALS = pd.DataFrame([
     ("B", D(2021, 3, 31), 150.0, 60.0),   # 30 days after
 ], columns=["patient_id", "measure_date", "height_cm", "weight_kg"])
 
+# The seed study's: its anti-HER2 label, crossed with index year, hospital tier and province.
+SEED_VARIABLES = PatternVariables(labels=(("anti_her2", "anti-HER2 label"),),
+                                  places=(("index_year", "index year"), ("hospital_tier", "hospital tier"),
+                                          ("province", "province")))
+
 BSA_A = math.sqrt(160 * 64 / 3600)  # 1.68655...
 BSA_B = math.sqrt(150 * 54 / 3600)  # exactly 1.5
 
 
 @pytest.fixture(scope="module")
 def table():
-    t = patterns_table(COHORT, LINES, EXPOSURES, VITALS, ["paclitaxel liposome"])
+    t = patterns_table(COHORT, LINES, EXPOSURES, VITALS, ["paclitaxel liposome"], SEED_VARIABLES)
     return {(r.section, r.item): r for r in t.itertuples()}
 
 
@@ -143,3 +149,18 @@ def test_height_and_weight_are_each_taken_nearest_the_index_date():
     assert np.isnan(got.loc["B", "height_cm"]) and got.loc["B", "weight_kg"] == 50.0 and np.isnan(got.loc["B", "bsa_m2"])
     assert got.loc["C", ["height_cm", "weight_kg"]].tolist() == [150.0, 60.0]
     assert got.loc["C", "bsa_m2"] == pytest.approx(2.5 ** 0.5)
+
+
+def test_the_variables_described_are_the_study_s(seed_study):
+    # The seed study's file names anti_her2 (label "anti-HER2 label") and, in this order,
+    # hospital_tier, province, index_year: places are taken in the order year, tier, province.
+    assert PatternVariables.of(seed_study) == SEED_VARIABLES
+    assert SEED_VARIABLES.cross_sections() == ["index year by anti-HER2 label", "hospital tier by anti-HER2 label",
+                                               "province by anti-HER2 label"]
+
+
+def test_a_study_without_a_regimen_label_has_no_cross_tables():
+    t = patterns_table(COHORT, LINES, EXPOSURES, VITALS, [], PatternVariables(places=(("province", "province"),)))
+    sections = list(dict.fromkeys(t["section"]))
+    assert "anti-HER2 label" not in sections and not any(" by " in s for s in sections)
+    assert dict(zip(t[t["section"] == "province"]["item"], t[t["section"] == "province"]["n"])) == {"北京": 2, "上海": 1}

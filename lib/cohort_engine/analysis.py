@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import typing
 from pathlib import Path
 
 import numpy as np
@@ -25,7 +26,7 @@ from .config import StudyConfig
 from .data_quality import DATA_QUALITY_GATE, with_count_sets
 from .disclosure import (MASKED, DisclosureError, find_dates, find_identifiers, footnote, pool_cross_table_rows,
                          risk_table_display, small_text, suppress_attrition)
-from .patterns import NO_LINE, patterns_table, sequences
+from .patterns import NO_LINE, PatternVariables, patterns_table, sequences
 from .publish import Gate, audit
 from .publish import publish as publish_table
 from .publish import shown as gated
@@ -308,10 +309,10 @@ PATTERNS_GATE = Gate("patterns", count_columns=("n",), partition_by=("count_set"
                      partitions=(("row_set",), ("column_set",)), dependents={"n": ("percent", "median", "q1", "q3")})
 
 
-def pooled_cross_tables(table: pd.DataFrame, min_cell: int) -> pd.DataFrame:
-    """The patterns table with the rows of each "… by anti-HER2 label" cross-table that hold a
-    small count pooled (disclosure.pool_cross_table_rows), in the table's own order."""
-    crossed = table["section"].str.endswith(" by anti-HER2 label")
+def pooled_cross_tables(table: pd.DataFrame, min_cell: int, sections: typing.Collection[str]) -> pd.DataFrame:
+    """The patterns table with the rows of each cross-table (`sections`: "province by <label>" …)
+    that hold a small count pooled (disclosure.pool_cross_table_rows), in the table's own order."""
+    crossed = table["section"].isin(list(sections))
     parts = [table[~crossed]]
     for section, rows in table[crossed].groupby("section", sort=False):
         split = rows["item"].str.split(" | ", n=1, regex=False)
@@ -325,7 +326,8 @@ def pooled_cross_tables(table: pd.DataFrame, min_cell: int) -> pd.DataFrame:
     return ordered.sort_values("section", key=lambda c: c.map(order), kind="stable").reset_index(drop=True)
 
 
-def patterns_with_sets(cohort, lines, exposures, vitals, min_cell: int, drugs) -> pd.DataFrame:
+def patterns_with_sets(cohort, lines, exposures, vitals, min_cell: int, drugs,
+                       variables: PatternVariables = PatternVariables()) -> pd.DataFrame:
     """patterns.patterns_table, cross-tables pooled (pooled_cross_tables), plus count_set: the
     rows whose counts add up to one total.
 
@@ -334,14 +336,16 @@ def patterns_with_sets(cohort, lines, exposures, vitals, min_cell: int, drugs) -
     """
     vitals = vitals if vitals is not None else pd.DataFrame(columns=["patient_id", "measure_date", "height_cm",
                                                                      "weight_kg"])
-    table = pooled_cross_tables(patterns_table(cohort, lines, exposures, vitals, drugs), min_cell)
+    sections = variables.cross_sections()
+    table = pooled_cross_tables(patterns_table(cohort, lines, exposures, vitals, drugs, variables), min_cell,
+                                sections)
     distribution = table["percent"].isna()
     table["count_set"] = np.where(distribution, table["section"] + " | " + table["item"], table["section"])
     # A cross-table's cells also add up along its rows and columns to margins shown in other
     # sections ("2020 | H" + "2020 | HP" = index year 2020; sequences by line 1 = the index
     # regimen, by line 2 = the second-line regimen): row_set and column_set name those sets.
     table["row_set"], table["column_set"] = None, None
-    crossed = table["section"].str.endswith(" by anti-HER2 label")
+    crossed = table["section"].isin(sections)
     parts = table.loc[crossed, "item"].str.split(" | ", n=1, regex=False)
     table.loc[crossed, "row_set"] = table.loc[crossed, "section"] + " | " + parts.str[0]
     table.loc[crossed, "column_set"] = table.loc[crossed, "section"] + " | " + parts.str[1]
@@ -353,7 +357,7 @@ def patterns_with_sets(cohort, lines, exposures, vitals, min_cell: int, drugs) -
 
 
 def sequence_counts(cohort: pd.DataFrame, lines: pd.DataFrame) -> pd.DataFrame:
-    """line1, line2, line3, n: patients per sequence of advanced lines 1 → 2 → 3 (exact)."""
+    """line1, line2, line3, n: patients per sequence of lines 1 → 2 → 3 of the index line's setting (exact)."""
     seq = sequences(cohort, lines)
     return seq.groupby(["line1", "line2", "line3"], as_index=False).size().rename(columns={"size": "n"})
 
@@ -670,7 +674,7 @@ def patterns_section(shown_patterns: pd.DataFrame, sunburst_png: bytes | None, s
                      ) -> report.Section:
     blocks = [_table(patterns_display(shown_patterns), "Index regimens, dose, schedule, later lines and trends")]
     if sunburst_png is not None:
-        blocks.append(_figure(sunburst_png, "Sequences of advanced lines 1, 2 and 3"))
+        blocks.append(_figure(sunburst_png, f"Sequences: {sequences_title(study)}"))
         blocks.append(_note(f"Sequences followed by fewer than {study.disclosure.min_cell} patients are pooled "
                             f"as '{OTHER_SEQUENCES}' before drawing. '{NO_LINE}': no further line recorded."))
     return report.Section("patterns", "Patterns of use", blocks)
@@ -873,13 +877,19 @@ def _sensitivity_section_data(inputs: AnalysisInputs, writer: _Writer) -> tuple[
 def _patterns_data(inputs: AnalysisInputs, writer: _Writer) -> tuple[pd.DataFrame, bytes | None]:
     study = inputs.study
     table = patterns_with_sets(inputs.cohort, inputs.lines, inputs.exposures, inputs.vitals, study.disclosure.min_cell,
-                               inputs.pattern_drugs)
+                               inputs.pattern_drugs, PatternVariables.of(study))
     shown = writer.publish(table, PATTERNS_GATE)
     counts = merge_small_sequences(sequence_counts(inputs.cohort, inputs.lines), study.disclosure.min_cell)
     png = None
     if counts["n"].sum() >= study.disclosure.min_cell:
-        png = writer.figure("sequences_sunburst", figures.sequence_sunburst(counts, "Advanced lines 1 → 2 → 3"))
+        png = writer.figure("sequences_sunburst", figures.sequence_sunburst(counts, sequences_title(study)))
     return shown, png
+
+
+def sequences_title(study: StudyConfig) -> str:
+    """The lines the sequences follow: those of the index line's setting."""
+    setting = study.index.setting
+    return "Lines 1 → 2 → 3 of the index line's setting" if setting == "any" else f"{setting.capitalize()} lines 1 → 2 → 3"
 
 
 def run_analysis(inputs: AnalysisInputs, out_dir: Path) -> AnalysisResult:

@@ -6,14 +6,41 @@ an item, and either a count with its percent or a distribution (median, IQR).
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 import typing
 
 import numpy as np
 import pandas as pd
 
+from .config import (HospitalTierVariable, IndexYearVariable, ProvinceVariable, RegimenLabelVariable, RegionVariable,
+                     StudyConfig)
+
 PATTERN_COLUMNS = ["section", "item", "n", "percent", "median", "q1", "q3"]
 NO_LINE = "(no further line)"
+# Where and when, in this order: each is counted, and crossed with each regimen label.
+PLACE_AND_TIME = (IndexYearVariable, HospitalTierVariable, ProvinceVariable, RegionVariable)
+
+
+@dataclasses.dataclass(frozen=True)
+class PatternVariables:
+    """The study's variables the patterns describe. labels: (column, section) of its regimen
+    labels, each counted; places: (column, section) of its index year, hospital tier, province
+    and region variables, each counted and crossed with each label ("province by <label>")."""
+    labels: tuple[tuple[str, str], ...] = ()
+    places: tuple[tuple[str, str], ...] = ()
+
+    @classmethod
+    def of(cls, study: StudyConfig) -> "PatternVariables":
+        labels = tuple((v.name, v.label or v.name.replace("_", " ")) for v in study.variables
+                       if isinstance(v, RegimenLabelVariable))
+        places = tuple((v.name, v.name.replace("_", " ")) for kind in PLACE_AND_TIME for v in study.variables
+                       if isinstance(v, kind))
+        return cls(labels, places)
+
+    def cross_sections(self) -> list[str]:
+        """The sections of the cross-tables (place or time by label): their small cells are pooled."""
+        return [f"{place} by {label}" for _, place in self.places for _, label in self.labels]
 
 
 def schedule_of(median_interval_days: float | None) -> str:
@@ -145,13 +172,15 @@ def dose_and_schedule(cohort: pd.DataFrame, exposures: pd.DataFrame, vitals: pd.
 
 
 def patterns_table(cohort: pd.DataFrame, lines: pd.DataFrame, exposures: pd.DataFrame,
-                   vitals: pd.DataFrame, drugs: typing.Sequence[str]) -> pd.DataFrame:
-    """The §7 table for the cohort; `drugs`: the ingredients whose dose and schedule are described."""
+                   vitals: pd.DataFrame, drugs: typing.Sequence[str],
+                   variables: PatternVariables = PatternVariables()) -> pd.DataFrame:
+    """The §7 table for the cohort; `drugs`: the ingredients whose dose and schedule are
+    described; `variables`: the regimen labels, places and times counted (`PatternVariables.of`)."""
     n = len(cohort)
     rows: list[dict] = []
     rows += _counts("index regimen", cohort["regimen"], n)
-    if "anti_her2" in cohort:
-        rows += _counts("anti-HER2 label", cohort["anti_her2"], n)
+    for column, section in variables.labels:
+        rows += _counts(section, cohort[column], n)
     for drug in drugs:
         rows += dose_and_schedule(cohort, exposures, vitals, drug)
 
@@ -162,12 +191,9 @@ def patterns_table(cohort: pd.DataFrame, lines: pd.DataFrame, exposures: pd.Data
     rows += _counts("second-line regimen", seq["line2"], n)
     rows += _counts("sequence line 1 > line 2 > line 3",
                     seq["line1"] + " > " + seq["line2"] + " > " + seq["line3"], n)
-    for column, section in (("index_year", "index year"), ("hospital_tier", "hospital tier"),
-                            ("province", "province")):
-        if column not in cohort:
-            continue
-        rows += _counts(section, cohort[column].fillna("unknown").astype(str), n)
-        if "anti_her2" in cohort:
-            by_label = cohort.assign(level=cohort[column].fillna("unknown").astype(str) + " | " + cohort["anti_her2"])
-            rows += _counts(f"{section} by anti-HER2 label", by_label["level"], n)
+    for column, section in variables.places:
+        place = cohort[column].fillna("unknown").astype(str)
+        rows += _counts(section, place, n)
+        for label_column, label in variables.labels:
+            rows += _counts(f"{section} by {label}", place + " | " + cohort[label_column], n)
     return pd.DataFrame(rows, columns=PATTERN_COLUMNS)
