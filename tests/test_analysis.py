@@ -275,7 +275,7 @@ def test_subgroups_table(run):
     assert anti.loc["I", "note"] == "not in the comparison (H vs HP)"
     # The HR of HP vs H and the log-rank p equal a Cox model and a test run here on H and HP.
     data = inputs.endpoints[inputs.endpoints["endpoint"] == "rwPFS"].merge(
-        subgroup_levels(inputs.cohort, ["anti_her2"]), on="patient_id")
+        subgroup_levels(inputs.cohort, inputs.study, ["anti_her2"]), on="patient_id")
     data = data[data["anti_her2"].isin(["H", "HP"])]
     cox = survival.cox_by_level(data, "anti_her2", reference="H").set_index("level")
     assert float(anti.loc["HP", "hr"]) == pytest.approx(cox.loc["HP", "hr"])
@@ -378,10 +378,10 @@ def test_merge_small_sequences():
 
 
 def test_reference_levels():
-    assert reference_level(pd.Series(["HP", "H", "HP"]), "anti_her2") == "H"
+    assert reference_level(pd.Series(["HP", "H", "HP"]), "H") == "H"
     # nobody with the preferred reference: the largest level
-    assert reference_level(pd.Series(["HP", "I", "HP"]), "anti_her2") == "HP"
-    assert reference_level(pd.Series(["3B", "3A", "3B", None]), "hospital_tier") == "3B"
+    assert reference_level(pd.Series(["HP", "I", "HP"]), "H") == "HP"
+    assert reference_level(pd.Series(["3B", "3A", "3B", None])) == "3B"
 
 
 def test_a_subgroup_of_unknown_level_is_shown_and_protected(seed_study):

@@ -13,6 +13,7 @@ import re
 import subprocess
 import sys
 
+import pandas as pd
 import pytest
 import yaml
 from pyspark.sql import functions as F
@@ -21,7 +22,7 @@ from builders import bronze, drug_exposures, therapy_lines
 from cohort_engine import cohort as cohort_mod
 from cohort_engine.config import REPO_ROOT, ConfigError, default_study_path, load_study, study_from_dict
 from cohort_engine.facts import build_patient_facts
-from cohort_engine.analysis import report_heading
+from cohort_engine.analysis import report_heading, subgroup_table
 from cohort_engine.safety import analyse_safety
 from cohort_engine.studies import attrition_plan, shipped_studies
 from test_cohort import world_parts
@@ -165,6 +166,33 @@ def test_analysis_example_sets_subgroups_and_sensitivity_analyses():
     variants = sensitivity_studies(s)
     assert list(variants) == ["OS censored at last contact", "lines rebuilt with a 90-day gap"]
     assert variants["lines rebuilt with a 90-day gap"].lines.max_gap_days == 90
+    assert (s.analysis.references, s.analysis.levels_compared) == (
+        (("hr_status", "negative"), ("age_group", "<50")), (("hr_status", ("positive", "negative")),))
+
+    # Applied, on 12 patients worked by hand: 5 HR-positive, 5 negative, 2 unknown. The
+    # unknown level is outside the comparison; the hazard ratios read against "negative".
+    ids = [f"Q{i}" for i in range(12)]
+    events = [1, 0] * 6
+    endpoints = pd.DataFrame({"patient_id": ids, "endpoint": "OS", "time_days": [30 * (i + 1) for i in range(12)],
+                              "event": events, "event_type": ["death" if e else "censored" for e in events],
+                              "source": None})
+    levels = pd.DataFrame({"patient_id": ids, "hr_status": ["positive"] * 5 + ["negative"] * 5 + ["unknown"] * 2})
+    hr_only = dataclasses.replace(s, analysis=dataclasses.replace(s.analysis, subgroups=("hr_status",)))
+    table = subgroup_table(endpoints, levels, hr_only).set_index("level")
+    assert table.loc[["positive", "negative", "unknown"], ["reference", "compared", "n"]].values.tolist() == [
+        ["negative", True, 5], ["negative", True, 5], ["negative", False, 2]]
+    assert table.loc["unknown", "note"] == "value unknown: not in the comparison"
+    every_level = dataclasses.replace(hr_only, analysis=dataclasses.replace(hr_only.analysis, levels_compared=()))
+    assert subgroup_table(endpoints, levels, every_level).set_index("level").loc["unknown", "compared"]
+
+    data["analysis"]["references"] = {"bone_only": "no"}
+    with pytest.raises(ConfigError, match=r"^analysis\.references: 'bone_only' is not one of analysis\.subgroups "
+                                          r"\(hr_status, age_group\)$"):
+        study_from_dict(data)
+    data["analysis"]["references"] = yaml.safe_load("{age_group: no}")  # a bare no: YAML's false
+    with pytest.raises(ConfigError, match=r'^analysis\.references\[0\]\[1\]: expected text, got False \(YAML'):
+        study_from_dict(data)
+    del data["analysis"]["references"]
     data["analysis"]["subgroups"] = ["hr_status", "menopausal_status"]
     with pytest.raises(ConfigError, match=r"^analysis\.subgroups\[1\]: 'menopausal_status' is not a variable "):
         study_from_dict(data)

@@ -22,7 +22,7 @@ import pandas as pd
 
 from . import figures, report, survival
 from .baseline import age_group, is_boolean, table1
-from .config import StudyConfig
+from .config import DeNovoVariable, EarlierTreatmentVariable, MetastaticSiteVariable, StudyConfig
 from .data_quality import DATA_QUALITY_GATE, with_count_sets
 from .disclosure import (MASKED, DisclosureError, find_dates, find_identifiers, footnote, pool_cross_table_rows,
                          risk_table_display, small_text, suppress_attrition)
@@ -47,19 +47,6 @@ ENDPOINT_NAMES = {
     "TTF": "Time to treatment failure",
     "TTNT": "Time to next treatment or death",
 }
-FACTOR_LABELS = {
-    "anti_her2": "anti-HER2 label", "hr_status": "HR status", "de_novo": "advanced disease",
-    "visceral": "visceral metastasis", "brain_mets": "brain metastasis", "bone_only": "bone-only metastasis",
-    "prior_anti_her2": "prior anti-HER2 therapy", "age_group": "age group", "hospital_tier": "hospital tier",
-}
-# Reference level of each subgroup factor in the Cox models (HR = level vs reference). anti-HER2:
-# the single antibody (H), so HP's hazard ratio reads as dual blockade against single blockade.
-# A factor not named here (hospital_tier), or whose reference nobody has, takes its largest level.
-REFERENCES = {
-    "anti_her2": "H", "hr_status": "positive", "de_novo": "recurrent", "visceral": "no", "brain_mets": "no",
-    "bone_only": "no", "prior_anti_her2": "no", "age_group": "<50",
-}
-YES_NO_FACTORS = ("visceral", "brain_mets", "bone_only", "prior_anti_her2")
 
 
 @dataclasses.dataclass
@@ -125,23 +112,33 @@ def _yes_no(value):
     return None if value is None or pd.isna(value) else ("yes" if bool(value) else "no")
 
 
-def subgroup_levels(cohort: pd.DataFrame, factors) -> pd.DataFrame:
-    """patient_id and one text column per subgroup factor (None where unknown).
+def factor_labels(study: StudyConfig) -> dict[str, str]:
+    """Each subgroup factor in words: its variable's label, else its name ("age group")."""
+    labels = {v.name: v.label or v.name.replace("_", " ") for v in study.variables}
+    return {f: labels.get(f, f.replace("_", " ")) for f in study.analysis.subgroups}
 
-    age_group comes from age_at_index (baseline.age_group); de_novo reads "de novo" /
-    "recurrent"; the metastasis and prior-therapy flags "yes" / "no"; the others as recorded.
+
+def subgroup_levels(cohort: pd.DataFrame, study: StudyConfig, factors=None) -> pd.DataFrame:
+    """patient_id and one text column per subgroup factor (the study's, unless `factors` are
+    given; None where unknown).
+
+    age_group comes from age_at_index (baseline.age_group); a de_novo variable reads "de novo" /
+    "recurrent"; metastatic sites, earlier treatments and other flags "yes" / "no"; the others
+    as recorded.
     """
+    variables = {v.name: v for v in study.variables}
     out = pd.DataFrame({"patient_id": cohort["patient_id"].to_numpy()})
-    for factor in factors:
+    for factor in study.analysis.subgroups if factors is None else factors:
+        variable = variables.get(factor)
         if factor == "age_group":
             values = cohort["age_at_index"].map(lambda a: None if pd.isna(a) else age_group(a))
             values = values.where(values != "unknown", None)
         elif factor not in cohort.columns:
             raise ValueError(f"subgroup {factor!r} is not a cohort column")
-        elif factor == "de_novo":
+        elif isinstance(variable, DeNovoVariable):
             values = cohort[factor].map(lambda v: None if v is None or pd.isna(v) else
                                         ("de novo" if bool(v) else "recurrent"))
-        elif factor in YES_NO_FACTORS or is_boolean(cohort[factor]):
+        elif isinstance(variable, (MetastaticSiteVariable, EarlierTreatmentVariable)) or is_boolean(cohort[factor]):
             values = cohort[factor].map(_yes_no)
         else:
             values = cohort[factor].map(lambda v: None if v is None or pd.isna(v) else str(v))
@@ -149,10 +146,10 @@ def subgroup_levels(cohort: pd.DataFrame, factors) -> pd.DataFrame:
     return out
 
 
-def reference_level(values: pd.Series, factor: str):
-    """The study's reference level where present, else the largest level (ties: first sorted)."""
+def reference_level(values: pd.Series, preferred: str | None = None):
+    """The study's reference level (`analysis.references`) where present, else the largest
+    level (ties: first sorted)."""
     present = values.dropna()
-    preferred = REFERENCES.get(factor)
     if preferred is not None and (present == preferred).any():
         return preferred
     counts = present.value_counts()
@@ -205,7 +202,7 @@ def subgroup_table(endpoints: pd.DataFrame, levels: pd.DataFrame, study: StudyCo
     parts = []
     for endpoint in _endpoint_order(endpoints):
         data = endpoints[endpoints["endpoint"] == endpoint].merge(levels, on="patient_id")
-        references = {f: reference_level(data[f], f) for f in factors}
+        references = {f: reference_level(data[f], dict(study.analysis.references).get(f)) for f in factors}
         multivariable = survival.cox_multivariable(data, factors, references=references)
         multivariable = multivariable[["factor", "level", "hr", "ci_low", "ci_high", "note"]].rename(columns={
             "hr": "hr_multivariable", "ci_low": "hr_multivariable_ci_low", "ci_high": "hr_multivariable_ci_high",
@@ -228,7 +225,7 @@ def subgroup_table(endpoints: pd.DataFrame, levels: pd.DataFrame, study: StudyCo
 
 def _levels_compared(values: pd.Series, factor: str, study: StudyConfig) -> pd.Series:
     """Which patients' levels enter the log-rank test and the Cox model of a factor."""
-    compared = study.analysis.anti_her2_levels_compared if factor == "anti_her2" else ()
+    compared = dict(study.analysis.levels_compared).get(factor, ())
     return values.notna() & (values.isin(compared) if compared else True)
 
 
@@ -444,7 +441,7 @@ def _hr_text(hr, low, high) -> str:
     return f"HR {hr:.2f} ({_num(low, 2)}–{_num(high, 2)})"
 
 
-def forest_rows(shown_subgroups: pd.DataFrame, exact: pd.DataFrame) -> pd.DataFrame:
+def forest_rows(shown_subgroups: pd.DataFrame, exact: pd.DataFrame, labels: dict[str, str]) -> pd.DataFrame:
     """label, hr, ci_low, ci_high, text for figures.forest: the univariable HRs of one endpoint.
 
     The reference level has no marker (its HR is 1 by definition); the n printed beside a
@@ -457,7 +454,7 @@ def forest_rows(shown_subgroups: pd.DataFrame, exact: pd.DataFrame) -> pd.DataFr
         reference = row.level == row.reference
         text = f"n {shown_row.n}  " + ("reference" if reference else _hr_text(row.hr, row.hr_ci_low,
                                                                                row.hr_ci_high))
-        rows.append({"label": f"{FACTOR_LABELS.get(row.factor, row.factor)}: {row.level}",
+        rows.append({"label": f"{labels.get(row.factor, row.factor)}: {row.level}",
                      "hr": np.nan if reference else row.hr, "ci_low": row.hr_ci_low, "ci_high": row.hr_ci_high,
                      "text": text})
     return pd.DataFrame(rows, columns=["label", "hr", "ci_low", "ci_high", "text"])
@@ -507,9 +504,9 @@ def efficacy_display(shown_km: pd.DataFrame, rate_months) -> pd.DataFrame:
     return out
 
 
-def subgroup_display(shown: pd.DataFrame) -> pd.DataFrame:
+def subgroup_display(shown: pd.DataFrame, labels: dict[str, str]) -> pd.DataFrame:
     return pd.DataFrame({
-        "factor": [FACTOR_LABELS.get(f, f) for f in shown["factor"]], "level": shown["level"].astype(str),
+        "factor": [labels.get(f, f) for f in shown["factor"]], "level": shown["level"].astype(str),
         "n": shown["n"], "events": shown["events"],
         "median, months (95% CI)": [_with_ci(r.median_months, r.median_ci_low, r.median_ci_high)
                                     for r in shown.itertuples(index=False)],
@@ -697,14 +694,15 @@ def efficacy_section(shown_km: pd.DataFrame, km_pngs: dict[str, bytes], study: S
 
 def subgroups_section(shown: pd.DataFrame, forest_pngs: dict[str, bytes], study: StudyConfig) -> report.Section:
     refs = shown.drop_duplicates("factor")[["factor", "reference"]]
-    ref_text = "; ".join(f"{FACTOR_LABELS.get(f, f)}: {r}" for f, r in zip(refs["factor"], refs["reference"]))
+    labels = factor_labels(study)
+    ref_text = "; ".join(f"{labels.get(f, f)}: {r}" for f, r in zip(refs["factor"], refs["reference"]))
     blocks = [_note("Hazard ratios from Cox models (Efron ties) of each level against the reference level: "
                     "univariable, and multivariable with all the factors together (complete cases). Log-rank "
                     f"test across the levels of each factor. Reference levels: {ref_text}.")]
     for endpoint, png in forest_pngs.items():
         blocks.append(report.Block("h3", f"{ENDPOINT_NAMES.get(endpoint, endpoint)} ({endpoint})"))
         blocks.append(_figure(png, f"Forest plot of {endpoint}"))
-        blocks.append(_table(subgroup_display(shown[shown["endpoint"] == endpoint])))
+        blocks.append(_table(subgroup_display(shown[shown["endpoint"] == endpoint], labels)))
     blocks.append(_note(footnote(study.disclosure.min_cell)))
     return report.Section("subgroups", "Subgroups", blocks)
 
@@ -841,13 +839,13 @@ def _km_section_data(inputs: AnalysisInputs, writer: _Writer) -> tuple[pd.DataFr
 
 def _subgroup_section_data(inputs: AnalysisInputs, writer: _Writer) -> tuple[pd.DataFrame, dict[str, bytes]]:
     study = inputs.study
-    levels = subgroup_levels(inputs.cohort, study.analysis.subgroups)
+    levels = subgroup_levels(inputs.cohort, study)
     exact = subgroup_table(inputs.endpoints, levels, study)
     shown = writer.publish(exact, SUBGROUP_GATE)
     pngs = {}
     for endpoint in _endpoint_order(inputs.endpoints):
         mask = (exact["endpoint"] == endpoint).to_numpy()
-        rows = forest_rows(shown[mask], exact[mask])
+        rows = forest_rows(shown[mask], exact[mask], factor_labels(study))
         pngs[endpoint] = writer.figure(f"forest_{endpoint}", figures.forest(
             rows, f"{ENDPOINT_NAMES.get(endpoint, endpoint)} ({endpoint}): hazard ratios by subgroup"))
     return shown, pngs

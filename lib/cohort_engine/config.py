@@ -472,14 +472,15 @@ class AnalysisConfig:
     ci_method: typing.Literal["log-log"] = "log-log"
     rate_months: tuple[Count, ...] = (6, 12, 24, 36, 60)
     risk_table_every_months: Count = 6
-    subgroups: tuple[str, ...] = (
-        "anti_her2", "hr_status", "de_novo", "visceral", "brain_mets",
-        "prior_anti_her2", "age_group", "hospital_tier",
-    )
+    # The study's variables (or age_group) whose levels the subgroup analyses compare.
+    subgroups: tuple[str, ...] = ()
     sensitivity_gap_days: tuple[Count, ...] = (60, 180)
-    # §8 compares the anti-HER2 labels H vs HP; other labels (I, +TKI …) are shown, not compared.
-    # An empty list compares every label.
-    anti_her2_levels_compared: tuple[str, ...] = ("H", "HP")
+    # The reference level of a subgroup factor in the Cox models (HR = level vs reference); a
+    # factor not named here, or whose reference no patient has, takes its largest level.
+    references: typing.Annotated[tuple[tuple[str, str], ...], pydantic.BeforeValidator(_pairs)] = ()
+    # The levels of a factor that enter its log-rank test and Cox model; its other levels are
+    # shown, not compared. A factor not named here compares every level.
+    levels_compared: typing.Annotated[tuple[tuple[str, Texts], ...], pydantic.BeforeValidator(_pairs)] = ()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -630,6 +631,9 @@ def _message(error: dict, data: Any) -> str:
         words = f"must be one of {error['ctx']['expected']}"
     if words is None:
         words = error["msg"][0].lower() + error["msg"][1:]
+    if kind == "string_type" and isinstance(error["input"], bool):
+        # YAML reads a bare no/yes/off/on as false/true: a level "no" must be quoted.
+        return f"{key}: expected text, got {error['input']!r} (YAML reads a bare no or yes as false or true: write \"no\")"
     return f"{key}: {words}, got {error['input']!r}"
 
 
@@ -705,6 +709,14 @@ def _check_rules(study: StudyConfig) -> None:
         if factor not in variables and factor not in DERIVED_SUBGROUPS:
             raise ConfigError(f"analysis.subgroups[{i}]: {factor!r} is not a variable of the study "
                               f"(variables: {', '.join(variables) or 'none'})")
+    for key in ("references", "levels_compared"):
+        named = [factor for factor, _ in getattr(study.analysis, key)]
+        for factor in named:
+            if factor not in study.analysis.subgroups:
+                raise ConfigError(f"analysis.{key}: {factor!r} is not one of analysis.subgroups "
+                                  f"({', '.join(study.analysis.subgroups) or 'none'})")
+            if named.count(factor) > 1:
+                raise ConfigError(f"analysis.{key}: {factor!r} is named twice")
     names = [a.name for a in study.arms]
     for i, name in enumerate(names):
         if not name.strip():
