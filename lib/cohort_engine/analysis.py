@@ -22,7 +22,7 @@ import pandas as pd
 
 from . import figures, report, survival
 from .baseline import age_group, is_boolean, table1
-from .config import DeNovoVariable, EarlierTreatmentVariable, MetastaticSiteVariable, StudyConfig
+from .config import DeNovoVariable, EarlierTreatmentVariable, MetastaticSiteVariable, StudyConfig, variable_words
 from .data_quality import DATA_QUALITY_GATE, with_count_sets
 from .disclosure import (MASKED, DisclosureError, find_dates, find_identifiers, footnote, pool_cross_table_rows,
                          risk_table_display, small_text, suppress_attrition)
@@ -114,7 +114,7 @@ def _yes_no(value):
 
 def factor_labels(study: StudyConfig) -> dict[str, str]:
     """Each subgroup factor in words: its variable's label, else its name ("age group")."""
-    labels = {v.name: v.label or v.name.replace("_", " ") for v in study.variables}
+    labels = {v.name: variable_words(v) for v in study.variables}
     return {f: labels.get(f, f.replace("_", " ")) for f in study.analysis.subgroups}
 
 
@@ -842,10 +842,11 @@ def _subgroup_section_data(inputs: AnalysisInputs, writer: _Writer) -> tuple[pd.
     levels = subgroup_levels(inputs.cohort, study)
     exact = subgroup_table(inputs.endpoints, levels, study)
     shown = writer.publish(exact, SUBGROUP_GATE)
+    labels = factor_labels(study)
     pngs = {}
     for endpoint in _endpoint_order(inputs.endpoints):
         mask = (exact["endpoint"] == endpoint).to_numpy()
-        rows = forest_rows(shown[mask], exact[mask], factor_labels(study))
+        rows = forest_rows(shown[mask], exact[mask], labels)
         pngs[endpoint] = writer.figure(f"forest_{endpoint}", figures.forest(
             rows, f"{ENDPOINT_NAMES.get(endpoint, endpoint)} ({endpoint}): hazard ratios by subgroup"))
     return shown, pngs
@@ -903,8 +904,7 @@ def run_analysis(inputs: AnalysisInputs, out_dir: Path) -> AnalysisResult:
                             ATTRITION_GATE, study)
     flow = writer.figure("attrition_flow", figures.attrition_flow(shown_attrition))
 
-    baseline = table1(inputs.cohort, [(v.name, v.label or v.name.replace("_", " "))
-                                      for v in study.variables])
+    baseline = table1(inputs.cohort, [(v.name, variable_words(v)) for v in study.variables])
     shown_baseline = writer.publish(baseline, TABLE1_GATE)
     shown_patterns, sunburst = _patterns_data(inputs, writer)
     shown_km, km_pngs = _km_section_data(inputs, writer)

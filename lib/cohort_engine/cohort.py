@@ -333,15 +333,20 @@ def _passed(k: int) -> Column:
     return ok
 
 
+def _index_line_columns() -> list[Column]:
+    """gold/cohort's columns of the index line, from a candidate line's own."""
+    return [F.col("setting").alias("index_setting"), F.col("line_number").alias("index_line_number"),
+            F.col("last_admin_date").alias("index_last_admin_date")]
+
+
 def cohort_index_lines(facts: DataFrame, therapy_lines: DataFrame, drug_exposures: DataFrame,
                        study: StudyConfig) -> DataFrame:
     """patient_id, index_date, index_setting, index_line_number, index_last_admin_date of the
     patients who meet every criterion: the cohort without its variables, all that the endpoints
     read of a cohort (so a sensitivity rebuild computes no more)."""
     steps = patient_steps(facts, therapy_lines, drug_exposures, study)
-    return steps.where(_passed(n_steps(study))).select(
-        "patient_id", F.col("start_date").alias("index_date"), F.col("setting").alias("index_setting"),
-        F.col("line_number").alias("index_line_number"), F.col("last_admin_date").alias("index_last_admin_date"))
+    return steps.where(_passed(n_steps(study))).select("patient_id", F.col("start_date").alias("index_date"),
+                                                       *_index_line_columns())
 
 
 def _attrition_counts(study: StudyConfig) -> list[Column]:
@@ -405,9 +410,7 @@ def build_cohort(facts: DataFrame, therapy_lines: DataFrame, drug_exposures: Dat
     limit = F.date_add("index_date", study.facts.window_days_after_index)
     cohort = rows.select("patient_id", "index_date", "regimen",
                          *[variable_column(v, limit).alias(v.name) for v in study.variables],
-                         arm_of(study).alias("arm"), F.col("setting").alias("index_setting"),
-                         F.col("line_number").alias("index_line_number"),
-                         F.col("last_admin_date").alias("index_last_admin_date"))
+                         arm_of(study).alias("arm"), *_index_line_columns())
     # One pass over the steps counts both the attrition and the data errors; the one-row
     # result is cached, so that writing one and collecting the other do not pass twice.
     counts = steps.agg(*_attrition_counts(study), *_data_quality_counts(study)).cache()

@@ -412,6 +412,11 @@ Variable = typing.Annotated[
                  MetastaticSiteVariable, EarlierTreatmentVariable, HospitalTierVariable, ProvinceVariable,
                  RegionVariable, IndexYearVariable, RegimenLabelVariable],
     pydantic.Field(discriminator="kind")]
+def variable_words(v) -> str:
+    """A variable in the report's words: its label, else its name with spaces ("hospital tier")."""
+    return v.label or v.name.replace("_", " ")
+
+
 VARIABLE_KINDS = ("age", "age_bands", "sex", "biomarker", "de_novo", "metastatic_site", "earlier_treatment",
                   "hospital_tier", "province", "region", "index_year", "regimen_label")
 # gold/cohort's own columns: a variable may not take their names.

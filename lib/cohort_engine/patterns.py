@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from .config import (HospitalTierVariable, IndexYearVariable, ProvinceVariable, RegimenLabelVariable, RegionVariable,
-                     StudyConfig)
+                     StudyConfig, variable_words)
 
 PATTERN_COLUMNS = ["section", "item", "n", "percent", "median", "q1", "q3"]
 NO_LINE = "(no further line)"
@@ -32,8 +32,9 @@ class PatternVariables:
 
     @classmethod
     def of(cls, study: StudyConfig) -> "PatternVariables":
-        labels = tuple((v.name, v.label or v.name.replace("_", " ")) for v in study.variables
-                       if isinstance(v, RegimenLabelVariable))
+        labels = tuple((v.name, variable_words(v)) for v in study.variables if isinstance(v, RegimenLabelVariable))
+        # Places and times are headed by their names ("index year", "province"), as the
+        # patterns table has always headed them, whatever label Table 1 gives them.
         places = tuple((v.name, v.name.replace("_", " ")) for kind in PLACE_AND_TIME for v in study.variables
                        if isinstance(v, kind))
         return cls(labels, places)

@@ -346,9 +346,7 @@ def rebuild_for_sensitivity(ctx: RunContext, variant: StudyConfig, bronze: dict,
                       lambda: build_patient_facts(few, variant).localCheckpoint())
         cohort = cohort_index_lines(facts, lines, mine, variant)
         bronze = {**bronze, **few}
-        contacts = base["contacts"] if variant.data_cutoff == ctx.study.data_cutoff else None
-        if contacts is None:
-            contacts = last_contacts_at_cutoff(ctx, variant)
+        contacts = base["contacts"]  # a variant keeps the cut-off, which the studies of a run share
     endpoints, _ = build_endpoints(cohort, lines, bronze, variant, contacts)
     return cohort, endpoints
 
