@@ -14,9 +14,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cohort_engine import survival
-from cohort_engine.analysis import (
-    OTHER_SEQUENCES, AnalysisInputs, merge_small_sequences, reference_level, run_analysis, subgroup_levels)
+from cohort_engine import cox, survival
+from cohort_engine.analysis import AnalysisInputs, run_analysis
+from cohort_engine.patterns import OTHER_SEQUENCES, merge_small_sequences
+from cohort_engine.subgroups import reference_level, subgroup_levels
 from cohort_engine.disclosure import audit_output_dir
 from cohort_engine.publish import audit
 
@@ -277,8 +278,8 @@ def test_subgroups_table(run):
     data = inputs.endpoints[inputs.endpoints["endpoint"] == "rwPFS"].merge(
         subgroup_levels(inputs.cohort, inputs.study, ["anti_her2"]), on="patient_id")
     data = data[data["anti_her2"].isin(["H", "HP"])]
-    cox = survival.cox_by_level(data, "anti_her2", reference="H").set_index("level")
-    assert float(anti.loc["HP", "hr"]) == pytest.approx(cox.loc["HP", "hr"])
+    by_level = cox.cox_by_level(data, "anti_her2", reference="H").set_index("level")
+    assert float(anti.loc["HP", "hr"]) == pytest.approx(by_level.loc["HP", "hr"])
     assert float(anti.loc["H", "logrank_p"]) == pytest.approx(survival.logrank(data, "anti_her2").p_value)
     assert anti.loc["HP", "hr_multivariable"] != ""
 
@@ -390,7 +391,7 @@ def test_a_subgroup_of_unknown_level_is_shown_and_protected(seed_study):
     # and 16 − 7 would give it away, so 3B's n is withheld too. 3A's 5 events among 7 name its
     # 2 censored patients, and the unknown level's 0 among 3 its 3: both withheld; 11 events in
     # all − 6 would then give 3A's 5 back, so 3B's 6 go too.
-    from cohort_engine.analysis import SUBGROUP_GATE, UNKNOWN_LEVEL, subgroup_table
+    from cohort_engine.subgroups import SUBGROUP_GATE, UNKNOWN_LEVEL, subgroup_table
     from cohort_engine.publish import shown
     import dataclasses
     study = dataclasses.replace(seed_study, analysis=dataclasses.replace(seed_study.analysis,
@@ -418,7 +419,7 @@ def test_proxy_events_are_not_given_away_by_the_assessments_only_analysis(seed_s
     # From assessments only: n 16, events 10. Worked by hand: 20 − 16 = 4 proxy patients and
     # 13 − 10 = 3 proxy events would both be named, so that row's n and events are withheld, and
     # its median and rates with the events; the main row stands (20, 13).
-    from cohort_engine.analysis import ASSESSMENTS_ONLY, MAIN, sensitivity_gate, sensitivity_table
+    from cohort_engine.sensitivity import ASSESSMENTS_ONLY, MAIN, sensitivity_gate, sensitivity_table
     from cohort_engine.publish import shown
     events = [1] * 10 + [0] * 6 + [1] * 3 + [0]
     main = pd.DataFrame({"patient_id": [f"Q{i}" for i in range(20)], "endpoint": "rwPFS",
@@ -454,7 +455,7 @@ def test_patterns_cross_tables_publish_no_small_cell_beyond_the_margins(run):
 
 
 def test_the_sequences_follow_the_index_line_s_setting(seed_study):
-    from cohort_engine.analysis import sequences_title
+    from cohort_engine.patterns import sequences_title
     import dataclasses
 
     def in_setting(setting):

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from cohort_engine.cli import main
-from cohort_engine.pipeline import manifest_versions
+from cohort_engine.manifest import manifest_versions
 from test_ingest import EXPECTED, EXTRACT, write_extract
 
 ENV = {"COHORT_ENGINE_DELTA_WRITER": "offline"}

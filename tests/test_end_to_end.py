@@ -135,7 +135,7 @@ def test_every_study_has_its_report_tables_and_manifest(run, study):
     assert (out / "report.html").is_file()
     manifest = json.loads((out / "run_manifest.json").read_text())
     assert manifest["study"]["name"] == study
-    from cohort_engine.pipeline import manifest_versions
+    from cohort_engine.manifest import manifest_versions
     written = manifest_versions(manifest, "written")
     own = "gold/cohort" if study == SEED_STUDY else f"gold/studies/{study}/cohort"
     assert written[own] >= 0 and written["gold/therapy_lines"] >= 0
@@ -148,7 +148,7 @@ def test_outputs_and_manifest(run):
     manifest = json.loads((out / "run_manifest.json").read_text())
     assert manifest["stages"] == ["ingest", "lines", "cohort", "endpoints", "analysis"]
     assert set(manifest["timings_seconds"]) == set(manifest["stages"])
-    from cohort_engine.pipeline import manifest_versions
+    from cohort_engine.manifest import manifest_versions
     written = manifest_versions(manifest, "written")
     for table in ("gold/cohort", "gold/endpoints", "gold/therapy_lines", "silver/drug_exposures"):
         assert written[table] >= 1
@@ -285,7 +285,8 @@ def test_studies_of_a_run_share_their_sensitivity_rebuilds(spark, run):
     # rebuild of the lines per gap and one of the facts for all five studies.
     from cohort_engine.config import default_study_path, load_study
     from cohort_engine.lake import Lake
-    from cohort_engine.pipeline import RunContext, bronze_tables, rebuild_for_sensitivity, sensitivity_studies
+    from cohort_engine.pipeline import RunContext, bronze_tables, rebuild_sources
+    from cohort_engine.sensitivity import rebuild_endpoints, sensitivity_studies
     studies = [load_study(default_study_path({}).parent / f"{name}.yaml") for name in STUDIES]
     lake = Lake(run / "lake", spark, ENV)
 
@@ -293,8 +294,8 @@ def test_studies_of_a_run_share_their_sensitivity_rebuilds(spark, run):
         ctx = RunContext(spark, lake, None, run / "scratch", study, ENV, run_studies=tuple(studies))
         bronze = bronze_tables(ctx, ("patients", "deaths", "visits", "prescriptions", "labs", "tumor_assessments",
                                      "diagnoses", "adverse_events", "biomarkers", "hospitals"))
-        cohort, endpoints = rebuild_for_sensitivity(ctx, sensitivity_studies(study)[label], bronze,
-                                                    lake.read("silver", "drug_exposures"), shared)
+        sources = rebuild_sources(ctx, bronze, lake.read("silver", "drug_exposures"))
+        cohort, endpoints = rebuild_endpoints(study, sensitivity_studies(study)[label], sources, shared)
         order = ["patient_id"] + (["endpoint"] if "endpoint" in endpoints.columns else [])
         return (cohort.toPandas().sort_values("patient_id").reset_index(drop=True),
                 endpoints.toPandas().sort_values(order).reset_index(drop=True))

@@ -6,7 +6,7 @@ import dataclasses
 import pandas as pd
 import pytest
 
-from cohort_engine import analysis, safety, studies
+from cohort_engine import baseline, efficacy, patterns, report_sections, safety, sensitivity, studies, subgroups
 from cohort_engine.data_quality import DATA_QUALITY_GATE, count_set, with_count_sets
 from cohort_engine.disclosure import DisclosureError
 from cohort_engine.publish import Gate, publish, shown
@@ -38,9 +38,9 @@ def test_a_gate_is_frozen_and_its_options_are_tuples():
 
 
 def test_every_table_the_engine_writes_has_a_gate():
-    declared = [analysis.SUBGROUP_GATE, analysis.TABLE1_GATE, analysis.PATTERNS_GATE, analysis.UNMATCHED_GATE,
-                analysis.km_gate(["n", "events", "median_months"]),
-                analysis.sensitivity_gate(pd.DataFrame(columns=["n", "events", "n_main", "events_main"])),
+    declared = [subgroups.SUBGROUP_GATE, baseline.TABLE1_GATE, patterns.PATTERNS_GATE, report_sections.UNMATCHED_GATE,
+                efficacy.km_gate(["n", "events", "median_months"]),
+                sensitivity.sensitivity_gate(pd.DataFrame(columns=["n", "events", "n_main", "events_main"])),
                 safety.SAFETY_GATE, studies.ATTRITION_GATE, DATA_QUALITY_GATE]
     assert sorted(g.name for g in declared) == ["attrition", "data_quality", "km_summary", "patterns", "safety",
                                                 "sensitivity", "subgroups", "table1", "unmatched_drug_names"]
@@ -49,7 +49,7 @@ def test_every_table_the_engine_writes_has_a_gate():
 def test_a_table_without_a_column_its_gate_names_is_refused(seed_study, tmp_path):
     frame = pd.DataFrame({"characteristic": ["sex"], "level": ["F"], "n": [20]})  # no percent column
     with pytest.raises(DisclosureError, match="tables/table1.csv: its gate names column 'median'"):
-        publish(frame, analysis.TABLE1_GATE, seed_study, tmp_path)
+        publish(frame, baseline.TABLE1_GATE, seed_study, tmp_path)
     assert not (tmp_path / "table1.csv").exists()
 
 
@@ -60,7 +60,7 @@ def test_publish_writes_exactly_the_frame_the_report_shows(seed_study, tmp_path)
     frame = pd.DataFrame({"characteristic": ["sex", "sex", "age"], "level": ["F", "M", "all"],
                           "n": [12, 3, 15], "percent": [80.0, 20.0, 100.0],
                           "median": [None, None, 56.0], "q1": [None, None, 48.0], "q3": [None, None, 63.0]})
-    safe, path = publish(frame, analysis.TABLE1_GATE, seed_study, tmp_path)
+    safe, path = publish(frame, baseline.TABLE1_GATE, seed_study, tmp_path)
     assert path == tmp_path / "table1.csv"
     assert safe["n"].tolist() == ["*", "<5", 15]
     assert safe["percent"].tolist() == ["*", "*", 100.0]

@@ -16,7 +16,7 @@ from pyspark.sql import functions as F
 
 from cohort_engine.cli import main
 from cohort_engine.lake import Lake, LakeError
-from cohort_engine.pipeline import manifest_versions, pinned_versions
+from cohort_engine.manifest import manifest_versions, pinned_versions
 
 PATIENTS, SEED, CUTOFF = 1500, 3, dt.date(2025, 6, 30)
 ENV = {"COHORT_ENGINE_DELTA_WRITER": "offline"}

@@ -22,7 +22,8 @@ from builders import bronze, drug_exposures, therapy_lines
 from cohort_engine import cohort as cohort_mod
 from cohort_engine.config import REPO_ROOT, ConfigError, default_study_path, load_study, study_from_dict
 from cohort_engine.facts import build_patient_facts
-from cohort_engine.analysis import report_heading, subgroup_table
+from cohort_engine.report_sections import report_heading
+from cohort_engine.subgroups import subgroup_table
 from cohort_engine.safety import analyse_safety
 from cohort_engine.studies import attrition_plan, shipped_studies
 from test_cohort import world_parts
@@ -157,7 +158,7 @@ def test_seed_variables_are_the_contract_columns(with_variables):
 
 
 def test_analysis_example_sets_subgroups_and_sensitivity_analyses():
-    from cohort_engine.pipeline import sensitivity_studies
+    from cohort_engine.sensitivity import sensitivity_studies
     data = seed_dict()
     data.update(doc_examples()["analysis"])
     s = study_from_dict(data)

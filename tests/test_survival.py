@@ -17,6 +17,7 @@ import pytest
 from lifelines import KaplanMeierFitter
 from lifelines.datasets import load_gbsg2, load_leukemia, load_lung, load_rossi, load_waltons
 
+from cohort_engine import cox
 from cohort_engine import survival as sv
 
 Z95 = 1.959963984540054  # qnorm(0.975)
@@ -222,7 +223,7 @@ def test_logrank_rossi_fin_matches_r():
 
 
 def test_cox_lung_age_sex_matches_r(lung):
-    est = sv.fit_cox(lung, ["age", "sex"], time_col="time", event_col="status")
+    est = cox.fit_cox(lung, ["age", "sex"], time_col="time", event_col="status")
     assert est["coef"].tolist() == pytest.approx([0.01704533185, -0.51321851711], abs=1e-8)
     assert est["se"].tolist() == pytest.approx([0.009223273477, 0.167457962356], abs=1e-9)
     # summary(): exp(coef) lower/upper .95 printed to 4 decimals.
@@ -232,7 +233,7 @@ def test_cox_lung_age_sex_matches_r(lung):
 
 def test_cox_rossi_matches_r():
     covariates = ["fin", "age", "race", "wexp", "mar", "paro", "prio"]
-    est = sv.fit_cox(load_rossi(), covariates, time_col="week", event_col="arrest")
+    est = cox.fit_cox(load_rossi(), covariates, time_col="week", event_col="arrest")
     assert est["coef"].tolist() == pytest.approx(
         [-0.37942216649, -0.05743774268, 0.31389978784, -0.14979569767, -0.43370387794, -0.08487108250,
          0.09149708099], abs=1e-8)
@@ -244,7 +245,7 @@ def test_cox_rossi_matches_r():
 def test_cox_factor_coding_gbsg2_matches_r():
     # coxph(Surv(time, cens) ~ horTh + age + tsize + pnodes + progrec + estrec): horTh "no" is
     # R's reference level; coefficients printed to 7 significant digits.
-    out = sv.cox_multivariable(load_gbsg2(), ["horTh"], numeric=["age", "tsize", "pnodes", "progrec", "estrec"],
+    out = cox.cox_multivariable(load_gbsg2(), ["horTh"], numeric=["age", "tsize", "pnodes", "progrec", "estrec"],
                                time_col="time", event_col="cens").set_index("factor")
     assert out.loc["horTh", "level"].tolist() == ["no", "yes"]
     yes = out[out["level"] == "yes"].iloc[0]
@@ -261,7 +262,7 @@ def test_cox_factor_coding_gbsg2_matches_r():
 
 def test_cox_by_level_lung_sex_matches_r(lung):
     # coxph(Surv(time, status) ~ sex): coef −0.5310, se 0.1672, HR 0.588 (0.4237–0.816).
-    out = sv.cox_by_level(lung, "sex", time_col="time", event_col="status")
+    out = cox.cox_by_level(lung, "sex", time_col="time", event_col="status")
     ref, women = out.iloc[0], out.iloc[1]
     assert (ref["level"], ref["hr"], ref["note"], ref["n"], ref["events"]) == (1, 1.0, "reference", 138, 112)
     assert (women["n"], women["events"]) == (90, 53)
@@ -282,20 +283,20 @@ ARMS = pd.DataFrame({
 
 
 def test_level_without_events_is_nan_with_reason_and_the_others_still_fitted():
-    out = sv.cox_by_level(ARMS, "arm").set_index("level")
+    out = cox.cox_by_level(ARMS, "arm").set_index("level")
     assert out.loc["C", "note"] == "no events in this level: hazard ratio not estimable"
     assert np.isnan(out.loc["C", "hr"]) and (out.loc["C", "n"], out.loc["C", "events"]) == (4, 0)
     # B against A is estimated as if C were not there.
-    alone = sv.cox_by_level(ARMS[ARMS["arm"] != "C"], "arm").set_index("level")
+    alone = cox.cox_by_level(ARMS[ARMS["arm"] != "C"], "arm").set_index("level")
     assert out.loc["B", "hr"] == pytest.approx(alone.loc["B", "hr"], rel=1e-12)
     assert np.isfinite(out.loc["B", "hr"]) and out.loc["B", "note"] == ""
     assert (out.loc["A", "hr"], out.loc["A", "note"]) == (1.0, "reference")
 
 
 def test_single_level_and_reference_without_events():
-    one = sv.cox_by_level(ARMS.assign(arm="A"), "arm")
+    one = cox.cox_by_level(ARMS.assign(arm="A"), "arm")
     assert one["note"].tolist() == ["only one level"] and one["hr"].isna().all()
-    no_ref = sv.cox_by_level(ARMS, "arm", reference="C")
+    no_ref = cox.cox_by_level(ARMS, "arm", reference="C")
     assert (no_ref["note"] == "no events in the reference level").all() and no_ref["hr"].isna().all()
     assert sv.logrank(ARMS.assign(arm="A"), "arm").note == "fewer than two levels"
     no_events = sv.logrank(ARMS.assign(event=0), "arm")
@@ -306,13 +307,13 @@ def test_separation_gives_nan_with_reason_not_an_absurd_ratio():
     # Every B patient fails before any A patient: the partial likelihood keeps rising as
     # the B coefficient grows, there is no finite maximum (lifelines would report HR ~3e12).
     df = pd.DataFrame({"time_days": [1, 2, 3, 10, 11, 12], "event": 1, "arm": list("BBBAAA")})
-    out = sv.cox_by_level(df, "arm")
+    out = cox.cox_by_level(df, "arm")
     assert out["hr"].isna().all()
     assert (out["note"] == "model not fitted: no finite maximum likelihood (separation or collinearity)").all()
 
 
 def test_multivariable_leaves_out_patients_of_a_level_without_events():
-    out = sv.cox_multivariable(ARMS, ["arm", "age_group"], references={"age_group": "<50"})
+    out = cox.cox_multivariable(ARMS, ["arm", "age_group"], references={"age_group": "<50"})
     assert out[["factor", "level"]].values.tolist() == [
         ["arm", "A"], ["arm", "B"], ["arm", "C"], ["age_group", "<50"], ["age_group", "50-64"]]
     c = out[out["level"] == "C"].iloc[0]
@@ -320,7 +321,7 @@ def test_multivariable_leaves_out_patients_of_a_level_without_events():
     # The model is the one fitted on arms A and B only.
     ab = ARMS[ARMS["arm"] != "C"].assign(armB=lambda d: (d["arm"] == "B").astype(float),
                                          old=lambda d: (d["age_group"] == "50-64").astype(float))
-    direct = sv.fit_cox(ab, ["armB", "old"])
+    direct = cox.fit_cox(ab, ["armB", "old"])
     assert out[out["level"] == "B"]["coef"].iloc[0] == pytest.approx(direct.loc["armB", "coef"], rel=1e-10)
     assert out[out["level"] == "50-64"]["coef"].iloc[0] == pytest.approx(direct.loc["old", "coef"], rel=1e-10)
     assert out[out["level"] == "50-64"][["n", "events"]].iloc[0].tolist() == [8, 4]
@@ -398,7 +399,7 @@ def test_km_curves_start_at_one_and_follow_the_table():
 
 
 def test_subgroup_table_combines_km_cox_and_logrank(lung):
-    out = sv.subgroup_table(lung.rename(columns={"time": "time_days", "status": "event"}), "sex")
+    out = cox.subgroup_table(lung.rename(columns={"time": "time_days", "status": "event"}), "sex")
     assert out["level"].tolist() == [1, 2]
     assert (out["median_months"] * 30.4375).tolist() == pytest.approx([270, 426], abs=1e-9)
     assert out["logrank_p"].tolist() == pytest.approx([0.00131116452] * 2, rel=1e-9)

@@ -6,7 +6,11 @@ import typing
 import numpy as np
 import pandas as pd
 
+from .publish import Gate
+
 TABLE1_COLUMNS = ["characteristic", "level", "n", "percent", "median", "q1", "q3"]
+TABLE1_GATE = Gate("table1", count_columns=("n",), partition_by=("characteristic",),
+                   dependents={"n": ("percent", "median", "q1", "q3")})
 AGE_GROUPS = ((0, 50, "<50"), (50, 65, "50-64"), (65, 200, ">=65"))
 
 

@@ -215,7 +215,8 @@ def _writable_folder(path: Path, option: str) -> Path:
 
 def _replay_plan(args, environ):
     """(manifest, study, stages) of a replay, every option checked against the manifest."""
-    from .pipeline import engine_version, file_sha256, load_manifest, replay_stages, study_of_manifest
+    from .manifest import engine_version, file_sha256, load_manifest, study_of_manifest
+    from .pipeline import replay_stages
     source = args.as_of_manifest
     if args.incremental:
         raise ConfigError("--as-of-manifest replays a run on the lake as it was; it loads no extract "
@@ -249,7 +250,7 @@ def _replay_plan(args, environ):
 
 def _vocabulary_overrides(args, manifest: dict | None, stages: list[str]) -> tuple[Path, ...]:
     """The run's vocabulary override files, each checked readable; a replay takes the manifest's."""
-    from .pipeline import file_sha256
+    from .manifest import file_sha256
     given = tuple(args.vocabulary_override)
     if manifest is not None:
         recorded = manifest.get("vocabulary_overrides") or []
@@ -271,7 +272,8 @@ def _vocabulary_overrides(args, manifest: dict | None, stages: list[str]) -> tup
 
 def cmd_run(args, environ, progress) -> int:
     from .lake import Lake, LakeLock
-    from .pipeline import RunContext, check_studies_share_the_lake, parse_stages, pinned_versions, run
+    from .manifest import pinned_versions
+    from .pipeline import RunContext, check_studies_share_the_lake, parse_stages, run
     if args.incremental and args.mode == "full":
         raise ConfigError("--incremental contradicts --mode full")
     args.incremental = args.incremental or args.mode == "incremental"

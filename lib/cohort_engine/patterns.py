@@ -15,9 +15,12 @@ import pandas as pd
 
 from .config import (HospitalTierVariable, IndexYearVariable, ProvinceVariable, RegimenLabelVariable, RegionVariable,
                      StudyConfig, variable_words)
+from .disclosure import pool_cross_table_rows
+from .publish import Gate
 
 PATTERN_COLUMNS = ["section", "item", "n", "percent", "median", "q1", "q3"]
 NO_LINE = "(no further line)"
+OTHER_SEQUENCES = "(other sequences)"
 # Where and when, in this order: each is counted, and crossed with each regimen label.
 PLACE_AND_TIME = (IndexYearVariable, HospitalTierVariable, ProvinceVariable, RegionVariable)
 
@@ -198,3 +201,85 @@ def patterns_table(cohort: pd.DataFrame, lines: pd.DataFrame, exposures: pd.Data
         for label_column, label in variables.labels:
             rows += _counts(f"{section} by {label}", place + " | " + cohort[label_column], n)
     return pd.DataFrame(rows, columns=PATTERN_COLUMNS)
+
+
+PATTERNS_GATE = Gate("patterns", count_columns=("n",), partition_by=("count_set",),
+                     partitions=(("row_set",), ("column_set",)), dependents={"n": ("percent", "median", "q1", "q3")})
+
+
+def pooled_cross_tables(table: pd.DataFrame, min_cell: int, sections: typing.Collection[str]) -> pd.DataFrame:
+    """The patterns table with the rows of each cross-table (`sections`: "province by <label>" …)
+    that hold a small count pooled (disclosure.pool_cross_table_rows), in the table's own order."""
+    crossed = table["section"].isin(list(sections))
+    parts = [table[~crossed]]
+    for section, rows in table[crossed].groupby("section", sort=False):
+        split = rows["item"].str.split(" | ", n=1, regex=False)
+        cells = pd.DataFrame({"row": split.str[0], "column": split.str[1], "n": rows["n"].to_numpy()})
+        pooled = pool_cross_table_rows(cells, min_cell=min_cell).sort_values("n", ascending=False, kind="stable")
+        n_cohort = rows["n"].sum()  # every patient stands in one cell
+        parts.append(pd.DataFrame({"section": section, "item": pooled["row"] + " | " + pooled["column"],
+                                   "n": pooled["n"].to_numpy(), "percent": 100.0 * pooled["n"].to_numpy() / n_cohort}))
+    ordered = pd.concat(parts, ignore_index=True)
+    order = {s: i for i, s in enumerate(dict.fromkeys(table["section"]))}
+    return ordered.sort_values("section", key=lambda c: c.map(order), kind="stable").reset_index(drop=True)
+
+
+def patterns_with_sets(cohort, lines, exposures, vitals, min_cell: int, drugs,
+                       variables: PatternVariables = PatternVariables()) -> pd.DataFrame:
+    """patterns.patterns_table, cross-tables pooled (pooled_cross_tables), plus count_set: the
+    rows whose counts add up to one total.
+
+    Counts of a section share the cohort as their total; a distribution row (median, IQR,
+    no percent) stands alone.
+    """
+    vitals = vitals if vitals is not None else pd.DataFrame(columns=["patient_id", "measure_date", "height_cm",
+                                                                     "weight_kg"])
+    sections = variables.cross_sections()
+    table = pooled_cross_tables(patterns_table(cohort, lines, exposures, vitals, drugs, variables), min_cell,
+                                sections)
+    distribution = table["percent"].isna()
+    table["count_set"] = np.where(distribution, table["section"] + " | " + table["item"], table["section"])
+    # A cross-table's cells also add up along its rows and columns to margins shown in other
+    # sections ("2020 | H" + "2020 | HP" = index year 2020; sequences by line 1 = the index
+    # regimen, by line 2 = the second-line regimen): row_set and column_set name those sets.
+    table["row_set"], table["column_set"] = None, None
+    crossed = table["section"].isin(sections)
+    parts = table.loc[crossed, "item"].str.split(" | ", n=1, regex=False)
+    table.loc[crossed, "row_set"] = table.loc[crossed, "section"] + " | " + parts.str[0]
+    table.loc[crossed, "column_set"] = table.loc[crossed, "section"] + " | " + parts.str[1]
+    sequence = table["section"].str.startswith("sequence ")
+    steps = table.loc[sequence, "item"].str.split(" > ", regex=False)
+    table.loc[sequence, "row_set"] = table.loc[sequence, "section"] + " | line 1 " + steps.str[0]
+    table.loc[sequence, "column_set"] = table.loc[sequence, "section"] + " | line 2 " + steps.str[1]
+    return table
+
+
+def sequence_counts(cohort: pd.DataFrame, lines: pd.DataFrame) -> pd.DataFrame:
+    """line1, line2, line3, n: patients per sequence of lines 1 → 2 → 3 of the index line's setting (exact)."""
+    seq = sequences(cohort, lines)
+    return seq.groupby(["line1", "line2", "line3"], as_index=False).size().rename(columns={"size": "n"})
+
+
+def merge_small_sequences(counts: pd.DataFrame, min_cell: int) -> pd.DataFrame:
+    """Sequences of fewer than min_cell patients pooled into OTHER_SEQUENCES.
+
+    The pooled group must not be small either (the total is printed), so while it holds 1 to
+    min_cell − 1 patients the next smallest sequence joins it.
+    """
+    counts = counts.sort_values(["n", "line1", "line2", "line3"]).reset_index(drop=True)
+    pooled = counts["n"] < min_cell
+    while 0 < counts.loc[pooled, "n"].sum() < min_cell and not pooled.all():
+        pooled[(~pooled).idxmax()] = True  # the smallest sequence not yet pooled
+    kept = counts[~pooled]
+    if pooled.any():
+        other = pd.DataFrame({"line1": [OTHER_SEQUENCES], "line2": [OTHER_SEQUENCES], "line3": [OTHER_SEQUENCES],
+                              "n": [int(counts.loc[pooled, "n"].sum())]})
+        kept = pd.concat([kept, other], ignore_index=True)
+    return kept.sort_values("n", ascending=False, kind="stable").reset_index(drop=True)
+
+
+
+def sequences_title(study: StudyConfig) -> str:
+    """The lines the sequences follow: those of the index line's setting."""
+    setting = study.index.setting
+    return "Lines 1 → 2 → 3 of the index line's setting" if setting == "any" else f"{setting.capitalize()} lines 1 → 2 → 3"

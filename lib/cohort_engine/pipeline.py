@@ -13,16 +13,15 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import datetime as dt
-import hashlib
-import json
 import logging
 import time
 import typing
-from importlib import metadata
 from pathlib import Path
 
-from .config import DEFAULT_STUDY, ConfigError, StudyConfig, study_from_dict
+from .config import DEFAULT_STUDY, ConfigError, StudyConfig
+from .data_quality import LAKE_STAGES, write_data_quality, write_lake_data_quality
 from .lake import Lake
+from .manifest import DEFAULT_REPLAY_STAGES, REPLAY_STAGES, write_manifest
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +56,11 @@ class RunContext:
     def cutoff(self) -> dt.date:
         return self.study.data_cutoff
 
+    def extract_settings(self):
+        """ingest.ExtractSettings of the run (the defaults unless the command line set them)."""
+        from .ingest import DEFAULT_SETTINGS
+        return self.extract or DEFAULT_SETTINGS
+
     def tables_dir(self) -> Path:
         path = self.out / "tables"
         path.mkdir(parents=True, exist_ok=True)
@@ -90,17 +94,12 @@ def vocabulary(ctx: RunContext):
     return load_vocabulary(ctx.study.vocabulary_path(ctx.environ), overrides=ctx.vocabulary_overrides)
 
 
-def extract_settings(ctx: RunContext):
-    from .ingest import DEFAULT_SETTINGS
-    return ctx.extract or DEFAULT_SETTINGS
-
-
 def stage_ingest(ctx: RunContext) -> None:
     from .ingest import ingest
     from .vocabulary import NameMatcher, check_prescription_names, name_counts
     if ctx.source is None:
         raise StageError("stage ingest needs --source")
-    settings = extract_settings(ctx)
+    settings = ctx.extract_settings()
     matcher = NameMatcher(vocabulary(ctx))
 
     def check_names(table, kept):
@@ -263,92 +262,13 @@ def stage_endpoints(ctx: RunContext) -> None:
     ctx.row_counts["endpoints"] = {"gold/endpoints": written_rows(ctx, written)}
 
 
-def patients_who_can_matter(exposures, study: StudyConfig):
-    """Patients with an exposure the index line requires: the only ones a rebuild can move.
-
-    Sensitivity analyses rebuild lines, cohort and endpoints for these patients only,
-    so their cost follows the study's drug, not the size of the prescription table.
-    """
-    from pyspark.sql import functions as F
-    rule = study.index.regimen
-    # all_of: one of its drugs is enough to narrow; else any_of: every one of them.
-    names = rule.all_of[:1] or rule.any_of
-    wanted = F.col("ingredient").isin(*names) | F.col("drug_class").isin(*names)
-    return exposures.where(wanted).select("patient_id").distinct()
-
-
-def _once(shared: dict, key, build):
-    if key not in shared:
-        shared[key] = build()
-    return shared[key]
-
-
-def sensitivity_base(ctx: RunContext, shared: dict, bronze: dict, exposures) -> dict:
-    """The patients who can matter to any study of the run, with their bronze rows, their
-    last contacts and exposures, materialised once (local checkpoints: few patients): every
-    rebuild of every study reads them. A patient who can matter to another study only is in
-    no rebuilt cohort of this one (it lacks the drug this index line requires), so one set
-    serves all."""
-    def build() -> dict:
-        studies = ctx.run_studies or (ctx.study,)
-        ids = patients_who_can_matter(exposures, studies[0])
-        for other in studies[1:]:
-            ids = ids.union(patients_who_can_matter(exposures, other))
-        ids = ids.distinct().localCheckpoint()
-        few = {name: bronze[name].join(ids, "patient_id", "left_semi").localCheckpoint()
-               for name in ("patients", "diagnoses", "biomarkers", "tumor_assessments") if name in bronze}
-        few.update(deaths=bronze["deaths"], hospitals=bronze["hospitals"])  # keyed by id_hash, hospital_id
-        contacts = last_contacts_at_cutoff(ctx)
-        if contacts is not None:
-            contacts = contacts.join(ids, "patient_id", "left_semi").localCheckpoint()
-        return {"bronze": few, "contacts": contacts,
-                "exposures": exposures.join(ids, "patient_id", "left_semi").localCheckpoint()}
-    return _once(shared, "base", build)
-
-
-def sensitivity_studies(study: StudyConfig) -> dict[str, StudyConfig]:
-    """§8 sensitivity analyses that need a Spark rebuild, by display label."""
-    studies = {}
-    if "OS" in study.endpoints.include:
-        studies["OS censored at last contact"] = dataclasses.replace(
-            study, endpoints=dataclasses.replace(study.endpoints, os_censoring="last_contact", include=("OS",)))
-    for gap in study.analysis.sensitivity_gap_days:
-        if gap != study.lines.max_gap_days:
-            studies[f"lines rebuilt with a {gap}-day gap"] = dataclasses.replace(
-                study, lines=dataclasses.replace(study.lines, max_gap_days=gap))
-    return studies
-
-
-def rebuild_for_sensitivity(ctx: RunContext, variant: StudyConfig, bronze: dict, exposures, shared: dict):
-    """(cohort, endpoints) of a variant study: for a variant of the lines, on the patients
-    who can matter and with the cohort's index lines only (the endpoints read no more).
-
-    shared: the rebuilt intermediates by what they depend on (the lines by the variant's
-    `lines`, the facts by the cancer, `facts` and cut-off), so that the studies of a run and
-    the two gap variants of one study build each once.
-    """
-    from .cohort import cohort_index_lines
-    from .endpoints import build_endpoints
-    from .facts import advanced_dates, build_patient_facts
-    from .lines import build_therapy_lines
-    if variant.lines == ctx.study.lines:
-        lines = ctx.lake.read("gold", "therapy_lines")
-        cohort = ctx.lake.read(*ctx.table("gold", "cohort"))
-        contacts = last_contacts_at_cutoff(ctx, variant)
-    else:
-        base = sensitivity_base(ctx, shared, bronze, exposures)
-        few, mine = base["bronze"], base["exposures"]
-        # The lines and facts are read by several later steps: materialised once (local
-        # checkpoints) rather than recomputed by every plan that reads them.
-        lines = _once(shared, ("lines", variant.diagnosis_icd10, variant.lines), lambda: build_therapy_lines(
-            mine, advanced_dates(few["diagnoses"], variant), variant.lines).localCheckpoint())
-        facts = _once(shared, ("facts", variant.diagnosis_icd10, variant.facts, variant.data_cutoff),
-                      lambda: build_patient_facts(few, variant).localCheckpoint())
-        cohort = cohort_index_lines(facts, lines, mine, variant)
-        bronze = {**bronze, **few}
-        contacts = base["contacts"]  # a variant keeps the cut-off, which the studies of a run share
-    endpoints, _ = build_endpoints(cohort, lines, bronze, variant, contacts)
-    return cohort, endpoints
+def rebuild_sources(ctx: RunContext, bronze: dict, exposures):
+    """What the study's sensitivity rebuilds read (`sensitivity.RebuildSources`) from this run's lake."""
+    from .sensitivity import RebuildSources
+    return RebuildSources(
+        studies=ctx.run_studies or (ctx.study,), bronze=bronze, exposures=exposures,
+        built=lambda: (ctx.lake.read("gold", "therapy_lines"), ctx.lake.read(*ctx.table("gold", "cohort"))),
+        contacts=lambda variant: last_contacts_at_cutoff(ctx, variant))
 
 
 def _pandas(df):
@@ -359,6 +279,7 @@ def stage_analysis(ctx: RunContext) -> None:
     from pyspark.sql import functions as F
 
     from .analysis import AnalysisInputs, run_analysis
+    from .sensitivity import rebuild_endpoints, sensitivity_studies
     require(ctx, "gold/cohort", "gold/endpoints", "gold/attrition", "gold/therapy_lines", "silver/drug_exposures")
     write_data_quality(ctx)
     study = ctx.study
@@ -382,9 +303,10 @@ def stage_analysis(ctx: RunContext) -> None:
     # Within `run`, the studies of the run share their rebuilds; a stage run alone keeps its own.
     shared = ctx.shared if len(ctx.run_studies) > 1 else {}
     sensitivity = {}
+    sources = rebuild_sources(ctx, bronze, exposures)
     for label, variant in sensitivity_studies(study).items():
         with _timed(ctx, f"analysis: sensitivity, {label}"):
-            sensitivity[label] = _pandas(rebuild_for_sensitivity(ctx, variant, bronze, exposures, shared)[1])
+            sensitivity[label] = _pandas(rebuild_endpoints(study, variant, sources, shared)[1])
 
     with _timed(ctx, "analysis: the cohort's rows read"):
         inputs = AnalysisInputs(
@@ -439,125 +361,6 @@ def parse_stages(text: str | None) -> list[str]:
     return [s for s in STAGES if s in wanted]  # always in the data's order
 
 
-LAKE_STAGES = ("ingest", "lines")  # stages that build the lake's shared tables
-
-
-def write_lake_data_quality(ctx: RunContext) -> None:
-    """gold/lake_data_quality: the data-quality rows of the lake's own stages (ingest, lines),
-    this run's for the stages it ran, the table's previous rows for the others."""
-    from .ingest import DATA_QUALITY_SCHEMA
-    ran = {row[0] for row in ctx.data_quality if row[0] in LAKE_STAGES}
-    if not ran:
-        return
-    previous = [r for r in _lake_rows(ctx) if r[0] not in ran]
-    rows = previous + [row for row in ctx.data_quality if row[0] in LAKE_STAGES]
-    ctx.lake.write(ctx.spark.createDataFrame(_sorted_rows(rows), DATA_QUALITY_SCHEMA), "gold", "lake_data_quality")
-
-
-def _lake_rows(ctx: RunContext) -> list[tuple]:
-    """The lake stages' data-quality rows as the lake holds them (before gold/lake_data_quality
-    existed, the study's own data quality held them)."""
-    for layer, name in (("gold", "lake_data_quality"), ctx.table("gold", "data_quality")):
-        if ctx.lake.exists(layer, name):
-            return [tuple(r) for r in ctx.lake.read(layer, name).collect() if r["stage"] in LAKE_STAGES]
-    return []
-
-
-def _sorted_rows(rows: list[tuple]) -> list[tuple]:
-    return sorted(rows, key=lambda r: tuple("" if v is None else str(v) for v in r))
-
-
-def write_data_quality(ctx: RunContext) -> None:
-    """The study's gold/data_quality (exact, inside the lake) and tables/data_quality.csv
-    (disclosure-controlled): the lake stages' rows as the lake holds them now, then the
-    study's stages, this run's rows for the stages it ran and the study's previous rows for
-    the others."""
-    from .data_quality import DATA_QUALITY_GATE, with_count_sets
-    from .ingest import DATA_QUALITY_SCHEMA
-    from .publish import publish
-    write_lake_data_quality(ctx)
-    mine = [row for row in ctx.data_quality if row[0] not in LAKE_STAGES]
-    ran = {row[0] for row in mine}
-    previous = []
-    if ctx.lake.exists(*ctx.table("gold", "data_quality")):
-        previous = [tuple(r) for r in ctx.lake.read(*ctx.table("gold", "data_quality")).collect()
-                    if r["stage"] not in ran and r["stage"] not in LAKE_STAGES]
-    rows = _sorted_rows(_lake_rows(ctx) + previous + mine)
-    frame = ctx.spark.createDataFrame(rows, DATA_QUALITY_SCHEMA)
-    ctx.lake.write(frame, *ctx.table("gold", "data_quality"))
-    ctx.data_quality_written = list(ctx.data_quality)
-    publish(with_count_sets(frame.toPandas()), DATA_QUALITY_GATE, ctx.study, ctx.tables_dir())
-
-
-def engine_version() -> str:
-    try:
-        return metadata.version("cohort-engine")
-    except metadata.PackageNotFoundError:  # running from a source tree (spark-submit --py-files)
-        return "0+source"
-
-
-def shown_count(n: int, min_cell: int):
-    from .disclosure import small_text
-    return small_text(min_cell) if 0 < n < min_cell else n
-
-
-def manifest_versions(manifest: dict, kind: str = "read") -> dict[str, int]:
-    """{table: Delta version} of what a run read (or wrote), from its manifest."""
-    return {item["table"]: item["version"] for item in manifest["delta_versions"][kind]}
-
-
-# -- replay -------------------------------------------------------------------------
-
-# Stages a replay may rerun: each reads only lake tables. Ingest reads the raw
-# extract, which the lake does not version, so it cannot be replayed.
-REPLAY_STAGES = ("lines", "cohort", "endpoints", "analysis")
-DEFAULT_REPLAY_STAGES = ["analysis"]
-
-
-def load_manifest(path: str | Path) -> dict:
-    """A run manifest, checked for what a replay needs (ConfigError naming the file otherwise)."""
-    path = Path(path)
-    try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read the run manifest ({exc.strerror})") from None
-    except ValueError as exc:
-        raise ConfigError(f"{path}: not a run manifest (invalid JSON: {exc})") from None
-    needed = ("study", "study_hash", "data_cutoff", "delta_versions")
-    missing = [k for k in needed if not isinstance(manifest, dict) or k not in manifest]
-    if missing:
-        raise ConfigError(f"{path}: not a run manifest (no {missing[0]!r})")
-    try:
-        manifest_versions(manifest, "read"), manifest_versions(manifest, "written")
-    except (KeyError, TypeError) as exc:
-        raise ConfigError(f"{path}: delta_versions is not a list of {{table, version}} ({exc})") from None
-    return manifest
-
-
-def pinned_versions(manifest: dict) -> dict[str, int]:
-    """{table: version} a replay reads: what the original run left each table it touched at.
-
-    A table the run wrote is pinned at the version it wrote (its state when the run
-    ended, which every later stage of that run read); a table it only read, at the
-    version it read.
-    """
-    return {**manifest_versions(manifest, "read"), **manifest_versions(manifest, "written")}
-
-
-def study_of_manifest(manifest: dict, source: str = "run manifest") -> StudyConfig:
-    """The study configuration (cut-off included) a manifest recorded, checked against its hash."""
-    try:
-        study = study_from_dict(manifest["study"])
-    except ConfigError as exc:
-        raise ConfigError(f"{source}: its study cannot be read ({exc})") from None
-    if study.config_hash() != manifest["study_hash"]:
-        raise ConfigError(f"{source}: the study it records does not match its study_hash (edited or damaged)")
-    if study.data_cutoff.isoformat() != manifest["data_cutoff"]:
-        raise ConfigError(f"{source}: data_cutoff {manifest['data_cutoff']} differs from its study's "
-                          f"{study.data_cutoff.isoformat()}")
-    return study
-
-
 def replay_stages(text: str | None) -> list[str]:
     """The stages a replay reruns (default: the analysis alone)."""
     stages = parse_stages(text) if text else list(DEFAULT_REPLAY_STAGES)
@@ -566,46 +369,6 @@ def replay_stages(text: str | None) -> list[str]:
         raise StageError(f"stage {refused[0]} cannot be replayed: a replay reads the lake as the manifest "
                          f"pins it (replayable stages: {', '.join(REPLAY_STAGES)})")
     return stages
-
-
-def file_sha256(path: Path) -> str | None:
-    try:
-        return hashlib.sha256(Path(path).read_bytes()).hexdigest()
-    except OSError:
-        return None
-
-
-def write_manifest(ctx: RunContext, stages: list[str]) -> Path:
-    manifest = {
-        "engine_version": engine_version(),
-        "created_utc": dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat(),
-        "study": ctx.study.to_dict(),
-        "study_hash": ctx.study.config_hash(),
-        "data_cutoff": ctx.cutoff.isoformat(),
-        "stages": stages,
-        # A list of records: table names must not read as count labels to the disclosure audit.
-        "delta_versions": {"read": [{"table": t, "version": v} for t, v in sorted(ctx.lake.versions_read.items())],
-                           "written": [{"table": t, "version": v}
-                                       for t, v in sorted(ctx.lake.versions_written.items())]},
-        # Exact counts live in gold/data_quality; under <out> a count 1-4 is shown as <5.
-        "row_counts": {stage: {table: shown_count(n, ctx.study.disclosure.min_cell) for table, n in counts.items()}
-                       for stage, counts in ctx.row_counts.items()},
-        "timings_seconds": {k: round(v, 3) for k, v in ctx.timings.items()},
-        "delta_writer": "delta-spark" if ctx.lake.native else "deltalake (offline)",
-        "lake": str(ctx.lake.root),
-        "mode": "replay" if ctx.replay_of else ("incremental" if ctx.incremental and "ingest" in stages else "full"),
-        # The vocabulary file is configuration the study hash does not cover.
-        "vocabulary_sha256": file_sha256(ctx.study.vocabulary_path(ctx.environ)),
-        "vocabulary_overrides": [{"path": str(Path(p).resolve()), "sha256": file_sha256(Path(p))}
-                                 for p in ctx.vocabulary_overrides],
-        "extract_settings": dataclasses.asdict(extract_settings(ctx)),
-    }
-    if ctx.replay_of:
-        # Written tables of a replay live in its scratch lake, removed after the run.
-        manifest["replay_of"] = ctx.replay_of
-    path = ctx.out / "run_manifest.json"
-    path.write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    return path
 
 
 def check_studies_share_the_lake(studies: typing.Sequence[StudyConfig]) -> None:

@@ -17,19 +17,16 @@ tests hold the engine to R's printed output (shared/reference/survival/):
   whole days, so S at the whole day equals S at the exact month, and the 60-month rate
   (day 1826) stays inside the 5-year horizon. A rate after the last follow-up is NaN,
   unless the curve has reached zero.
-- Cox models: lifelines' CoxPHFitter, Efron ties like R's coxph, converged tightly
-  (lifelines' default tolerance of 1e-7 on the Newton step leaves a coefficient 1.6e-6
-  away from R on the lung data; we iterate to 1e-12).
+
+Cox models are `cox`'s.
 """
 from __future__ import annotations
 
 import dataclasses
-import warnings
 
 import numpy as np
 import pandas as pd
-from lifelines import CoxPHFitter, KaplanMeierFitter
-from lifelines.exceptions import ConvergenceError
+from lifelines import KaplanMeierFitter
 from lifelines.statistics import multivariate_logrank_test
 from scipy import stats
 
@@ -37,19 +34,10 @@ DAYS_PER_MONTH = 30.4375
 CI_METHODS = ("log-log", "log", "plain")
 RATE_MONTHS = (6, 12, 24, 36, 60)
 ENDPOINT_ORDER = ("OS", "rwPFS", "TTP", "TTF", "TTNT")
-COX_PRECISION = 1e-12  # Newton step and decrement
-COX_R_PRECISION = 1e-14  # relative change of the log-likelihood
 # R's tolerance for "exactly one half" (all.equal's).
 HALF_TOLERANCE = float(np.sqrt(np.finfo(float).eps))
 
-# lifelines' warnings that the likelihood has no finite maximum (separation, collinearity):
-# the estimates are then meaningless (say HR 3e12, CI 0 to inf), so the level gets NaN.
-NO_MAXIMUM_SIGNS = ("norm(delta) is still high", "failed to converge")
-NO_MAXIMUM = "no finite maximum likelihood (separation or collinearity)"
-
 KM_TABLE_COLUMNS = ["time", "n_at_risk", "n_events", "n_censored", "survival", "std_err", "ci_low", "ci_high"]
-COX_COLUMNS = ["factor", "level", "reference", "n", "events", "coef", "se", "hr", "ci_low", "ci_high",
-               "p_value", "note"]
 
 
 def months_to_days(months) -> np.ndarray:
@@ -57,7 +45,8 @@ def months_to_days(months) -> np.ndarray:
     return np.floor(np.asarray(months, dtype=float) * DAYS_PER_MONTH)
 
 
-def _z(alpha: float) -> float:
+def z_quantile(alpha: float) -> float:
+    """The normal quantile of a two-sided (1 − alpha) interval (1.96 for alpha 0.05)."""
     return float(stats.norm.ppf(1.0 - alpha / 2.0))
 
 
@@ -82,7 +71,7 @@ def confidence_band(survival, var_log_survival, method: str = "log-log", alpha: 
         raise ValueError(f"ci_method must be one of {CI_METHODS}, got {method!r}")
     s = np.asarray(survival, dtype=float)
     se = np.sqrt(np.asarray(var_log_survival, dtype=float))
-    z = _z(alpha)
+    z = z_quantile(alpha)
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         if method == "log-log":
             inside = np.where((s > 0) & (s < 1), s, np.nan)
@@ -313,190 +302,3 @@ def logrank(df: pd.DataFrame, group_col: str, *, time_col: str = "time_days", ev
         return LogRank(np.nan, len(levels) - 1, np.nan, "no events")
     result = multivariate_logrank_test(data[time_col], data[group_col].astype(str), data[event_col])
     return LogRank(float(result.test_statistic), int(result.degrees_of_freedom), float(result.p_value))
-
-
-def fit_cox(df: pd.DataFrame, covariates: list[str], *, time_col: str = "time_days", event_col: str = "event",
-            alpha: float = 0.05) -> pd.DataFrame:
-    """A Cox model (Efron ties) on numeric covariates: index covariate; coef, se, hr, ci_low, ci_high, p_value.
-
-    Raises lifelines' ConvergenceError (or numpy's LinAlgError) when the model cannot be fitted.
-    """
-    model = CoxPHFitter(alpha=alpha)
-    model.fit(df[[time_col, event_col, *covariates]], time_col, event_col,
-              fit_options={"precision": COX_PRECISION, "r_precision": COX_R_PRECISION})
-    coef = model.params_.reindex(covariates)
-    se = model.standard_errors_.reindex(covariates)
-    z = _z(alpha)
-    return pd.DataFrame({"coef": coef, "se": se, "hr": np.exp(coef), "ci_low": np.exp(coef - z * se),
-                         "ci_high": np.exp(coef + z * se), "p_value": model.summary["p"].reindex(covariates)})
-
-
-def _levels(values: pd.Series, reference) -> list:
-    """The reference level first (default: the first in sorted order, as R), then the others sorted."""
-    found = sorted(values.dropna().unique().tolist(), key=str)
-    if reference is None:
-        return found
-    if reference not in found:  # a reference nobody has: shown first, with a note
-        return [reference] + found if found else []
-    return [reference] + [v for v in found if v != reference]
-
-
-def _dummy(factor: str, level) -> str:
-    return f"{factor}={level}"
-
-
-def _fit_levels(data: pd.DataFrame, factors: dict[str, list], numeric: list[str], time_col: str,
-                event_col: str, alpha: float):
-    """Fit a Cox model with one indicator per non-reference level; (estimates, warning text)."""
-    design = data[[time_col, event_col, *numeric]].copy()
-    for factor, levels in factors.items():
-        for level in levels[1:]:
-            design[_dummy(factor, level)] = (data[factor] == level).astype(float)
-    covariates = [c for c in design.columns if c not in (time_col, event_col)]
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        estimates = fit_cox(design, covariates, time_col=time_col, event_col=event_col, alpha=alpha)
-    messages = [" ".join(str(w.message).split()) for w in caught if "Convergence" in w.category.__name__]
-    if any(sign in m for m in messages for sign in NO_MAXIMUM_SIGNS):
-        raise ConvergenceError(NO_MAXIMUM)
-    return estimates, "; ".join(dict.fromkeys(messages))
-
-
-def _usable_levels(data: pd.DataFrame, factor: str, levels: list, event_col: str) -> tuple[list, dict]:
-    """Levels a Cox model can estimate, and a note for each level it cannot."""
-    events = data.groupby(factor)[event_col].sum()
-    present = data[factor].value_counts()
-    notes = {}
-    if len(levels) < 2 or len([lv for lv in levels if present.get(lv, 0) > 0]) < 2:
-        return [], {lv: "only one level" for lv in levels}
-    if present.get(levels[0], 0) == 0:
-        return [], {lv: "no patients in the reference level" for lv in levels}
-    if events.get(levels[0], 0) == 0:
-        return [], {lv: "no events in the reference level" for lv in levels}
-    usable = [levels[0]]
-    for level in levels[1:]:
-        if present.get(level, 0) == 0:
-            notes[level] = "no patients in this level"
-        elif events.get(level, 0) == 0:
-            notes[level] = "no events in this level: hazard ratio not estimable"
-        else:
-            usable.append(level)
-    if len(usable) < 2:
-        return [], {**notes, levels[0]: "no other level to compare with"}
-    return usable, notes
-
-
-def _cox_rows(counts: pd.DataFrame, factors: dict[str, list], estimates: pd.DataFrame | None, notes: dict,
-              event_col: str) -> pd.DataFrame:
-    rows = []
-    for factor, levels in factors.items():
-        n = counts[factor].value_counts()
-        events = counts.groupby(factor)[event_col].sum()
-        for i, level in enumerate(levels):
-            row = dict(factor=factor, level=level, reference=levels[0], n=int(n.get(level, 0)),
-                       events=int(events.get(level, 0)), coef=np.nan, se=np.nan, hr=np.nan, ci_low=np.nan,
-                       ci_high=np.nan, p_value=np.nan, note=notes.get((factor, level), ""))
-            name = _dummy(factor, level)
-            if i == 0 and not row["note"]:
-                row.update(hr=1.0, note="reference")
-            elif estimates is not None and name in estimates.index:
-                row.update(estimates.loc[name, ["coef", "se", "hr", "ci_low", "ci_high", "p_value"]].to_dict())
-            rows.append(row)
-    return pd.DataFrame(rows, columns=COX_COLUMNS)
-
-
-def cox_by_level(df: pd.DataFrame, factor: str, *, reference=None, time_col: str = "time_days",
-                 event_col: str = "event", alpha: float = 0.05) -> pd.DataFrame:
-    """Univariable Cox hazard ratio of each level of `factor` against the reference level.
-
-    Columns COX_COLUMNS: factor, level, reference (as in the data), n, events (int), coef, se,
-    hr, ci_low, ci_high, p_value (float; the reference row has hr 1), note (why a value is
-    NaN: one level only, no events in a level or in the reference, no convergence).
-    A level without events is left out of the fit and reported with NaN.
-    """
-    return cox_multivariable(df, [factor], references={factor: reference}, time_col=time_col,
-                             event_col=event_col, alpha=alpha)
-
-
-def _model_sample(data: pd.DataFrame, levels: dict[str, list], event_col: str
-                  ) -> tuple[pd.DataFrame, dict[str, list], dict]:
-    """The rows and levels a Cox model can use, and a note per (factor, level) it cannot.
-
-    Leaving out the patients of a level without events can empty a level of another
-    factor, so this repeats until nothing changes.
-    """
-    notes: dict = {}
-    while True:
-        usable_levels, changed = {}, False
-        for factor, factor_levels in levels.items():
-            usable, why = _usable_levels(data, factor, factor_levels, event_col)
-            for level, text in why.items():
-                notes.setdefault((factor, level), text)
-            if usable:
-                usable_levels[factor] = usable
-                if not data[factor].isin(usable).all():
-                    data, changed = data[data[factor].isin(usable)], True
-        if not changed:
-            return data, usable_levels, notes
-
-
-def cox_multivariable(df: pd.DataFrame, factors: list[str], *, references: dict | None = None,
-                      numeric: list[str] = (), time_col: str = "time_days", event_col: str = "event",
-                      alpha: float = 0.05) -> pd.DataFrame:
-    """A Cox model on several categorical factors (and optional numeric covariates).
-
-    Patients with a missing value are left out; so are the patients of a level without
-    events (its hazard ratio does not exist), noted on that level's row. A factor left
-    with one level is not in the model (NaN, with the reason). Same columns as
-    `cox_by_level`: one row per factor level (n and events of the complete cases), then
-    one row per numeric covariate (level and reference empty; n and events of the model).
-    """
-    references = references or {}
-    complete = df.dropna(subset=[*factors, *numeric])
-    levels = {f: _levels(complete[f], references.get(f)) for f in factors}
-    data, model_levels, notes = _model_sample(complete, levels, event_col)
-    estimates = None
-    if model_levels or numeric:
-        if data[event_col].sum() == 0:
-            notes.update({(f, lv): "no events" for f in factors for lv in levels[f]})
-        else:
-            try:
-                estimates, warned = _fit_levels(data, model_levels, list(numeric), time_col, event_col, alpha)
-                if warned:
-                    for f, usable in model_levels.items():
-                        for level in usable[1:]:
-                            notes.setdefault((f, level), f"fitted with a warning: {warned}")
-            except (ConvergenceError, np.linalg.LinAlgError, ValueError) as exc:
-                text = f"model not fitted: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
-                notes.update({(f, lv): text for f in model_levels for lv in model_levels[f]})
-    out = _cox_rows(complete, levels, estimates, notes, event_col)
-    for covariate in numeric:
-        row = dict(factor=covariate, level=None, reference=None, n=len(data), events=int(data[event_col].sum()),
-                   note="" if estimates is not None else "model not fitted")
-        if estimates is not None:
-            row.update(estimates.loc[covariate].to_dict())
-        out = pd.concat([out, pd.DataFrame([row], columns=COX_COLUMNS)], ignore_index=True)
-    return out
-
-
-def subgroup_table(df: pd.DataFrame, factor: str, *, reference=None, ci_method: str = "log-log",
-                   time_col: str = "time_days", event_col: str = "event") -> pd.DataFrame:
-    """Per level of `factor`: KM n, events, median (months) with CI, Cox HR with CI, and the log-rank p.
-
-    Columns: factor, level, n, events (int), median_months, median_ci_low, median_ci_high, hr,
-    hr_ci_low, hr_ci_high, logrank_p (float; the same on every row of the factor), note.
-    """
-    data = df.dropna(subset=[factor])
-    cox = cox_by_level(data, factor, reference=reference, time_col=time_col, event_col=event_col)
-    test = logrank(data, factor, time_col=time_col, event_col=event_col)
-    rows = []
-    for c in cox.itertuples(index=False):
-        group = data[data[factor] == c.level]
-        median, low, high = (v / DAYS_PER_MONTH for v in
-                             kaplan_meier(group[time_col], group[event_col], ci_method).median())
-        note = "; ".join(x for x in (c.note, test.note) if x)
-        rows.append(dict(factor=factor, level=c.level, n=len(group), events=int(group[event_col].sum()),
-                         median_months=median, median_ci_low=low, median_ci_high=high, hr=c.hr,
-                         hr_ci_low=c.ci_low, hr_ci_high=c.ci_high, logrank_p=test.p_value, note=note))
-    return pd.DataFrame(rows, columns=["factor", "level", "n", "events", "median_months", "median_ci_low",
-                                       "median_ci_high", "hr", "hr_ci_low", "hr_ci_high", "logrank_p", "note"])

@@ -1,0 +1,100 @@
+"""Efficacy: Kaplan–Meier tables and figures of the study's endpoints (study rules §8).
+
+The estimators are `survival`'s; this module applies the study's choices (CI method,
+rate months, horizon, numbers at risk) and the disclosure rules a curve must obey.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from . import figures, survival
+from .config import StudyConfig
+from .disclosure import risk_table_display
+from .publish import Gate
+
+ENDPOINT_NAMES = {
+    "OS": "Overall survival",
+    "rwPFS": "Real-world progression-free survival",
+    "TTP": "Time to progression",
+    "TTF": "Time to treatment failure",
+    "TTNT": "Time to next treatment or death",
+}
+
+
+def endpoint_order(endpoints: pd.DataFrame) -> list[str]:
+    """The endpoints present, in the contract's order (OS, rwPFS, TTP, TTF, TTNT), then any other."""
+    found = list(dict.fromkeys(endpoints["endpoint"]))
+    return [e for e in survival.ENDPOINT_ORDER if e in found] + sorted(e for e in found
+                                                                        if e not in survival.ENDPOINT_ORDER)
+
+
+def km_table(endpoints: pd.DataFrame, study: StudyConfig, rate_months=None) -> pd.DataFrame:
+    """survival.km_summary with the study's CI method and rate months (interfaces.md columns)."""
+    months = study.analysis.rate_months if rate_months is None else rate_months
+    return survival.km_summary(endpoints, rate_months=months, ci_method=study.analysis.ci_method)
+
+
+def km_gate(columns) -> Gate:
+    """n and events are counts; the median and the rates are withheld with an n or an events
+    count of 1–4: with 1 event among 135 patients the 6-month rate reads 99.3%, which is the count.
+    n is the events' total: 147 events among 150 would name the 3 censored patients."""
+    stats = [c for c in columns if c.startswith(("median", "rate_"))]
+    return Gate("km_summary", count_columns=("n", "events"), dependents={"n": stats, "events": stats},
+                total_column="n")
+
+
+def _horizon_months(study: StudyConfig) -> int:
+    return int(round(study.endpoints.horizon_days / survival.DAYS_PER_MONTH))
+
+
+def _risk_table(endpoints: pd.DataFrame, study: StudyConfig, by=None) -> pd.DataFrame:
+    return survival.risk_table(endpoints, by=by, every_months=study.analysis.risk_table_every_months,
+                               horizon_months=_horizon_months(study))
+
+
+def curves_fit_to_show(curves: pd.DataFrame, endpoints: pd.DataFrame, group_col: str, min_cell: int
+                       ) -> tuple[pd.DataFrame, list]:
+    """The curves a figure may draw, and the groups left out.
+
+    A group with 1 to min_cell − 1 events is left out: its steps would count them. The others
+    are cut where fewer than min_cell patients remain at risk, since the last steps of a curve
+    are single patients' events (at risk at t = patients of the group whose time is ≥ t).
+    """
+    keep = np.zeros(len(curves), dtype=bool)
+    withheld = []
+    for group, rows in curves.groupby(group_col, sort=False).groups.items():
+        mine = endpoints[endpoints[group_col] == group]
+        if 0 < mine["event"].sum() < min_cell:
+            withheld.append(group)
+            continue
+        times = np.sort(mine["time_days"].to_numpy(dtype=float))
+        t = curves.loc[rows, "time_days"].to_numpy(dtype=float)
+        at_risk = len(times) - np.searchsorted(times, t, side="left")
+        keep[curves.index.get_indexer(rows)] = at_risk >= min_cell
+    return curves[keep], withheld
+
+
+def km_figure(endpoints: pd.DataFrame, study: StudyConfig, group_col: str, title: str, order=None,
+              risk_groups=None) -> bytes:
+    """figures.km_with_risk_table for one endpoint, one curve per value of group_col.
+
+    risk_groups: the groups whose numbers at risk are printed (default all)."""
+    min_cell = study.disclosure.min_cell
+    by = None if group_col == "endpoint" else group_col
+    curves = survival.km_curves(endpoints, by=by, ci_method=study.analysis.ci_method)
+    curves, withheld = curves_fit_to_show(curves, endpoints, group_col, min_cell)
+    if withheld:
+        if set(withheld) == set(endpoints[group_col]):
+            title += f" ({'curve' if len(withheld) == 1 else 'curves'} not drawn: fewer than {min_cell} events)"
+        else:
+            title += f" (not drawn, fewer than {min_cell} events: {', '.join(map(str, withheld))})"
+    risk = _risk_table(endpoints, study, by=by)
+    if risk_groups is not None:
+        risk = risk[risk[group_col].isin(risk_groups)]
+    risk = risk_table_display(risk, min_cell=min_cell)
+    curves, risk = curves.rename(columns={group_col: "group"}), risk.rename(columns={group_col: "group"})
+    if order is not None:
+        rank = {g: i for i, g in enumerate(order)}
+        curves = curves.sort_values("group", key=lambda s: s.map(rank), kind="stable")
+    return figures.km_with_risk_table(curves, risk, title, horizon_months=_horizon_months(study))

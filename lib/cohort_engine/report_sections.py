@@ -1,0 +1,396 @@
+"""The report's sections in words: each table as a reader sees it (medians with their CIs,
+percentages, p-values), the notes beside it, and the methods, all from the study's
+definition. Layout is `report`'s; the numbers come already gated (`publish`).
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from . import report
+from .config import StudyConfig
+from .data_quality import DATA_QUALITY_GATE, with_count_sets
+from .disclosure import MASKED, find_dates, find_identifiers, footnote, small_text
+from .efficacy import ENDPOINT_NAMES
+from .patterns import NO_LINE, OTHER_SEQUENCES, sequences_title
+from .publish import Gate
+from .publish import shown as gated
+from .safety import SafetyResult
+from .sensitivity import SENSITIVITY_RATE_MONTHS
+from .studies import index_line_words
+from .subgroups import factor_labels
+
+def _num(value, digits: int = 1) -> str:
+    if isinstance(value, str):
+        return value
+    if value is None or pd.isna(value):
+        return ""
+    return f"{float(value):.{digits}f}"
+
+
+def _with_ci(value, low, high, digits: int = 1, scale: float = 1.0, missing: str = "not reached") -> str:
+    """"12.3 (9.8–15.1)"; a withheld value stays "*"; no estimate: `missing`; no limit: NE."""
+    if isinstance(value, str):
+        return value
+    if value is None or pd.isna(value):
+        return missing
+    limits = ["NE" if (v is None or isinstance(v, str) or pd.isna(v)) else f"{v * scale:.{digits}f}"
+              for v in (low, high)]
+    return f"{value * scale:.{digits}f} ({limits[0]}–{limits[1]})"
+
+
+def _p_value(p) -> str:
+    if isinstance(p, str) or p is None or pd.isna(p):
+        return "" if not isinstance(p, str) else p
+    return "<0.001" if p < 0.001 else f"{p:.3f}"
+
+
+def _percent_text(value, digits: int = 1) -> str:
+    return value if isinstance(value, str) else ("" if value is None or pd.isna(value) else f"{value:.{digits}f}%")
+
+
+def efficacy_display(shown_km: pd.DataFrame, rate_months) -> pd.DataFrame:
+    """Medians in months and rates in %, each with its 95% CI."""
+    out = pd.DataFrame({"endpoint": shown_km["endpoint"], "n": shown_km["n"], "events": shown_km["events"]})
+    out["median, months (95% CI)"] = [_with_ci(r.median_months, r.median_ci_low, r.median_ci_high)
+                                      for r in shown_km.itertuples(index=False)]
+    for m in rate_months:
+        name = f"rate_{float(m):g}m"
+        out[f"{m}-month rate, % (95% CI)"] = [
+            _with_ci(v, lo, hi, scale=100.0, missing="NE")
+            for v, lo, hi in zip(shown_km[name], shown_km[f"{name}_ci_low"], shown_km[f"{name}_ci_high"])]
+    return out
+
+
+def subgroup_display(shown: pd.DataFrame, labels: dict[str, str]) -> pd.DataFrame:
+    return pd.DataFrame({
+        "factor": [labels.get(f, f) for f in shown["factor"]], "level": shown["level"].astype(str),
+        "n": shown["n"], "events": shown["events"],
+        "median, months (95% CI)": [_with_ci(r.median_months, r.median_ci_low, r.median_ci_high)
+                                    for r in shown.itertuples(index=False)],
+        "HR (95% CI)": ["reference" if r.level == r.reference else "not compared" if not r.compared
+                        else _with_ci(r.hr, r.hr_ci_low, r.hr_ci_high, 2, missing="NE")
+                        for r in shown.itertuples(index=False)],
+        "multivariable HR (95% CI)": [
+            "reference" if r.level == r.reference else _with_ci(r.hr_multivariable, r.hr_multivariable_ci_low,
+                                                                r.hr_multivariable_ci_high, 2, missing="NE")
+            for r in shown.itertuples(index=False)],
+        "log-rank p": [_p_value(p) for p in shown["logrank_p"]],
+    })
+
+
+def sensitivity_display(shown: pd.DataFrame) -> pd.DataFrame:
+    out = pd.DataFrame({"endpoint": shown["endpoint"], "analysis": shown["analysis"], "n": shown["n"],
+                        "events": shown["events"]})
+    out["median, months (95% CI)"] = [_with_ci(r.median_months, r.median_ci_low, r.median_ci_high)
+                                      for r in shown.itertuples(index=False)]
+    for m in SENSITIVITY_RATE_MONTHS:
+        name = f"rate_{m}m"
+        out[f"{m}-month rate, % (95% CI)"] = [
+            _with_ci(v, lo, hi, scale=100.0, missing="NE")
+            for v, lo, hi in zip(shown[name], shown[f"{name}_ci_low"], shown[f"{name}_ci_high"])]
+    return out
+
+
+def table1_display(shown: pd.DataFrame) -> pd.DataFrame:
+    summary = []
+    for r in shown.itertuples(index=False):
+        if not isinstance(r.median, str) and pd.notna(r.median):
+            summary.append(f"median {_num(r.median)} (IQR {_num(r.q1)}–{_num(r.q3)})")
+        elif isinstance(r.median, str):
+            summary.append(r.median)
+        else:
+            summary.append(_percent_text(r.percent))
+    return pd.DataFrame({"characteristic": shown["characteristic"], "level": shown["level"], "n": shown["n"],
+                         "% or median (IQR)": summary})
+
+
+def patterns_display(shown: pd.DataFrame) -> pd.DataFrame:
+    summary = []
+    for r in shown.itertuples(index=False):
+        if isinstance(r.median, str):
+            summary.append(r.median)
+        elif pd.notna(r.median):
+            summary.append(f"median {_num(r.median)} (IQR {_num(r.q1)}–{_num(r.q3)})")
+        else:
+            summary.append(_percent_text(r.percent))
+    return pd.DataFrame({"section": shown["section"], "item": shown["item"], "n": shown["n"],
+                         "% or median (IQR)": summary})
+
+
+def safety_display(shown: pd.DataFrame) -> pd.DataFrame:
+    return pd.DataFrame({"term": shown["term"], "source": shown["source"],
+                         "any grade, n": shown["any_grade_n"],
+                         "any grade, %": [_percent_text(v) for v in shown["any_grade_percent"]],
+                         "grade ≥3, n": shown["grade3plus_n"],
+                         "grade ≥3, %": [_percent_text(v) for v in shown["grade3plus_percent"]],
+                         "patients tested, n": shown["tested_n"], "note": shown["note"].fillna("")})
+
+
+def _hr_text(hr, low, high) -> str:
+    if pd.isna(hr):
+        return "not estimable"
+    return f"HR {hr:.2f} ({_num(low, 2)}–{_num(high, 2)})"
+
+
+def forest_rows(shown_subgroups: pd.DataFrame, exact: pd.DataFrame, labels: dict[str, str]) -> pd.DataFrame:
+    """label, hr, ci_low, ci_high, text for figures.forest: the univariable HRs of one endpoint.
+
+    The reference level has no marker (its HR is 1 by definition); the n printed beside a
+    level is the disclosure-controlled one.
+    """
+    rows = []
+    for shown_row, row in zip(shown_subgroups.itertuples(index=False), exact.itertuples(index=False)):
+        if not row.compared:
+            continue  # no hazard ratio to draw
+        reference = row.level == row.reference
+        text = f"n {shown_row.n}  " + ("reference" if reference else _hr_text(row.hr, row.hr_ci_low,
+                                                                               row.hr_ci_high))
+        rows.append({"label": f"{labels.get(row.factor, row.factor)}: {row.level}",
+                     "hr": np.nan if reference else row.hr, "ci_low": row.hr_ci_low, "ci_high": row.hr_ci_high,
+                     "text": text})
+    return pd.DataFrame(rows, columns=["label", "hr", "ci_low", "ci_high", "text"])
+
+
+def _table(frame: pd.DataFrame, caption: str = "") -> report.Block:
+    return report.Block("table", frame, caption)
+
+
+def _note(text: str) -> report.Block:
+    return report.Block("note", text)
+
+
+def _figure(png: bytes, caption: str) -> report.Block:
+    return report.Block("figure", png, caption)
+
+
+def _safe_text(value) -> str | None:
+    """Free text (a drug name as written) that looks like a date or an identifier is not shown."""
+    if value is None or (isinstance(value, float) and pd.isna(value)):
+        return None
+    text = str(value)
+    return "(withheld: looks like a date or an identifier)" if find_dates(text) or find_identifiers(text) else text
+
+
+INGEST_CHECKS = {"rows_read": "read", "rows_kept": "kept", "rows_quarantined": "quarantined",
+                 "duplicates_removed": "duplicates removed"}
+UNMATCHED_GATE = Gate("unmatched_drug_names", count_columns=("n_rows",))
+# Shown in the report only: the cohort's size beside the safety table; rwPFS by source.
+COHORT_SIZE_GATE = Gate("cohort_size", count_columns=("patients",))
+PROXY_SHARE_GATE = Gate("rwpfs_sources", count_columns=("n",), partition_by=())
+UNMATCHED_SHOWN = {"drug_name": "drug name as written (most frequent spelling)", "n_rows": "prescription rows",
+                   "nearest_entries": "nearest vocabulary entries (name → ingredient, similarity 0-100)"}
+
+
+def unmatched_names_table(unmatched: pd.DataFrame) -> pd.DataFrame:
+    """gold/unmatched_drug_names for the data manager, names that look like data withheld."""
+    table = unmatched[["rank", "drug_name", "drug_name_normalised", "n_rows", "nearest_entries"]].copy()
+    for column in ("drug_name", "drug_name_normalised"):
+        table[column] = table[column].map(_safe_text)
+    return table.reset_index(drop=True)
+
+
+def data_quality_section(data_quality: pd.DataFrame | None, study: StudyConfig,
+                         shown_unmatched: pd.DataFrame | None = None) -> report.Section:
+    """Rows read, kept and quarantined per source table; quarantine reasons; the most frequent
+    unmatched drug names; the data errors the cohort and endpoint stages found."""
+    blocks = []
+    if data_quality is None or data_quality.empty:
+        return report.Section("data-quality", "Data quality", [_note("Data-quality counts: not available.")])
+    frame = with_count_sets(data_quality)
+    frame["reason"] = frame["reason"].map(_safe_text)
+    # Shown as tables/data_quality.csv shows it (`pipeline.write_data_quality` publishes that).
+    shown = gated(frame, DATA_QUALITY_GATE, study)
+
+    ingest = shown[(shown["stage"] == "ingest") & shown["check"].isin(list(INGEST_CHECKS))]
+    if len(ingest):
+        wide = ingest.pivot(index="table", columns="check", values="n")
+        wide = wide.reindex(columns=[c for c in INGEST_CHECKS if c in wide.columns]).rename(columns=INGEST_CHECKS)
+        blocks.append(_table(wide.reset_index(), "Rows per source table"))
+    reasons = shown[(shown["stage"] == "ingest") & (shown["check"] == "quarantined")]
+    if len(reasons):
+        blocks.append(_table(reasons[["table", "reason", "n"]].reset_index(drop=True), "Quarantine reasons"))
+    matched = shown[(shown["stage"] == "lines") & shown["check"].isin(["rows_in", "rows_matched", "quarantined"])]
+    if len(matched):
+        blocks.append(_table(matched[["table", "check", "n"]].reset_index(drop=True),
+                             "Prescriptions matched to the drug vocabulary"))
+    names = shown[(shown["stage"] == "lines") & (shown["check"] == "unmatched_name")]
+    if shown_unmatched is not None and len(shown_unmatched):
+        blocks.append(_table(shown_unmatched.head(10)[list(UNMATCHED_SHOWN)].rename(columns=UNMATCHED_SHOWN),
+                             "Most frequent unmatched drug names, with the vocabulary entries nearest to "
+                             "each (tables/unmatched_drug_names.csv lists 50; add a name to a vocabulary "
+                             "override file to map it)"))
+    elif len(names):
+        exact = frame.loc[names.index, "n"]
+        top = names.loc[exact.sort_values(ascending=False, kind="stable").index[:10]]
+        blocks.append(_table(top[["reason", "n"]].rename(columns={"reason": "drug name (normalised)"})
+                             .reset_index(drop=True), "Most frequent unmatched drug names"))
+    errors = shown[shown["stage"].isin(["cohort", "endpoints"])]
+    if len(errors):
+        blocks.append(_table(errors[["stage", "table", "check", "reason", "n"]].reset_index(drop=True),
+                             "Data errors found"))
+    blocks.append(_note(footnote(study.disclosure.min_cell)))
+    return report.Section("data-quality", "Data quality", blocks)
+
+
+def attrition_section(shown_attrition: pd.DataFrame, flow_png: bytes) -> report.Section:
+    return report.Section("attrition", "Attrition", [
+        _figure(flow_png, "Attrition flow"),
+        _table(shown_attrition[["step", "criterion", "n_remaining", "n_excluded"]].reset_index(drop=True),
+               "Attrition table"),
+    ])
+
+
+def table1_section(shown_table1: pd.DataFrame, study: StudyConfig) -> report.Section:
+    return report.Section("table1", "Table 1: characteristics at the index date", [
+        _table(table1_display(shown_table1)),
+        _note("Percentages of all cohort patients. " + footnote(study.disclosure.min_cell)),
+    ])
+
+
+def patterns_section(shown_patterns: pd.DataFrame, sunburst_png: bytes | None, study: StudyConfig
+                     ) -> report.Section:
+    blocks = [_table(patterns_display(shown_patterns), "Index regimens, dose, schedule, later lines and trends")]
+    if sunburst_png is not None:
+        blocks.append(_figure(sunburst_png, f"Sequences: {sequences_title(study)}"))
+        blocks.append(_note(f"Sequences followed by fewer than {study.disclosure.min_cell} patients are pooled "
+                            f"as '{OTHER_SEQUENCES}' before drawing. '{NO_LINE}': no further line recorded."))
+    return report.Section("patterns", "Patterns of use", blocks)
+
+
+def efficacy_section(shown_km: pd.DataFrame, km_pngs: dict[str, bytes], study: StudyConfig) -> report.Section:
+    blocks = [
+        _table(efficacy_display(shown_km, study.analysis.rate_months), "Medians and rates"),
+        _note(f"Kaplan–Meier estimates. 95% confidence intervals by the {study.analysis.ci_method} transform "
+              f"(ci_method = {study.analysis.ci_method}); median CI as in R's survfit. 'not reached': the curve "
+              "does not fall below 50%; NE: not estimable (no follow-up that long, or the limit not reached)."),
+    ]
+    for endpoint, png in km_pngs.items():
+        blocks.append(report.Block("h3", f"{ENDPOINT_NAMES.get(endpoint, endpoint)} ({endpoint})"))
+        blocks.append(_figure(png, f"Kaplan–Meier curve of {endpoint} with the numbers at risk"))
+    blocks.append(_note(f"Curves stop where fewer than {study.disclosure.min_cell} patients remain at risk. "
+                        + footnote(study.disclosure.min_cell)))
+    return report.Section("efficacy", "Efficacy", blocks)
+
+
+def subgroups_section(shown: pd.DataFrame, forest_pngs: dict[str, bytes], study: StudyConfig) -> report.Section:
+    refs = shown.drop_duplicates("factor")[["factor", "reference"]]
+    labels = factor_labels(study)
+    ref_text = "; ".join(f"{labels.get(f, f)}: {r}" for f, r in zip(refs["factor"], refs["reference"]))
+    blocks = [_note("Hazard ratios from Cox models (Efron ties) of each level against the reference level: "
+                    "univariable, and multivariable with all the factors together (complete cases). Log-rank "
+                    f"test across the levels of each factor. Reference levels: {ref_text}.")]
+    for endpoint, png in forest_pngs.items():
+        blocks.append(report.Block("h3", f"{ENDPOINT_NAMES.get(endpoint, endpoint)} ({endpoint})"))
+        blocks.append(_figure(png, f"Forest plot of {endpoint}"))
+        blocks.append(_table(subgroup_display(shown[shown["endpoint"] == endpoint], labels)))
+    blocks.append(_note(footnote(study.disclosure.min_cell)))
+    return report.Section("subgroups", "Subgroups", blocks)
+
+
+def sensitivity_section(shown: pd.DataFrame, pngs: dict[str, bytes], study: StudyConfig) -> report.Section:
+    blocks = [_table(sensitivity_display(shown), "Main and sensitivity analyses"),
+              _note("rwPFS from assessments only: the patients whose rwPFS comes from tumor assessments (no TTNT "
+                    "proxy). OS censored at last contact instead of the data cut-off. Lines rebuilt with another "
+                    "maximum gap: the whole cohort and its endpoints built again, so its patients can differ "
+                    "slightly. A sensitivity n that differs from the main n by 1 to "
+                    f"{study.disclosure.min_cell - 1} patients is withheld (*). Numbers at risk under the "
+                    "figures: main analysis. " + footnote(study.disclosure.min_cell))]
+    for endpoint, png in pngs.items():
+        blocks.append(report.Block("h3", f"{ENDPOINT_NAMES.get(endpoint, endpoint)} ({endpoint})"))
+        blocks.append(_figure(png, f"{endpoint}: main and sensitivity analyses"))
+    return report.Section("sensitivity", "Sensitivity analyses", blocks)
+
+
+def safety_section(result: SafetyResult, shown: pd.DataFrame, study: StudyConfig) -> report.Section:
+    blocks = []
+    if not result.labs_available:
+        blocks.append(_note("Laboratory toxicities: not available (the extract has no labs table)."))
+    if not result.adverse_events_available:
+        blocks.append(_note("Recorded adverse events: not available (the extract has no adverse_events table)."))
+    available = shown[~shown["note"].fillna("").str.startswith("not available")]
+    if len(available):
+        patients = gated(pd.DataFrame({"patients": [result.denominator]}), COHORT_SIZE_GATE, study)["patients"].iloc[0]
+        blocks.append(_table(safety_display(available), "Incidence by term: patients with the term"))
+        blocks.append(_note(
+            f"Percentages of all {patients} cohort patients. Window: index date to the index line's last "
+            f"administration + {study.safety.window_after_last_admin_days} days. Labs graded with CTCAE "
+            f"v{study.safety.ctcae_version} against the baseline (latest value in the {study.safety.baseline_days} "
+            "days up to the index date; abnormal-baseline rule for ALT and AST); 'patients tested': patients "
+            "with at least one gradable value of that test in the window. Recorded events mapped to CTCAE terms "
+            "(English and Chinese); 'unmapped term' counts patients with a recorded term that matches none. "
+            "A recorded event without a grade counts in 'any grade' only. " + chosen_terms_text(study)
+            + footnote(study.disclosure.min_cell)))
+    return report.Section("safety", "Safety", blocks)
+
+
+def report_heading(study: StudyConfig) -> tuple[str, str]:
+    """(title, subtitle) of the report: the study's `report` section, else its name."""
+    subtitle = f"Study {study.name}. Data cut-off {study.data_cutoff.isoformat()}." + (
+        f" {study.report.description}" if study.report.description else "")
+    return study.report.title or study.name, subtitle
+
+
+def chosen_terms_text(study: StudyConfig) -> str:
+    """The study's choice of toxicities and recorded terms, in words ('' when it reads them all)."""
+    out = ""
+    if study.safety.lab_toxicities:
+        out += f"Lab toxicities of this study: {', '.join(study.safety.lab_toxicities)}. "
+    if study.safety.recorded_terms:
+        out += (f"Recorded terms of this study: {', '.join(study.safety.recorded_terms)} (records of other "
+                "CTCAE terms are not counted). ")
+    return out
+
+
+def proxy_share(endpoints: pd.DataFrame) -> pd.DataFrame:
+    """rwPFS rows by source (assessment / ttnt_proxy): n and percent (exact)."""
+    rw = endpoints[endpoints["endpoint"] == "rwPFS"]
+    counts = rw["source"].fillna("unknown").value_counts()
+    total = int(counts.sum())
+    return pd.DataFrame({"source": counts.index.astype(str), "n": counts.to_numpy().astype(int),
+                         "percent": 100.0 * counts.to_numpy() / total if total else np.nan})
+
+
+def endpoint_definitions(e) -> dict[str, str]:
+    """Each endpoint's definition in words (study rules §5), with the study's parameters."""
+    return {
+        "OS": f"OS: death up to the data cut-off; censored at the "
+              f"{'cut-off' if e.os_censoring == 'cutoff' else 'last contact'}.",
+        "rwPFS": f"rwPFS: the earlier of the first progression (PD more than {e.pd_grace_days} days after index) and "
+                 f"a death within {e.death_window_days} days of the last assessment; censored at the last "
+                 f"assessment. Patients with no tumor assessment after index + {e.pd_grace_days} days get the "
+                 "proxy: the earlier of the next line and death, censored at last contact.",
+        "TTP": "TTP: first progression, deaths are not events; censored at the last assessment; patients without "
+               "assessments are not evaluable.",
+        "TTF": "TTF: the earliest of progression, death and discontinuation of the index line (next line, death, or "
+               f"more than {e.discontinuation_gap_days} days from the last administration to the cut-off); "
+               "censored at last contact.",
+        "TTNT": "TTNT: the earlier of the next line's start and death; censored at last contact.",
+    }
+
+
+def methods_section(study: StudyConfig, endpoints: pd.DataFrame, safety: SafetyResult) -> report.Section:
+    e = study.endpoints
+    share = gated(proxy_share(endpoints), PROXY_SHARE_GATE, study)
+    share["percent"] = [_percent_text(v) for v in share["percent"]]
+    blocks = [
+        report.Block("h3", "Endpoints"),
+        report.Block("p", f"Time zero is the index date (the start of the index line: {index_line_words(study)}). Horizon {e.horizon_days} days (5 years): longer times are "
+                          "censored there. Months = days / 30.4375."),
+        *[report.Block("p", text) for name, text in endpoint_definitions(e).items() if name in e.include],
+        *([_table(share, "rwPFS by source: tumor assessments or the TTNT proxy")] if "rwPFS" in e.include else []),
+        report.Block("h3", "Statistics"),
+        report.Block("p", f"Kaplan–Meier with Greenwood variance; 95% CIs by the {study.analysis.ci_method} "
+                          "transform; medians and their CIs by R's rule. Cox proportional hazards with Efron ties. "
+                          "Numbers at risk every "
+                          f"{study.analysis.risk_table_every_months} months."),
+        report.Block("h3", "Disclosure control"),
+        report.Block("p", f"No count from 1 to {study.disclosure.min_cell - 1} is shown: it reads "
+                          f"{small_text(study.disclosure.min_cell)}, and a count, percentage or statistic that "
+                          f"would reveal it reads {MASKED}. Numbers at risk are suppressed the same way and curves "
+                          "stop where fewer patients remain at risk. No patient identifier, birth date or exact "
+                          "event date is shown."),
+    ]
+    if safety.counts.get("patients_without_window"):
+        blocks.append(_note("Some cohort patients have no index line in therapy_lines and so no safety window."))
+    return report.Section("methods", "Methods notes", blocks)
