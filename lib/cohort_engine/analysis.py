@@ -23,7 +23,7 @@ import pandas as pd
 from . import figures, report
 from . import report_sections
 from .baseline import TABLE1_GATE, table1
-from .config import StudyConfig, variable_words
+from .config import StudyConfig
 from .disclosure import DisclosureError, suppress_attrition
 from .efficacy import ENDPOINT_NAMES, endpoint_order, km_figure, km_gate, km_table
 from .patterns import (PATTERNS_GATE, PatternVariables, merge_small_sequences, patterns_with_sets, sequence_counts,
@@ -176,7 +176,7 @@ def run_analysis(inputs: AnalysisInputs, out_dir: Path) -> AnalysisResult:
                             ATTRITION_GATE, study)
     flow = writer.figure("attrition_flow", figures.attrition_flow(shown_attrition))
 
-    baseline = table1(inputs.cohort, [(v.name, variable_words(v)) for v in study.variables])
+    baseline = table1(inputs.cohort, study.variables)
     shown_baseline = writer.publish(baseline, TABLE1_GATE)
     shown_patterns, sunburst = _patterns_data(inputs, writer)
     shown_km, km_pngs = _km_section_data(inputs, writer)
