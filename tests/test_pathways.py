@@ -1,15 +1,19 @@
-"""Line pathways: flows from the index line on, pooled and gated."""
+"""Line pathways: flows from the index line on, pooled and gated, drawn as a Sankey (PNG and SVG)."""
 from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import xml.etree.ElementTree as ElementTree
 
 import pandas as pd
 import pytest
 
+from cohort_engine import figures, report
 from cohort_engine.pathways import (PATHWAYS_GATE, line_pathways, pathway_nodes, pool_small_flows,
                                     pooled_line_pathways)
 from cohort_engine.publish import publish, shown
+
+SVG = "{http://www.w3.org/2000/svg}"
 
 # Eight patients, advanced index line 1, depth 3 (regimens are letters: any text will do).
 #   P1, P2  A → B, died            P5  A, died
@@ -133,3 +137,85 @@ def test_the_gate_suppresses_what_pooling_left_small(seed_study, tmp_path):
     assert safe["n"].tolist() == ["*", "<3", "<3", "<3", 3, "<3", "<3", "<3"]
     assert pd.read_csv(path, dtype=str)["n"].tolist() == ["*", "<3", "<3", "<3", "3", "<3", "<3", "<3"]
     assert shown(flows, PATHWAYS_GATE, study)["n"].tolist() == safe["n"].tolist()
+
+
+# -- The figures -----------------------------------------------------------------------------------
+
+def flows_of(*rows_) -> pd.DataFrame:
+    return pd.DataFrame(list(rows_), columns=["step", "source", "target", "n"])
+
+
+def test_the_layout_makes_bands_as_wide_as_their_counts():
+    # a (8) splits into b (6) and c (2). The tallest column holds 8 and a gap of 0.04 × 8 = 0.32,
+    # so a count of 1 is 1 / 8.32 of the height.
+    layout = figures.sankey_layout(flows_of((1, "a", "b", 6), (1, "a", "c", 2)))
+    nodes = {n.label: (n.column, n.count, n.top, n.bottom) for n in layout.nodes}
+    unit = 1 / 8.32
+    assert nodes == {"a": (1, "8", 0.0, pytest.approx(8 * unit)), "b": (2, "6", 0.0, pytest.approx(6 * unit)),
+                     "c": (2, "2", pytest.approx(6.32 * unit), pytest.approx(1.0))}
+    to_b, to_c = layout.bands
+    assert to_b.outline[0] == ("M", ((figures.SANKEY_NODE_WIDTH, 0.0),))
+    assert to_b.outline[2] == ("L", ((1.0, pytest.approx(6 * unit)),))  # its lower edge at b
+    assert to_c.outline[0] == ("M", ((figures.SANKEY_NODE_WIDTH, pytest.approx(6 * unit)),))
+    assert to_c.outline[2] == ("L", ((1.0, pytest.approx(1.0)),))
+
+
+def test_a_withheld_flow_is_drawn_at_a_nominal_width_and_hides_its_nodes_count():
+    # The "<5" is drawn as wide as the narrowest shown band (7), greyed; b's entrants include it,
+    # so b's count is not printed; a's leavers are 12 and "<5": a's count is not printed either.
+    layout = figures.sankey_layout(flows_of((1, "a", "b", 12), (1, "a", "c", "<5"), (2, "b", "d", 7)))
+    counts = {n.label: n.count for n in layout.nodes}
+    assert counts == {"a": "", "b": "12", "c": "", "d": "7"}
+    withheld = [b for b in layout.bands if b.withheld]
+    assert [(b.source, b.target, b.count, b.colour) for b in withheld] == [("a", "c", "<5", figures.WITHHELD_BAND)]
+    c = next(n for n in layout.nodes if n.label == "c")
+    d = next(n for n in layout.nodes if n.label == "d")
+    assert c.bottom - c.top == pytest.approx(d.bottom - d.top)
+
+
+def test_the_png_is_a_png():
+    png = figures.line_sankey(line_pathways(*inputs()), "Advanced lines from the index line")
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 5000
+
+
+def test_the_svg_has_a_tooltip_per_band_and_node_and_escapes_its_labels():
+    cohort, lines, endpoints = inputs()
+    lines.loc[lines["regimen"] == "H", "regimen"] = "H<1 & K"
+    flows = line_pathways(cohort, lines, endpoints)
+    svg = figures.line_sankey_svg(flows, "Lines <after> the index line & beyond")
+    root = ElementTree.fromstring(svg)
+    layout = figures.sankey_layout(flows)
+    assert (len(layout.bands), len(layout.nodes)) == (9, 10)
+    titles = [t.text for t in root.iter(f"{SVG}title")]
+    assert len(titles) == 9 + 10
+    assert len(list(root.iter(f"{SVG}path"))) == 9 and len(list(root.iter(f"{SVG}rect"))) == 10
+    assert "line 1: A → line 2: B: 4" in titles and "line 1: A (7)" in titles
+    assert "line 1: H<1 & K → line 2: B: 1" in titles and "line 2: B (5)" in titles
+    assert "line 1: H&lt;1 &amp; K" in svg and "H<1" not in svg
+    assert root.get("aria-label") == "Lines <after> the index line & beyond"
+    assert not list(root.iter(f"{SVG}script"))
+
+
+# -- The report ------------------------------------------------------------------------------------
+
+def test_the_report_renders_an_svg_block_inline():
+    svg = figures.line_sankey_svg(line_pathways(*inputs()), "Pathways")
+    page = report.render("Study", "Data cut-off 2025-06-30", [report.Section("pathways", "Pathways", [
+        report.Block("svg", svg, caption="Hover a band for its patients <n>")])], generated=dt.date(2025, 7, 1))
+    assert f'<figure class="svg">{svg}<figcaption>Hover a band for its patients &lt;n&gt;</figcaption></figure>' in page
+    assert "<script" not in page
+
+
+@pytest.mark.parametrize("svg, refused", [
+    ('<svg xmlns="http://www.w3.org/2000/svg"><script>alert(1)</script></svg>', "<script>"),
+    ('<svg xmlns="http://www.w3.org/2000/svg"><rect onmouseover="alert(1)"/></svg>', "'onmouseover'"),
+    ('<svg xmlns="http://www.w3.org/2000/svg"><style>@import "http://x/y.css";</style></svg>', "fetch"),
+    ('<svg xmlns="http://www.w3.org/2000/svg"><rect fill="url(http://x/y#p)"/></svg>', "fetch"),
+    ('<svg xmlns="http://www.w3.org/2000/svg"><text>a < b</text></svg>', "well-formed"),
+    ('<div>not a figure</div>', "one <svg> element"),
+    ('<!DOCTYPE svg [<!ENTITY s "<script>x</script>">]><svg xmlns="http://www.w3.org/2000/svg">&s;</svg>',
+     "DOCTYPE"),
+])
+def test_the_report_refuses_an_svg_that_could_run_or_fetch(svg, refused):
+    with pytest.raises(ValueError, match=refused.replace("(", r"\(")):
+        report.render_block(report.Block("svg", svg))
