@@ -1,17 +1,22 @@
-"""Figures of the report, drawn with matplotlib (Agg) and returned as PNG bytes.
+"""Figures of the report, drawn with matplotlib (Agg) and returned as PNG bytes; the line
+pathways also as inline SVG, drawn from the same layout.
 
 Every number printed on a figure has been through disclosure control before it
 arrives here: the functions draw what they are given.
 """
 from __future__ import annotations
 
+import dataclasses
+import html
 import io
 import logging
+import re
 import textwrap
 
 import matplotlib
 
 matplotlib.use("Agg")
+import matplotlib.path  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
@@ -155,3 +160,216 @@ def sequence_sunburst(sequences: pd.DataFrame, title: str) -> bytes:
     ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, 0.0), frameon=False, fontsize=7, ncol=2)
     ax.set_title(f"{title} (n = {total}; inner ring line 1, outer ring line 3)", fontsize=10, fontweight="bold")
     return to_png(fig)
+
+
+# -- Line pathways as a Sankey diagram --------------------------------------------------------------
+# One layout, two renderers: `sankey_layout` places the nodes and shapes the bands; the PNG (print)
+# and the inline SVG (hover tooltips in the report) only draw what it computed.
+
+SANKEY_NODE_WIDTH = 0.06  # of the distance between two columns
+SANKEY_GAP = 0.04  # between two nodes of a column, as a share of the tallest column
+WITHHELD_BAND = "#bfbfbf"
+
+
+@dataclasses.dataclass(frozen=True)
+class SankeyNode:
+    column: int
+    label: str
+    count: str  # "" when a withheld flow leaves the node's total unknown
+    x: float
+    top: float
+    bottom: float
+    colour: str
+
+
+@dataclasses.dataclass(frozen=True)
+class SankeyBand:
+    step: int
+    source: str
+    target: str
+    count: str
+    withheld: bool  # drawn at a nominal width: its width must not tell its count
+    outline: tuple  # ("M", (p,)), ("C", (c1, c2, p)), ("L", (p,)), ("C", …), ("Z", ())
+    label_at: tuple[float, float]  # where its count is printed: just before its target, clear of labels
+    colour: str
+
+
+@dataclasses.dataclass(frozen=True)
+class SankeyLayout:
+    """Columns at x = 0, 1, 2 …; y from 0 (top) to 1 (bottom)."""
+    nodes: tuple[SankeyNode, ...]
+    bands: tuple[SankeyBand, ...]
+    columns: int
+
+
+def _count_of(value) -> float | None:
+    """A shown count as a number; None for a withheld one ("<5", "*")."""
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _node_count(counts: list) -> str:
+    return f"{int(sum(counts))}" if counts and all(c is not None for c in counts) else ""
+
+
+def sankey_layout(flows: pd.DataFrame) -> SankeyLayout:
+    """Nodes and bands of the flows (step, source, target, n; n as shown by disclosure control).
+
+    A node of column k is the source of step k and the target of step k − 1. A band is as wide as
+    its count; a withheld count is drawn as wide as the narrowest shown one and greyed. A node is
+    as tall as the larger of its two sides; its count is its entrants' (its leavers' in column 1)
+    when all of those are shown.
+    """
+    flows = flows.reset_index(drop=True)
+    counts = [_count_of(v) for v in flows["n"]]
+    shown = [c for c in counts if c is not None and c > 0]
+    nominal = min(shown) if shown else 1.0
+    width = [nominal if c is None else c for c in counts]
+    sources = list(zip(flows["step"].astype(int), flows["source"]))
+    targets = list(zip(flows["step"].astype(int) + 1, flows["target"]))
+    keys = list(dict.fromkeys(sources + targets))
+    inflow = {k: [i for i, t in enumerate(targets) if t == k] for k in keys}
+    outflow = {k: [i for i, s in enumerate(sources) if s == k] for k in keys}
+    height = {k: max(sum(width[i] for i in inflow[k]), sum(width[i] for i in outflow[k])) for k in keys}
+    columns = max(c for c, _ in keys) if keys else 0
+    by_column = {c: sorted((k for k in keys if k[0] == c), key=lambda k: (-height[k], k[1]))
+                 for c in range(1, columns + 1)}
+    tallest = max((sum(height[k] for k in ks) for ks in by_column.values()), default=1.0)
+    gap = SANKEY_GAP * tallest
+    scale = 1.0 / max((sum(height[k] for k in ks) + gap * (len(ks) - 1) for ks in by_column.values()),
+                      default=1.0)
+    colours: dict[str, str] = {}
+    top = {}
+    for ks in by_column.values():
+        y = 0.0
+        for k in ks:
+            top[k] = y
+            colours.setdefault(k[1], PALETTE[len(colours) % len(PALETTE)])
+            y += (height[k] + gap) * scale
+    nodes = tuple(SankeyNode(column=k[0], label=k[1],
+                             count=_node_count([counts[i] for i in (inflow[k] or outflow[k])]),
+                             x=float(k[0] - 1), top=top[k], bottom=top[k] + height[k] * scale, colour=colours[k[1]])
+                  for ks in by_column.values() for k in ks)
+    # Bands leave a node in the order of their targets and enter in the order of their sources,
+    # so they do not cross at the nodes.
+
+    def stacked(side: dict, other_end: list) -> dict:
+        """Each band's upper edge at one of its nodes, the node's bands stacked from its top."""
+        edge = {}
+        for k in keys:
+            y = top[k]
+            for i in sorted(side[k], key=lambda i: (top[other_end[i]], other_end[i][1])):
+                edge[i] = y
+                y += width[i] * scale
+        return edge
+
+    start, end = stacked(outflow, targets), stacked(inflow, sources)
+    bands = []
+    for i, row in flows.iterrows():
+        x0, x1 = sources[i][0] - 1 + SANKEY_NODE_WIDTH, float(targets[i][0] - 1)
+        s0, t0, w = start[i], end[i], width[i] * scale
+        mid = (x0 + x1) / 2
+        outline = (("M", ((x0, s0),)), ("C", ((mid, s0), (mid, t0), (x1, t0))), ("L", ((x1, t0 + w),)),
+                   ("C", ((mid, t0 + w), (mid, s0 + w), (x0, s0 + w))), ("Z", ()))
+        bands.append(SankeyBand(step=int(row["step"]), source=str(row["source"]), target=str(row["target"]),
+                                count=str(row["n"]), withheld=counts[i] is None, outline=outline,
+                                label_at=(x1 - 0.01, t0 + w / 2),
+                                colour=WITHHELD_BAND if counts[i] is None else colours[sources[i][1]]))
+    return SankeyLayout(nodes=nodes, bands=tuple(bands), columns=columns)
+
+
+def _node_text(node: SankeyNode) -> str:
+    return f"{node.label} ({node.count})" if node.count else node.label
+
+
+def _band_text(band: SankeyBand) -> str:
+    return f"{band.source} → {band.target}: {band.count}" + (" (withheld)" if band.withheld else "")
+
+
+def _wrapped(label: str, width: int) -> list[str]:
+    """Lines of at most about `width` characters, broken after a space or a "+" (a regimen's
+    ingredients are joined by "+"), never inside an ingredient's name."""
+    pieces = re.findall(r"[^ +]*[ +]*", label)
+    lines = [""]
+    for piece in filter(None, pieces):
+        if lines[-1] and len(lines[-1]) + len(piece.rstrip()) > width:
+            lines.append("")
+        lines[-1] += piece
+    return [line.rstrip() for line in lines]
+
+
+def line_sankey(flows: pd.DataFrame, title: str) -> bytes:
+    """The pathways for print: node bars per column, bands as wide as their counts, counts printed."""
+    layout = sankey_layout(flows)
+    per_column = max((sum(n.column == c for n in layout.nodes) for c in range(1, layout.columns + 1)), default=1)
+    fig, ax = plt.subplots(figsize=(2.9 * max(layout.columns, 1) + 1.0, max(4.0, 0.75 * per_column + 1.5)))
+    codes = {"M": [matplotlib.path.Path.MOVETO], "L": [matplotlib.path.Path.LINETO],
+             "C": [matplotlib.path.Path.CURVE4] * 3}
+    for band in layout.bands:
+        vertices, kinds = [], []
+        for command, points in band.outline:
+            if command == "Z":
+                vertices.append(band.outline[0][1][0])
+                kinds.append(matplotlib.path.Path.CLOSEPOLY)
+            else:
+                vertices += list(points)
+                kinds += codes[command]
+        ax.add_patch(matplotlib.patches.PathPatch(matplotlib.path.Path(vertices, kinds), facecolor=band.colour,
+                                                  edgecolor="none", alpha=0.45, hatch="//" if band.withheld else None))
+        ax.text(*band.label_at, band.count, ha="right", va="center", fontsize=6.5, color="#1b2631")
+    for node in layout.nodes:
+        ax.add_patch(matplotlib.patches.Rectangle((node.x, node.top), SANKEY_NODE_WIDTH, node.bottom - node.top,
+                                                  facecolor=node.colour, edgecolor="#1b2631", linewidth=0.4))
+        words = "\n".join(_wrapped(node.label, 26)) + (f"\nn = {node.count}" if node.count else "")
+        ax.text(node.x + SANKEY_NODE_WIDTH + 0.02, (node.top + node.bottom) / 2, words, ha="left", va="center",
+                fontsize=7, bbox=dict(boxstyle="round,pad=0.15", fc="white", ec="none", alpha=0.8))
+    ax.set_xlim(-0.05, max(layout.columns - 1, 0) + 0.75)
+    ax.set_ylim(1.02, -0.02)  # the layout's y grows downwards
+    ax.axis("off")
+    ax.set_title(title, loc="left", fontsize=10, fontweight="bold")
+    return to_png(fig)
+
+
+def line_sankey_svg(flows: pd.DataFrame, title: str, column_px: float = 240.0, height_px: float = 420.0) -> str:
+    """The pathways as one inline <svg> (no script, nothing fetched): hovering a band or a node
+    shows its count in a tooltip (<title>). Every text is escaped here."""
+    layout = sankey_layout(flows)
+    top_px, label_px = 28.0, 190.0
+    width_px = column_px * max(layout.columns - 1, 0) + label_px + 12.0
+
+    def at(point) -> str:
+        return f"{point[0] * column_px + 4:.1f},{point[1] * height_px + top_px:.1f}"
+
+    def attr(text: str) -> str:
+        return html.escape(text, quote=True)
+
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" class="sankey" role="img" aria-label="{attr(title)}" '
+             f'viewBox="0 0 {width_px:.0f} {height_px + top_px + 8:.0f}" width="{width_px:.0f}" '
+             f'height="{height_px + top_px + 8:.0f}" font-family="sans-serif">',
+             "<style>.sankey .band{fill-opacity:.45}.sankey .band:hover{fill-opacity:.8}"
+             ".sankey text{font-size:11px;fill:#1b2631}.sankey text.count{font-size:9px;pointer-events:none}</style>",
+             f'<text x="4" y="16" font-weight="bold">{html.escape(title)}</text>']
+    counts = []  # drawn after the bands, so no band covers them
+    for band in layout.bands:
+        path = " ".join(command + " ".join(at(p) for p in points) for command, points in band.outline)
+        hatch = ' stroke="#7a7a7a" stroke-dasharray="3 2"' if band.withheld else ""
+        parts.append(f'<path class="band" d="{path}" fill="{band.colour}"{hatch}>'
+                     f"<title>{html.escape(_band_text(band))}</title></path>")
+        counts.append(f'<text x="{band.label_at[0] * column_px + 4:.1f}" y="{band.label_at[1] * height_px + top_px + 3:.1f}" '
+                      f'text-anchor="end" class="count">{html.escape(band.count)}</text>')
+    for node in layout.nodes:
+        x, y = node.x * column_px + 4, node.top * height_px + top_px
+        h = max((node.bottom - node.top) * height_px, 1.0)
+        parts.append(f'<rect x="{x:.1f}" y="{y:.1f}" width="{SANKEY_NODE_WIDTH * column_px:.1f}" height="{h:.1f}" '
+                     f'fill="{node.colour}" stroke="#1b2631" stroke-width=".5">'
+                     f"<title>{html.escape(_node_text(node))}</title></rect>")
+        words = _wrapped(node.label, 28) + ([f"n = {node.count}"] if node.count else [])
+        x_text, y_text = x + SANKEY_NODE_WIDTH * column_px + 4, y + h / 2 + 4 - 6.5 * (len(words) - 1)
+        lines = "".join(f'<tspan x="{x_text:.1f}" dy="{0 if k == 0 else 13}">{html.escape(w)}</tspan>'
+                        for k, w in enumerate(words))
+        parts.append(f'<text x="{x_text:.1f}" y="{y_text:.1f}">{lines}</text>')
+    parts += counts
+    parts.append("</svg>")
+    return "".join(parts)

@@ -1,7 +1,8 @@
 """report.html: one self-contained page a clinician reads from top to bottom.
 
 Tables arrive already through disclosure control; figures arrive as PNG bytes
-and are embedded as data URIs, so the page opens offline with nothing beside it.
+and are embedded as data URIs, or as inline SVG drawn by `figures` (checked here to hold
+no script, event handler or link), so the page opens offline with nothing beside it.
 """
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ import base64
 import dataclasses
 import datetime as dt
 import html
+import re
+import xml.etree.ElementTree as ElementTree
 
 import pandas as pd
 
@@ -21,6 +24,7 @@ table{border-collapse:collapse;margin:.6em 0 1.2em;font-size:.88em}
 th,td{border:1px solid #d5d8dc;padding:.25em .55em;text-align:right;vertical-align:top}
 th{background:#eaf1f8} td:first-child,th:first-child{text-align:left}
 td.text,th.text{text-align:left} img{max-width:100%;display:block;margin:.5em 0 1.2em}
+figure.svg{margin:.5em 0 1.2em;overflow-x:auto} figure.svg figcaption{font-size:.85em;color:#566573}
 .note{background:#fbfcfc;border-left:4px solid #aab7b8;padding:.4em .8em;font-size:.9em;color:#34495e}
 nav a{margin-right:1em}
 """
@@ -28,8 +32,9 @@ nav a{margin-right:1em}
 
 @dataclasses.dataclass
 class Block:
-    """One piece of a section: a heading, a paragraph, a table or a figure."""
-    kind: str  # "h3" | "p" | "note" | "table" | "figure"
+    """One piece of a section: a heading, a paragraph, a table or a figure (PNG bytes, or an
+    SVG document as text for "svg")."""
+    kind: str  # "h3" | "p" | "note" | "table" | "figure" | "svg"
     content: object
     caption: str = ""
 
@@ -69,6 +74,37 @@ def html_table(df: pd.DataFrame) -> str:
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
 
 
+SVG = "{http://www.w3.org/2000/svg}"
+_FETCHES = re.compile(r"url\s*\(|@import", re.IGNORECASE)
+_DECLARATIONS = re.compile(r"<!DOCTYPE|<!ENTITY|<\?", re.IGNORECASE)
+
+
+def inline_svg(svg: str) -> str:
+    """`svg` as it may go into the page: one well-formed <svg> element with no script, no event
+    handler, no link and nothing fetched (the tooltips are <title> elements: no code runs, and
+    the page still opens offline). ValueError otherwise."""
+    if _DECLARATIONS.search(svg):  # an entity would expand past the checks below
+        raise ValueError("an SVG block may not carry a DOCTYPE, an entity or a processing instruction")
+    try:
+        root = ElementTree.fromstring(svg)
+    except ElementTree.ParseError as exc:
+        raise ValueError(f"an SVG block is not well-formed XML: {exc}") from None
+    if root.tag != f"{SVG}svg":
+        raise ValueError(f"an SVG block must be one <svg> element, not <{root.tag}>")
+    for element in root.iter():
+        tag = element.tag.rsplit("}", 1)[-1]
+        if tag in ("script", "foreignObject", "a", "image", "use"):
+            raise ValueError(f"an SVG block may not hold <{tag}>")
+        for name in element.attrib:
+            local = name.rsplit("}", 1)[-1].lower()
+            if local.startswith("on") or local == "href":
+                raise ValueError(f"an SVG block may not carry the attribute {local!r}")
+        styles = [element.text or ""] if tag == "style" else []
+        if any(_FETCHES.search(text) for text in [*styles, *element.attrib.values()]):
+            raise ValueError("an SVG block may not fetch anything (url(…) or @import)")
+    return svg.strip()
+
+
 def render_block(block: Block) -> str:
     if block.kind in ("h3", "p"):
         return f"<{block.kind}>{html.escape(str(block.content))}</{block.kind}>"
@@ -80,6 +116,9 @@ def render_block(block: Block) -> str:
     if block.kind == "figure":
         alt = html.escape(block.caption or "figure")
         return f'<img alt="{alt}" src="{data_uri(block.content)}">'
+    if block.kind == "svg":
+        caption = f"<figcaption>{html.escape(block.caption)}</figcaption>" if block.caption else ""
+        return f'<figure class="svg">{inline_svg(block.content)}{caption}</figure>'
     raise ValueError(f"unknown report block {block.kind!r}")
 
 
