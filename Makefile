@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 DEMO_DIR ?= demo
 PATIENTS ?= 40000
 
-.PHONY: demo test bench clean venv
+.PHONY: demo test bench docs-tables clean venv
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +27,11 @@ test: $(STAMP)
 BENCH_SIZES ?= 250000 500000 1000000
 bench: $(STAMP)
 	PYSPARK_PYTHON=$(abspath $(BIN))/python $(BIN)/python benchmarks/pipeline_bench.py --patients $(BENCH_SIZES) --dir bench-out
+
+# docs/tables.md from the lake tables' declarations (lib/cohort_engine/lake_tables.py); this
+# tree's code, whichever checkout the environment was installed from.
+docs-tables: $(STAMP)
+	PYTHONPATH=lib $(BIN)/python -m cohort_engine.lake_tables docs/tables.md
 
 clean:
 	rm -rf $(VENV) $(DEMO_DIR) .pytest_cache

@@ -38,11 +38,9 @@ from .config import (Advanced, Age, AgeBandsVariable, AgeVariable, AtLeast, Biom
                      IndexInStudyPeriod, IndexLine, IndexLineNumber, IndexYearVariable, LineSpec,
                      MetastaticSiteVariable, NoDeathBeforeIndex, ProvinceVariable, RegimenLabelVariable,
                      RegimenRule, RegionVariable, Sex, SexVariable, StudyConfig)
+from .lake_tables import GOLD_COHORT
 from .studies import criteria
 from .facts import UNREADABLE, biomarker_readings, her2_conflict_expr, marker_status_expr, normalised_icd10
-
-
-DATA_QUALITY_COLUMNS = ("table", "check", "reason", "n")
 
 
 def ingredient_classes(drug_exposures: DataFrame) -> DataFrame:
@@ -239,11 +237,10 @@ def variable_column(v, limit: Column) -> Column:
 
 
 def cohort_columns(study: StudyConfig) -> list[str]:
-    """gold/cohort: patient_id, index_date, regimen, the study's variables in order, then arm and
-    the index line (index_setting, index_line_number, index_last_admin_date), which the later
-    stages read from here rather than find it again in gold/therapy_lines."""
-    return ["patient_id", "index_date", "regimen", *[v.name for v in study.variables], "arm", "index_setting",
-            "index_line_number", "index_last_admin_date"]
+    """gold/cohort (lake_tables.GOLD_COHORT): patient_id, index_date, regimen, the study's variables
+    in order, then arm and the index line (index_setting, index_line_number, index_last_admin_date),
+    which the later stages read from here rather than find it again in gold/therapy_lines."""
+    return list(GOLD_COHORT.column_names_with([v.name for v in study.variables]))
 
 
 def _earlier_treatment_flags(drug_exposures: DataFrame, candidates: DataFrame, facts: DataFrame,
@@ -410,7 +407,7 @@ def build_cohort(facts: DataFrame, therapy_lines: DataFrame, drug_exposures: Dat
     limit = F.date_add("index_date", study.facts.window_days_after_index)
     cohort = rows.select("patient_id", "index_date", "regimen",
                          *[variable_column(v, limit).alias(v.name) for v in study.variables],
-                         arm_of(study).alias("arm"), *_index_line_columns())
+                         arm_of(study).alias("arm"), *_index_line_columns()).select(*cohort_columns(study))
     # One pass over the steps counts both the attrition and the data errors; the one-row
     # result is cached, so that writing one and collecting the other do not pass twice.
     counts = steps.agg(*_attrition_counts(study), *_data_quality_counts(study)).cache()

@@ -38,7 +38,8 @@ from pyspark.sql import functions as F
 from .cohort import data_quality_row
 from .config import StudyConfig
 from .facts import death_dates, normalised_text
-ENDPOINT_COLUMNS = ("patient_id", "endpoint", "time_days", "event", "event_type", "source")
+from .lake_tables import GOLD_ENDPOINTS, SILVER_LAST_CONTACTS
+
 EVIDENCE = ("progression", "next_line", "death", "discontinuation")  # tie-break order
 
 CONTACT_DATES = (("visits", "visit_date"), ("prescriptions", "admin_date"), ("labs", "collect_date"),
@@ -102,19 +103,16 @@ def last_contacts(bronze: dict[str, DataFrame], patients: DataFrame, study: Stud
     return joined.groupBy("patient_id").agg(*_contact_aggregates())
 
 
-LAST_CONTACT_COLUMNS = ("patient_id", "last_contact", "records_after_death", "data_cutoff")
-
-
 def lake_last_contacts(bronze: dict[str, DataFrame], study: StudyConfig) -> DataFrame:
     """silver/last_contacts: every patient's last contact and records after death at the
-    study's cut-off (LAST_CONTACT_COLUMNS). They depend on the patient and the cut-off only,
+    study's cut-off (lake_tables.SILVER_LAST_CONTACTS). They depend on the patient and the cut-off only,
     not on a study's index line, so the lake holds them once for all its studies, and the
     large contact tables (visits, labs, prescriptions …) are read once, not once per study
     and sensitivity analysis."""
     deaths = death_dates(bronze["patients"], bronze["deaths"], study.data_cutoff).select("patient_id", "death_date")
     everyone = bronze["patients"].select("patient_id").join(deaths, "patient_id", "left")
     return (last_contacts(bronze, everyone, study)
-            .withColumn("data_cutoff", _cutoff(study)).select(*LAST_CONTACT_COLUMNS))
+            .withColumn("data_cutoff", _cutoff(study)).select(*SILVER_LAST_CONTACTS.column_names))
 
 
 def _assessment_aggregates(study: StudyConfig) -> list[Column]:
@@ -242,7 +240,7 @@ def build_endpoints(cohort: DataFrame, therapy_lines: DataFrame, bronze: dict[st
     dates = patient_dates(cohort, therapy_lines, bronze, study, contacts)
     with_rows = dates.select("*", F.array(*endpoint_structs(study)).alias("rows"))
     rows = with_rows.select("patient_id", F.explode("rows").alias("r")).where(F.col("r").isNotNull())
-    endpoints = rows.select("patient_id", "r.*").where(F.col("time_days") >= 0).select(*ENDPOINT_COLUMNS)
+    endpoints = rows.select("patient_id", "r.*").where(F.col("time_days") >= 0).select(*GOLD_ENDPOINTS.column_names)
 
     def count(name: str, bad) -> Column:
         hits = F.filter("rows", lambda r: r.isNotNull() & (r["endpoint"] == name) & bad(r["time_days"]))

@@ -20,6 +20,7 @@ from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 from .config import StudyConfig
+from .lake_tables import SILVER_PATIENT_FACTS
 
 POSITIVE, NEGATIVE, EQUIVOCAL, UNREADABLE = "positive", "negative", "equivocal", "unreadable"
 MARKERS = ("HER2", "ER", "PR")
@@ -248,17 +249,11 @@ def death_dates(patients: DataFrame, deaths: DataFrame, cutoff) -> DataFrame:
         F.countDistinct("death_date").cast("int").alias("death_dates_recorded"))
 
 
-FACT_COLUMNS = (
-    "patient_id", "sex", "birth_date", "bc_date", "advanced_date", "de_novo", "death_date",
-    "death_dates_recorded",
-    "her2_positive_first_date", "her2_negative_first_date", "her2_equivocal_first_date",
-    "er_positive_first_date", "er_negative_first_date", "pr_positive_first_date", "pr_negative_first_date",
-    "visceral_first_date", "brain_first_date", "bone_first_date", "other_distant_first_date",
-)
+FACT_COLUMNS = SILVER_PATIENT_FACTS.column_names
 
 
 def build_patient_facts(bronze: dict[str, DataFrame], study: StudyConfig) -> DataFrame:
-    """silver/patient_facts: one row per bronze patient (columns FACT_COLUMNS).
+    """silver/patient_facts: one row per bronze patient (lake_tables.SILVER_PATIENT_FACTS).
 
     patient_id, sex string; birth_date, bc_date, advanced_date date; de_novo boolean
     (advanced_date ≤ bc_date + de_novo_days; null without both dates); death_date date

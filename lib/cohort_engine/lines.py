@@ -45,11 +45,10 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from .config import ConfigError, LinesConfig
+from .lake_tables import GOLD_THERAPY_LINES
 from .vocabulary import DRUG_CLASSES, NON_COUNTING_CLASSES
 
-LINE_COLUMNS = ("patient_id", "setting", "line_number", "start_date", "last_admin_date", "regimen",
-                "n_admin_days")
-EXTRA_COLUMNS = ("drug_classes",)
+LINE_COLUMNS = GOLD_THERAPY_LINES.contract_column_names
 
 _WALK_SCHEMA = ("patient_id string, advanced boolean, line_number int, start_day int, last_day int, "
                 "regimen string, n_admin_days int, drug_classes string")
@@ -99,7 +98,7 @@ def check_lines_config(lines_cfg: LinesConfig,
 def build_therapy_lines(exposures: DataFrame, advanced_dates: DataFrame, lines_cfg: LinesConfig,
                         vocabulary_classes: typing.Mapping[str, str] | pd.DataFrame | None = None,
                         chunk_rows: int = DEFAULT_CHUNK_ROWS) -> DataFrame:
-    """gold/therapy_lines: the contract columns (LINE_COLUMNS), then drug_classes.
+    """gold/therapy_lines (lake_tables.GOLD_THERAPY_LINES): the contract columns, then drug_classes.
 
     exposures: silver drug_exposures (patient_id, admin_date, ingredient, drug_class,
     counts_for_lines); advanced_dates: patient_id, advanced_date (several rows of one
@@ -124,13 +123,11 @@ def build_therapy_lines(exposures: DataFrame, advanced_dates: DataFrame, lines_c
              .repartition("patient_id")
              .sortWithinPartitions("patient_id", F.col("day").asc_nulls_first())
              .mapInArrow(walk, _WALK_SCHEMA))
-    return lines.select(
-        "patient_id",
-        F.when(F.col("advanced"), F.lit("advanced")).otherwise(F.lit("early")).alias("setting"),
-        "line_number",
-        F.date_from_unix_date("start_day").alias("start_date"),
-        F.date_from_unix_date("last_day").alias("last_admin_date"),
-        "regimen", "n_admin_days", *EXTRA_COLUMNS)
+    derived = {"setting": F.when(F.col("advanced"), F.lit("advanced")).otherwise(F.lit("early")),
+               "start_date": F.date_from_unix_date("start_day"),
+               "last_admin_date": F.date_from_unix_date("last_day")}
+    return lines.select(*[derived[c].alias(c) if c in derived else F.col(c)
+                          for c in GOLD_THERAPY_LINES.column_names])
 
 
 # -- the vectorised walk (runs in the Python workers) -----------------------------------------

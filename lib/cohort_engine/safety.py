@@ -21,9 +21,10 @@ import pandas as pd
 
 from .config import StudyConfig
 from .ctcae import TERMS, grade_labs, map_ae_terms, select_baseline
+from .lake_tables import GOLD_SAFETY_EVENTS
 from .publish import Gate
 
-SAFETY_EVENT_COLUMNS = ["patient_id", "term", "grade", "source", "onset_date"]
+SAFETY_EVENT_COLUMNS = list(GOLD_SAFETY_EVENTS.column_names)
 INCIDENCE_COLUMNS = ["term", "source", "any_grade_n", "any_grade_percent", "grade3plus_n", "grade3plus_percent",
                      "tested_n", "cohort_n", "note"]
 UNMAPPED_TERM = "unmapped term"
