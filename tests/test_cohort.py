@@ -222,6 +222,25 @@ def test_cohort_data_quality(seed_run):
                   ("cohort", "death_before_index"): 1, ("biomarkers", "unreadable_result"): 1}
 
 
+def test_her2_conflicts_in_a_her2_negative_study(spark, study):
+    # The same world read by a HER2-negative criterion: i2's conflicting results (1+ and
+    # amplified) are still counted, among the 12 patients that criterion reads, and the reason
+    # says they are classed positive and so excluded at its step.
+    from cohort_engine.cohort import her2_consequence
+    from cohort_engine.config import Biomarker
+    population = tuple(dataclasses.replace(c, status=("negative",)) if isinstance(c, Biomarker) else c
+                       for c in study.population)
+    negative = dataclasses.replace(study, population=population)
+    _, _, dq = build_world(spark, negative)
+    rows = {r["check"]: (r["reason"], r["n"]) for r in dq.collect()}
+    assert rows["her2_conflicting_results"] == (
+        "HER2 results read both positive and negative up to index + window; classed HER2-positive; so excluded "
+        "at step 3 (HER2 negative)", 1)
+    assert her2_consequence(study) == ""  # a HER2-positive criterion keeps them: the seed's text
+    without = dataclasses.replace(study, population=tuple(c for c in study.population if not isinstance(c, Biomarker)))
+    assert her2_consequence(without) == " (HER2 is not a criterion of this study)"
+
+
 LABEL_CASES = [
     (["trastuzumab"], ["anti_her2_mab"], "H"),
     (["pertuzumab", "trastuzumab"], ["anti_her2_mab"], "HP"),

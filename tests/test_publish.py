@@ -6,7 +6,8 @@ import dataclasses
 import pandas as pd
 import pytest
 
-from cohort_engine import baseline, efficacy, patterns, report_sections, safety, sensitivity, studies, subgroups
+from cohort_engine import (baseline, efficacy, pathways, patterns, report_sections, safety, sensitivity, studies,
+                           subgroups)
 from cohort_engine.data_quality import DATA_QUALITY_GATE, count_set, with_count_sets
 from cohort_engine.disclosure import DisclosureError
 from cohort_engine.publish import Gate, publish, shown
@@ -41,9 +42,13 @@ def test_every_table_the_engine_writes_has_a_gate():
     declared = [subgroups.SUBGROUP_GATE, baseline.TABLE1_GATE, patterns.PATTERNS_GATE, report_sections.UNMATCHED_GATE,
                 efficacy.km_gate(["n", "events", "median_months"]),
                 sensitivity.sensitivity_gate(pd.DataFrame(columns=["n", "events", "n_main", "events_main"])),
-                safety.SAFETY_GATE, studies.ATTRITION_GATE, DATA_QUALITY_GATE]
-    assert sorted(g.name for g in declared) == ["attrition", "data_quality", "km_summary", "patterns", "safety",
-                                                "sensitivity", "subgroups", "table1", "unmatched_drug_names"]
+                safety.SAFETY_GATE, studies.ATTRITION_GATE, DATA_QUALITY_GATE, pathways.PATHWAYS_GATE,
+                baseline.TABLE1_BY_ARM_GATE, efficacy.km_by_arm_gate(["n", "events", "median_months"]),
+                patterns.PATTERNS_BY_ARM_GATE]
+    assert sorted(g.name for g in declared) == ["attrition", "data_quality", "km_summary", "km_summary_by_arm",
+                                                "line_pathways", "patterns", "patterns_by_arm", "safety",
+                                                "sensitivity", "subgroups", "table1", "table1_by_arm",
+                                                "unmatched_drug_names"]
 
 
 def test_a_table_without_a_column_its_gate_names_is_refused(seed_study, tmp_path):

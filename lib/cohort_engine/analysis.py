@@ -22,12 +22,14 @@ import pandas as pd
 
 from . import figures, report
 from . import report_sections
-from .baseline import TABLE1_GATE, table1
+from .baseline import TABLE1_BY_ARM_GATE, TABLE1_GATE, table1, table1_by_arm
 from .config import StudyConfig
 from .disclosure import DisclosureError, suppress_attrition
-from .efficacy import ENDPOINT_NAMES, endpoint_order, km_figure, km_gate, km_table
-from .patterns import (PATTERNS_GATE, PatternVariables, merge_small_sequences, patterns_with_sets, sequence_counts,
-                       sequences_title)
+from .efficacy import (ENDPOINT_NAMES, endpoint_order, km_by_arm_gate, km_figure, km_gate, km_table, km_table_by_arm,
+                       with_arms)
+from .pathways import PATHWAYS_GATE, pooled_line_pathways
+from .patterns import (PATTERNS_BY_ARM_GATE, PATTERNS_GATE, PatternVariables, merge_small_sequences, patterns_by_arm,
+                       patterns_with_sets, sequence_counts, sequences_title)
 from .publish import Gate, audit
 from .publish import publish as publish_table
 from .publish import shown as gated
@@ -151,7 +153,9 @@ def _sensitivity_section_data(inputs: AnalysisInputs, writer: _Writer) -> tuple[
     return shown, pngs
 
 
-def _patterns_data(inputs: AnalysisInputs, writer: _Writer) -> tuple[pd.DataFrame, bytes | None]:
+def _patterns_data(inputs: AnalysisInputs, writer: _Writer) -> tuple[pd.DataFrame, bytes | None, str | None]:
+    """The patterns table, the sequences' sunburst and the pathways' Sankey (an inline SVG; None
+    without an OS endpoint, which says where a pathway ends)."""
     study = inputs.study
     table = patterns_with_sets(inputs.cohort, inputs.lines, inputs.exposures, inputs.vitals, study.disclosure.min_cell,
                                inputs.pattern_drugs, PatternVariables.of(study))
@@ -160,7 +164,38 @@ def _patterns_data(inputs: AnalysisInputs, writer: _Writer) -> tuple[pd.DataFram
     png = None
     if counts["n"].sum() >= study.disclosure.min_cell:
         png = writer.figure("sequences_sunburst", figures.sequence_sunburst(counts, sequences_title(study)))
-    return shown, png
+    svg = None
+    os_rows = inputs.endpoints[inputs.endpoints["endpoint"] == "OS"]
+    if len(inputs.cohort) >= study.disclosure.min_cell and len(os_rows):
+        flows = writer.publish(pooled_line_pathways(inputs.cohort, inputs.lines, os_rows, study.disclosure.min_cell),
+                               PATHWAYS_GATE)
+        title = f"Treatment pathways: {sequences_title(study)}"
+        writer.figure("line_pathways", figures.line_sankey(flows, title))
+        svg = figures.line_sankey_svg(flows, title)
+        writer.text("figures/line_pathways.svg", svg)
+    return shown, png, svg
+
+
+def _arms_section(inputs: AnalysisInputs, writer: _Writer) -> report.Section:
+    """Table 1, Kaplan–Meier estimates and patterns of use per arm, published and put in words."""
+    study = inputs.study
+    min_cell = study.disclosure.min_cell
+    by_arm = writer.publish(table1_by_arm(inputs.cohort, study.variables, study.arms, min_cell), TABLE1_BY_ARM_GATE)
+    km = km_table_by_arm(inputs.endpoints, inputs.cohort, study)
+    shown_km = writer.publish(km, km_by_arm_gate(km.columns))
+    labels = {arm.name: arm.label or arm.name for arm in study.arms}
+    data = with_arms(inputs.endpoints, inputs.cohort)
+    data["arm"] = data["arm"].map(labels)
+    pngs = {}
+    for endpoint in endpoint_order(data):
+        rows = data[data["endpoint"] == endpoint]
+        pngs[endpoint] = writer.figure(f"km_{endpoint}_by_arm", km_figure(
+            rows, study, "arm", f"{ENDPOINT_NAMES.get(endpoint, endpoint)} ({endpoint}) by arm",
+            order=list(labels.values())))
+    patterns = patterns_by_arm(inputs.cohort, inputs.lines, inputs.exposures, inputs.vitals, min_cell,
+                               inputs.pattern_drugs, PatternVariables.of(study), study.arms)
+    shown_patterns = writer.publish(patterns, PATTERNS_BY_ARM_GATE)
+    return report_sections.arms_section(study, by_arm, shown_km, pngs, shown_patterns)
 
 
 def run_analysis(inputs: AnalysisInputs, out_dir: Path) -> AnalysisResult:
@@ -178,7 +213,8 @@ def run_analysis(inputs: AnalysisInputs, out_dir: Path) -> AnalysisResult:
 
     baseline = table1(inputs.cohort, study.variables)
     shown_baseline = writer.publish(baseline, TABLE1_GATE)
-    shown_patterns, sunburst = _patterns_data(inputs, writer)
+    shown_patterns, sunburst, pathways = _patterns_data(inputs, writer)
+    arms = [_arms_section(inputs, writer)] if len(study.arms) > 1 else []
     shown_km, km_pngs = _km_section_data(inputs, writer)
     shown_subgroups, forest_pngs = _subgroup_section_data(inputs, writer)
     shown_sensitivity, sensitivity_pngs = _sensitivity_section_data(inputs, writer)
@@ -194,7 +230,8 @@ def run_analysis(inputs: AnalysisInputs, out_dir: Path) -> AnalysisResult:
         report_sections.data_quality_section(inputs.data_quality, study, shown_unmatched),
         report_sections.attrition_section(shown_attrition, flow),
         report_sections.table1_section(shown_baseline, study),
-        report_sections.patterns_section(shown_patterns, sunburst, study),
+        *arms,
+        report_sections.patterns_section(shown_patterns, sunburst, study, pathways),
         report_sections.efficacy_section(shown_km, km_pngs, study),
         report_sections.subgroups_section(shown_subgroups, forest_pngs, study),
         report_sections.sensitivity_section(shown_sensitivity, sensitivity_pngs, study),

@@ -387,7 +387,7 @@ def build_cohort(facts: DataFrame, therapy_lines: DataFrame, drug_exposures: Dat
     facts: silver/patient_facts (facts.build_patient_facts) — one row per bronze patient,
     so "all valid patients" are bronze patients. bronze: needs `hospitals` and `biomarkers`.
     The data-quality frame (table, check, reason, n long) counts: HER2 results reading both
-    positive and negative among patients classed HER2-positive at step 3; deaths registered
+    positive and negative among the patients the HER2 criterion reads; deaths registered
     with different dates; deaths before the index date (patients excluded at step 9);
     unreadable HER2/ER/PR results.
     """
@@ -421,10 +421,13 @@ def _step_of(study: StudyConfig, match) -> int | None:
 
 def _data_quality_counts(study: StudyConfig) -> list[Column]:
     """her2, deaths, before_index over the steps (see `cohort_data_quality`)."""
-    her2_step = _step_of(study, lambda c: isinstance(c, Biomarker) and c.marker == "HER2") or n_steps(study)
+    # Counted among the patients the HER2 criterion reads (those who passed the steps before
+    # it), whatever it keeps; without one, in the cohort.
+    her2_step = _step_of(study, lambda c: isinstance(c, Biomarker) and c.marker == "HER2")
+    her2_read = _passed(her2_step - 1) if her2_step else _passed(n_steps(study))
     death_step = _step_of(study, lambda c: isinstance(c, NoDeathBeforeIndex))
     before_index = (_passed(death_step - 1) & ~F.col(f"s{death_step}")) if death_step else F.lit(False)
-    return [F.sum(F.when(_passed(her2_step) & F.col("her2_conflict"), 1).otherwise(0)).cast("long").alias("her2"),
+    return [F.sum(F.when(her2_read & F.col("her2_conflict"), 1).otherwise(0)).cast("long").alias("her2"),
             F.sum(F.when(F.col("death_dates_recorded") > 1, 1).otherwise(0)).cast("long").alias("deaths"),
             F.sum(F.when(before_index, 1).otherwise(0)).cast("long").alias("before_index")]
 
@@ -433,17 +436,18 @@ def cohort_data_quality(counts: DataFrame, bronze: dict[str, DataFrame], study: 
     """table, check, reason, n (long): the data errors found while building the cohort, from
     the one-row `counts` of the steps (`_data_quality_counts`).
 
-    HER2 conflicts are counted among the patients who pass the steps up to the study's
-    HER2 criterion (the whole cohort when it has none); deaths before the index date
+    HER2 conflicts are counted among the patients the study's HER2 criterion reads (the
+    whole cohort when it has none); deaths before the index date
     among those the no-death criterion excludes (none without that criterion)."""
     death_step = _step_of(study, lambda c: isinstance(c, NoDeathBeforeIndex))
+    her2_reason = "HER2 results read both positive and negative up to index + window; classed HER2-positive" + \
+        her2_consequence(study)
     death_reason = (f"a death recorded before the index date; excluded at step {death_step}" if death_step
                     else "a death recorded before the index date (not a criterion of this study)")
     unreadable = (biomarker_readings(bronze["biomarkers"])
                   .agg(F.sum(F.when(F.col("reading") == UNREADABLE, 1).otherwise(0)).cast("long").alias("n")))
     rows = counts.crossJoin(unreadable).select(F.explode(F.array(
-        data_quality_row("biomarkers", "her2_conflicting_results",
-            "HER2 results read both positive and negative up to index + window; classed HER2-positive", "her2"),
+        data_quality_row("biomarkers", "her2_conflicting_results", her2_reason, "her2"),
         data_quality_row("deaths", "death_dates_disagree",
                          "a person registered with different death dates; earliest used", "deaths"),
         data_quality_row("cohort", "death_before_index",
@@ -452,6 +456,16 @@ def cohort_data_quality(counts: DataFrame, bronze: dict[str, DataFrame], study: 
                          "a HER2, ER or PR result that cannot be read; treated as no result", "n"),
     )).alias("r")).select("r.*")
     return rows
+
+
+def her2_consequence(study: StudyConfig) -> str:
+    """What classing a conflicting HER2 result positive does in this study's attrition."""
+    step = _step_of(study, lambda c: isinstance(c, Biomarker) and c.marker == "HER2")
+    if step is None:
+        return " (HER2 is not a criterion of this study)"
+    wanted = study.population[step - 2].status
+    # Kept by a HER2-positive criterion, which needs no more words (the seed study's text).
+    return "" if "positive" in wanted else f"; so excluded at step {step} (HER2 {' or '.join(wanted)})"
 
 
 def data_quality_row(table: str, check: str, reason: str, count: str) -> Column:

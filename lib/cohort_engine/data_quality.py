@@ -52,7 +52,7 @@ def write_lake_data_quality(ctx) -> None:
         return
     previous = [r for r in _lake_rows(ctx) if r[0] not in ran]
     rows = previous + [row for row in ctx.data_quality if row[0] in LAKE_STAGES]
-    ctx.lake.write(ctx.spark.createDataFrame(_sorted_rows(rows), DATA_QUALITY_SCHEMA), "gold", "lake_data_quality")
+    ctx.write(ctx.spark.createDataFrame(_sorted_rows(rows), DATA_QUALITY_SCHEMA), "gold", "lake_data_quality")
 
 
 def _lake_rows(ctx) -> list[tuple]:
@@ -83,6 +83,6 @@ def write_data_quality(ctx) -> None:
                     if r["stage"] not in ran and r["stage"] not in LAKE_STAGES]
     rows = _sorted_rows(_lake_rows(ctx) + previous + mine)
     frame = ctx.spark.createDataFrame(rows, DATA_QUALITY_SCHEMA)
-    ctx.lake.write(frame, *ctx.table("gold", "data_quality"))
+    ctx.write(frame, *ctx.table("gold", "data_quality"))
     ctx.data_quality_written = list(ctx.data_quality)
     publish(with_count_sets(frame.toPandas()), DATA_QUALITY_GATE, ctx.study, ctx.tables_dir())

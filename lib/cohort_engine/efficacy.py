@@ -35,13 +35,38 @@ def km_table(endpoints: pd.DataFrame, study: StudyConfig, rate_months=None) -> p
     return survival.km_summary(endpoints, rate_months=months, ci_method=study.analysis.ci_method)
 
 
-def km_gate(columns) -> Gate:
+def km_gate(columns, name: str = "km_summary", across: tuple[str, ...] | None = None) -> Gate:
     """n and events are counts; the median and the rates are withheld with an n or an events
     count of 1–4: with 1 event among 135 patients the 6-month rate reads 99.3%, which is the count.
-    n is the events' total: 147 events among 150 would name the 3 censored patients."""
+    n is the events' total: 147 events among 150 would name the 3 censored patients.
+
+    across: the columns whose rows are the parts of one shown total (the arms of an endpoint
+    add up to its km_summary row: 3 patients in one arm would be the total minus the others)."""
     stats = [c for c in columns if c.startswith(("median", "rate_"))]
-    return Gate("km_summary", count_columns=("n", "events"), dependents={"n": stats, "events": stats},
-                total_column="n")
+    return Gate(name, count_columns=("n", "events"), dependents={"n": stats, "events": stats},
+                total_column="n", partition_by=across)
+
+
+def with_arms(endpoints: pd.DataFrame, cohort: pd.DataFrame) -> pd.DataFrame:
+    """The endpoints of the patients in an arm, with their arm's name (`arm`)."""
+    arms = cohort[["patient_id", "arm"]].dropna(subset=["arm"])
+    return endpoints.merge(arms, on="patient_id")
+
+
+def km_table_by_arm(endpoints: pd.DataFrame, cohort: pd.DataFrame, study: StudyConfig) -> pd.DataFrame:
+    """km_table per arm: the arm's name, then the km_summary columns; endpoints in the
+    contract's order, the arms in the study's."""
+    data = with_arms(endpoints, cohort)
+    table = survival.km_summary(data, by="arm", rate_months=study.analysis.rate_months,
+                                ci_method=study.analysis.ci_method)
+    endpoint_rank = {e: i for i, e in enumerate(endpoint_order(data))}
+    arm_rank = {arm.name: i for i, arm in enumerate(study.arms)}
+    order = sorted(table.index, key=lambda i: (endpoint_rank[table.at[i, "endpoint"]], arm_rank[table.at[i, "arm"]]))
+    return table.loc[order].reset_index(drop=True)
+
+
+def km_by_arm_gate(columns) -> Gate:
+    return km_gate(columns, "km_summary_by_arm", across=("endpoint",))
 
 
 def _horizon_months(study: StudyConfig) -> int:

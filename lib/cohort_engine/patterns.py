@@ -205,6 +205,11 @@ def patterns_table(cohort: pd.DataFrame, lines: pd.DataFrame, exposures: pd.Data
 
 PATTERNS_GATE = Gate("patterns", count_columns=("n",), partition_by=("count_set",),
                      partitions=(("row_set",), ("column_set",)), dependents={"n": ("percent", "median", "q1", "q3")})
+# By arm, the arms' counts of an item also add up to the whole cohort's count of it, shown in
+# tables/patterns.csv: 3 patients of one arm would be that count minus the other arms'.
+PATTERNS_BY_ARM_GATE = Gate("patterns_by_arm", count_columns=("n",), partition_by=("count_set",),
+                            partitions=(("row_set",), ("column_set",), ("across_arms",)),
+                            dependents={"n": ("percent", "median", "q1", "q3")})
 
 
 def pooled_cross_tables(table: pd.DataFrame, min_cell: int, sections: typing.Collection[str]) -> pd.DataFrame:
@@ -283,3 +288,24 @@ def sequences_title(study: StudyConfig) -> str:
     """The lines the sequences follow: those of the index line's setting."""
     setting = study.index.setting
     return "Lines 1 → 2 → 3 of the index line's setting" if setting == "any" else f"{setting.capitalize()} lines 1 → 2 → 3"
+
+
+def patterns_by_arm(cohort, lines, exposures, vitals, min_cell: int, drugs, variables: PatternVariables,
+                    arms) -> pd.DataFrame:
+    """patterns_with_sets of each arm's patients (arms: the study's, in order), the arm's name
+    first. Each set of counts stays within its arm; across_arms names a count's item, whose
+    counts in the arms add up to the cohort's (None for a distribution row)."""
+    parts = []
+    for arm in arms:
+        mine = cohort[cohort["arm"] == arm.name]
+        if mine.empty:
+            continue
+        table = patterns_with_sets(mine, lines, exposures, vitals, min_cell, drugs, variables)
+        for column in ("count_set", "row_set", "column_set"):
+            table[column] = (arm.name + " | " + table[column]).where(table[column].notna(), None)
+        table["across_arms"] = (table["section"] + " | " + table["item"]).where(table["percent"].notna(), None)
+        table.insert(0, "arm", arm.name)
+        parts.append(table)
+    if not parts:
+        return pd.DataFrame(columns=["arm", *PATTERN_COLUMNS, "count_set", "row_set", "column_set", "across_arms"])
+    return pd.concat(parts, ignore_index=True)

@@ -21,6 +21,8 @@ from pathlib import Path
 from .config import DEFAULT_STUDY, ConfigError, StudyConfig
 from .data_quality import LAKE_STAGES, write_data_quality, write_lake_data_quality
 from .lake import Lake
+from .lake_tables import (GOLD_SAFETY_EVENTS, GOLD_UNMATCHED_DRUG_NAMES, LAKE_TABLES, STUDIES_FOLDER, conform,
+                          lake_table)
 from .manifest import DEFAULT_REPLAY_STAGES, REPLAY_STAGES, write_manifest
 
 log = logging.getLogger(__name__)
@@ -66,6 +68,11 @@ class RunContext:
         path.mkdir(parents=True, exist_ok=True)
         return path
 
+    def write(self, frame, layer: str, name: str, **options):
+        """Write a silver, gold or quarantine table as its declaration has it (`lake_tables.conform`:
+        the declared columns in order, of the declared types; an error naming the column otherwise)."""
+        return self.lake.write(conform(frame, lake_table(layer, name)), layer, name, **options)
+
     def table(self, layer: str, name: str) -> tuple[str, str]:
         """(layer, name) of a table as this run's study has it (`study_table`)."""
         return study_table(self.study.name, layer, name)
@@ -74,9 +81,7 @@ class RunContext:
 # Tables of one study: each study has its own, so that running one never changes another's.
 # Every other table (bronze, quarantine, silver/drug_exposures, gold/therapy_lines,
 # gold/unmatched_drug_names, gold/lake_data_quality) is the lake's, shared by its studies.
-STUDY_TABLES = {("silver", "patient_facts"), ("gold", "cohort"), ("gold", "attrition"), ("gold", "endpoints"),
-                ("gold", "safety_events"), ("gold", "data_quality")}
-STUDIES_FOLDER = "studies"
+STUDY_TABLES = {(t.layer, t.name) for t in LAKE_TABLES.values() if t.per_study}
 
 
 def study_table(study: str, layer: str, name: str) -> tuple[str, str]:
@@ -170,8 +175,8 @@ def stage_lines(ctx: RunContext) -> None:
     prescriptions = ctx.lake.read("bronze", "prescriptions").persist(StorageLevel.MEMORY_AND_DISK)
     try:
         exposures, unmatched = build_drug_exposures(prescriptions, matcher)
-        ctx.lake.write(exposures, "silver", "drug_exposures")
-        ctx.lake.write(unmatched, "quarantine", "drug_exposures")
+        ctx.write(exposures, "silver", "drug_exposures")
+        ctx.write(unmatched, "quarantine", "drug_exposures")
         n_in = prescriptions.count()
     finally:
         prescriptions.unpersist()
@@ -186,13 +191,13 @@ def stage_lines(ctx: RunContext) -> None:
              for r in names]
     ctx.data_quality = [row for row in ctx.data_quality if row[0] != "lines"] + rows
     report = unmatched_names_report(unmatched, matcher)
-    ctx.lake.write(ctx.spark.createDataFrame(report, UNMATCHED_NAMES_SCHEMA) if len(report)
+    ctx.write(ctx.spark.createDataFrame(report, UNMATCHED_NAMES_SCHEMA) if len(report)
                    else ctx.spark.createDataFrame([], UNMATCHED_NAMES_SCHEMA), "gold", "unmatched_drug_names")
 
     write_last_contacts(ctx)
     advanced = advanced_dates(ctx.lake.read("bronze", "diagnoses"), ctx.study)
     lines = build_therapy_lines(exposures, advanced, ctx.study.lines, drugs)
-    ctx.lake.write(lines, "gold", "therapy_lines")
+    ctx.write(lines, "gold", "therapy_lines")
     written = ctx.lake.read("gold", "therapy_lines")
     ctx.row_counts["lines"] = {
         "silver/drug_exposures": exposures.count(), "quarantine/drug_exposures": n_in - n_matched,
@@ -208,7 +213,7 @@ def write_last_contacts(ctx: RunContext) -> None:
     """silver/last_contacts (endpoints.lake_last_contacts) at the run's cut-off, for every study."""
     from .endpoints import lake_last_contacts
     if ctx.lake.exists("bronze", "patients") and ctx.lake.exists("bronze", "deaths"):
-        ctx.lake.write(lake_last_contacts(bronze_tables(ctx, CONTACT_TABLES), ctx.study), "silver", "last_contacts")
+        ctx.write(lake_last_contacts(bronze_tables(ctx, CONTACT_TABLES), ctx.study), "silver", "last_contacts")
 
 
 def last_contacts_at_cutoff(ctx: RunContext, study: StudyConfig | None = None):
@@ -222,8 +227,7 @@ def last_contacts_at_cutoff(ctx: RunContext, study: StudyConfig | None = None):
     return contacts if built_at <= {study.data_cutoff} else None
 
 
-UNMATCHED_NAMES_SCHEMA = ("rank int, drug_name string, drug_name_normalised string, n_rows long, "
-                          "nearest_entries string")
+UNMATCHED_NAMES_SCHEMA = GOLD_UNMATCHED_DRUG_NAMES.ddl
 
 
 def stage_cohort(ctx: RunContext) -> None:
@@ -235,12 +239,12 @@ def stage_cohort(ctx: RunContext) -> None:
     require(ctx, "bronze/patients", "bronze/diagnoses", "bronze/biomarkers", "bronze/deaths",
             "gold/therapy_lines", "silver/drug_exposures")
     bronze = bronze_tables(ctx, ("patients", "diagnoses", "biomarkers", "deaths", "hospitals"))
-    facts_written = ctx.lake.write(build_patient_facts(bronze, ctx.study), *ctx.table("silver", "patient_facts"))
+    facts_written = ctx.write(build_patient_facts(bronze, ctx.study), *ctx.table("silver", "patient_facts"))
     facts = ctx.lake.read(*ctx.table("silver", "patient_facts"))
     cohort, attrition, dq = build_cohort(facts, ctx.lake.read("gold", "therapy_lines"),
                                          ctx.lake.read("silver", "drug_exposures"), bronze, ctx.study)
-    cohort_written = ctx.lake.write(cohort, *ctx.table("gold", "cohort"))
-    ctx.lake.write(attrition, *ctx.table("gold", "attrition"))
+    cohort_written = ctx.write(cohort, *ctx.table("gold", "cohort"))
+    ctx.write(attrition, *ctx.table("gold", "attrition"))
     _collect_dq(ctx, "cohort", dq)
     attrition_pdf = suppress_attrition(ctx.lake.read_pandas(*ctx.table("gold", "attrition")),
                                        min_cell=ctx.study.disclosure.min_cell)
@@ -257,7 +261,7 @@ def stage_endpoints(ctx: RunContext) -> None:
     endpoints, dq = build_endpoints(ctx.lake.read(*ctx.table("gold", "cohort")),
                                     ctx.lake.read("gold", "therapy_lines"),
                                     bronze, ctx.study, last_contacts_at_cutoff(ctx))
-    written = ctx.lake.write(endpoints, *ctx.table("gold", "endpoints"))
+    written = ctx.write(endpoints, *ctx.table("gold", "endpoints"))
     _collect_dq(ctx, "endpoints", dq)
     ctx.row_counts["endpoints"] = {"gold/endpoints": written_rows(ctx, written)}
 
@@ -334,12 +338,12 @@ def stage_analysis(ctx: RunContext) -> None:
         result = run_analysis(inputs, ctx.out)
     spark_events = ctx.spark.createDataFrame(result.safety_events, SAFETY_EVENTS_SCHEMA) \
         if len(result.safety_events) else ctx.spark.createDataFrame([], SAFETY_EVENTS_SCHEMA)
-    ctx.lake.write(spark_events, *ctx.table("gold", "safety_events"))
+    ctx.write(spark_events, *ctx.table("gold", "safety_events"))
     ctx.row_counts["analysis"] = {"cohort_patients": len(inputs.cohort),
                                   "gold/safety_events": len(result.safety_events)}
 
 
-SAFETY_EVENTS_SCHEMA = "patient_id string, term string, grade int, source string, onset_date date"
+SAFETY_EVENTS_SCHEMA = GOLD_SAFETY_EVENTS.ddl
 
 
 STAGES: dict[str, typing.Callable[[RunContext], None]] = {

@@ -8,10 +8,12 @@ import numpy as np
 import pandas as pd
 
 from . import report
+from .baseline import EVERYONE, MEDIAN_IQR, PATIENTS
 from .config import StudyConfig
 from .data_quality import DATA_QUALITY_GATE, with_count_sets
 from .disclosure import MASKED, find_dates, find_identifiers, footnote, small_text
 from .efficacy import ENDPOINT_NAMES
+from .pathways import DIED, NO_FURTHER_LINE, OTHER_REGIMENS
 from .patterns import NO_LINE, OTHER_SEQUENCES, sequences_title
 from .publish import Gate
 from .publish import shown as gated
@@ -49,17 +51,21 @@ def _percent_text(value, digits: int = 1) -> str:
     return value if isinstance(value, str) else ("" if value is None or pd.isna(value) else f"{value:.{digits}f}%")
 
 
-def efficacy_display(shown_km: pd.DataFrame, rate_months) -> pd.DataFrame:
-    """Medians in months and rates in %, each with its 95% CI."""
-    out = pd.DataFrame({"endpoint": shown_km["endpoint"], "n": shown_km["n"], "events": shown_km["events"]})
+def _km_display(shown: pd.DataFrame, keys: list[str], rate_months) -> pd.DataFrame:
+    """The key columns, n, events, then the median in months and the rates in %, each with its 95% CI."""
+    out = shown[[*keys, "n", "events"]].copy()
     out["median, months (95% CI)"] = [_with_ci(r.median_months, r.median_ci_low, r.median_ci_high)
-                                      for r in shown_km.itertuples(index=False)]
+                                      for r in shown.itertuples(index=False)]
     for m in rate_months:
         name = f"rate_{float(m):g}m"
         out[f"{m}-month rate, % (95% CI)"] = [
             _with_ci(v, lo, hi, scale=100.0, missing="NE")
-            for v, lo, hi in zip(shown_km[name], shown_km[f"{name}_ci_low"], shown_km[f"{name}_ci_high"])]
-    return out
+            for v, lo, hi in zip(shown[name], shown[f"{name}_ci_low"], shown[f"{name}_ci_high"])]
+    return out.reset_index(drop=True)
+
+
+def efficacy_display(shown_km: pd.DataFrame, rate_months) -> pd.DataFrame:
+    return _km_display(shown_km, ["endpoint"], rate_months)
 
 
 def subgroup_display(shown: pd.DataFrame, labels: dict[str, str]) -> pd.DataFrame:
@@ -80,42 +86,45 @@ def subgroup_display(shown: pd.DataFrame, labels: dict[str, str]) -> pd.DataFram
 
 
 def sensitivity_display(shown: pd.DataFrame) -> pd.DataFrame:
-    out = pd.DataFrame({"endpoint": shown["endpoint"], "analysis": shown["analysis"], "n": shown["n"],
-                        "events": shown["events"]})
-    out["median, months (95% CI)"] = [_with_ci(r.median_months, r.median_ci_low, r.median_ci_high)
-                                      for r in shown.itertuples(index=False)]
-    for m in SENSITIVITY_RATE_MONTHS:
-        name = f"rate_{m}m"
-        out[f"{m}-month rate, % (95% CI)"] = [
-            _with_ci(v, lo, hi, scale=100.0, missing="NE")
-            for v, lo, hi in zip(shown[name], shown[f"{name}_ci_low"], shown[f"{name}_ci_high"])]
-    return out
+    return _km_display(shown, ["endpoint", "analysis"], SENSITIVITY_RATE_MONTHS)
+
+
+def _summary(row) -> str:
+    """A Table 1 or patterns row's "% or median (IQR)": a withheld value stays as shown."""
+    if isinstance(row.median, str):
+        return row.median
+    if pd.notna(row.median):
+        return f"median {_num(row.median)} (IQR {_num(row.q1)}–{_num(row.q3)})"
+    return _percent_text(row.percent)
 
 
 def table1_display(shown: pd.DataFrame) -> pd.DataFrame:
-    summary = []
-    for r in shown.itertuples(index=False):
-        if not isinstance(r.median, str) and pd.notna(r.median):
-            summary.append(f"median {_num(r.median)} (IQR {_num(r.q1)}–{_num(r.q3)})")
-        elif isinstance(r.median, str):
-            summary.append(r.median)
-        else:
-            summary.append(_percent_text(r.percent))
     return pd.DataFrame({"characteristic": shown["characteristic"], "level": shown["level"], "n": shown["n"],
-                         "% or median (IQR)": summary})
+                         "% or median (IQR)": [_summary(r) for r in shown.itertuples(index=False)]})
+
+
+def table1_by_arm_display(shown: pd.DataFrame, arms) -> pd.DataFrame:
+    """Table 1 by arm side by side: per arm "n (%)" or the median (IQR), then each later arm's
+    SMD against the first (two decimals; empty where withheld or not computed)."""
+    labels = {arm.name: arm.label or arm.name for arm in arms}
+    everyone = shown[shown["arm"] == EVERYONE].reset_index(drop=True)
+    out = everyone[["characteristic", "level"]].copy()
+    for arm in [EVERYONE, *labels]:
+        rows = shown[shown["arm"] == arm].reset_index(drop=True)
+        out[labels.get(arm, "all patients")] = [
+            _summary(r) if r.level == MEDIAN_IQR or r.characteristic == PATIENTS else f"{r.n} ({_summary(r)})"
+            for r in rows.itertuples(index=False)]
+    reference = labels[arms[0].name]
+    for arm in arms[1:]:
+        rows = shown[shown["arm"] == arm.name].reset_index(drop=True)
+        out[f"SMD, {labels[arm.name]} vs {reference}"] = [v if isinstance(v, str) else _num(v, 2)
+                                                         for v in rows["smd"]]
+    return out
 
 
 def patterns_display(shown: pd.DataFrame) -> pd.DataFrame:
-    summary = []
-    for r in shown.itertuples(index=False):
-        if isinstance(r.median, str):
-            summary.append(r.median)
-        elif pd.notna(r.median):
-            summary.append(f"median {_num(r.median)} (IQR {_num(r.q1)}–{_num(r.q3)})")
-        else:
-            summary.append(_percent_text(r.percent))
     return pd.DataFrame({"section": shown["section"], "item": shown["item"], "n": shown["n"],
-                         "% or median (IQR)": summary})
+                         "% or median (IQR)": [_summary(r) for r in shown.itertuples(index=False)]})
 
 
 def safety_display(shown: pd.DataFrame) -> pd.DataFrame:
@@ -248,9 +257,51 @@ def table1_section(shown_table1: pd.DataFrame, study: StudyConfig) -> report.Sec
     ])
 
 
-def patterns_section(shown_patterns: pd.DataFrame, sunburst_png: bytes | None, study: StudyConfig
-                     ) -> report.Section:
+def arms_section(study: StudyConfig, shown_table1: pd.DataFrame, shown_km: pd.DataFrame,
+                 km_pngs: dict[str, bytes], shown_patterns: pd.DataFrame) -> report.Section:
+    """The arms described side by side, unadjusted: Table 1 with standardised mean differences,
+    Kaplan–Meier estimates and curves per arm, patterns of use per arm."""
+    arms = study.arms
+    labels = {arm.name: arm.label or arm.name for arm in arms}
+    min_cell = study.disclosure.min_cell
+    blocks = [
+        report.Block("p", "Arms: " + "; ".join(f"{arm.name}: {labels[arm.name]}" for arm in arms)
+                     + f". The reference arm is {arms[0].name}. These are descriptions, not comparisons: the arms "
+                       "differ in their patients as much as in their treatment (see the SMDs)."),
+        report.Block("h3", "Table 1 by arm"),
+        _table(table1_by_arm_display(shown_table1, arms)),
+        _note(f"SMD: standardised mean difference against {arms[0].name}, of each level's share (of the age: of "
+              "the means over the pooled standard deviation), before any weighting; an absolute SMD above 0.1 is "
+              "the usual sign of imbalance. Left empty where a count it derives from is withheld or would be "
+              f"revealed. Percentages of each arm's patients. " + footnote(min_cell)),
+        report.Block("h3", "Kaplan–Meier estimates by arm"),
+        _table(_km_display(shown_km.assign(arm=shown_km["arm"].map(labels)), ["endpoint", "arm"],
+                           study.analysis.rate_months), "Medians and rates by arm"),
+    ]
+    for endpoint, png in km_pngs.items():
+        blocks.append(_figure(png, f"{ENDPOINT_NAMES.get(endpoint, endpoint)} ({endpoint}) by arm, with the numbers "
+                                   "at risk"))
+    blocks.append(_note(f"Unadjusted. Curves stop where fewer than {min_cell} patients of the arm remain at risk; "
+                        f"an arm with 1 to {min_cell - 1} events is not drawn."))
+    for arm in arms:
+        rows = shown_patterns[shown_patterns["arm"] == arm.name]
+        if len(rows):
+            blocks.append(report.Block("h3", f"Patterns of use: {labels[arm.name]}"))
+            blocks.append(_table(patterns_display(rows.reset_index(drop=True))))
+    blocks.append(_note(f"Percentages of the arm's patients. {footnote(min_cell)}"))
+    return report.Section("arms", "Arms", blocks)
+
+
+def patterns_section(shown_patterns: pd.DataFrame, sunburst_png: bytes | None, study: StudyConfig,
+                     pathways_svg: str | None = None) -> report.Section:
     blocks = [_table(patterns_display(shown_patterns), "Index regimens, dose, schedule, later lines and trends")]
+    if pathways_svg is not None:
+        blocks.append(report.Block("svg", pathways_svg, f"Treatment pathways: {sequences_title(study)}"))
+        blocks.append(_note(f"From the index line to the next lines of its setting; a pathway ends at '{DIED}' "
+                            f"(OS event) or '{NO_FURTHER_LINE}' (alive at the end of follow-up), or goes on beyond "
+                            f"the third line. Regimens of flows of fewer than {study.disclosure.min_cell} patients "
+                            f"are pooled as '{OTHER_REGIMENS}'; a band still that small is drawn grey without its "
+                            "count. Hover a band or a node for its count."))
     if sunburst_png is not None:
         blocks.append(_figure(sunburst_png, f"Sequences: {sequences_title(study)}"))
         blocks.append(_note(f"Sequences followed by fewer than {study.disclosure.min_cell} patients are pooled "
