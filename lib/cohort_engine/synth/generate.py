@@ -27,6 +27,7 @@ import pyarrow.compute as pc
 from . import dates as DT
 from . import params as PR
 from . import truth as TR
+from .hospitals import hospitals
 from .noise import add_noise, unlinkable_mask
 from .plan import NONE_DAY, Plan
 from .sim import simulate
@@ -99,8 +100,7 @@ def truth_patients_table(sim) -> pa.Table:
     status = np.array(["negative", "positive", "unknown"], dtype=object)
     her2_true = np.where(sim.breast, np.where(sim.her2, "positive", "negative"), None)
     hr_true = np.where(sim.breast, np.where(sim.hr, "positive", "negative"), None)
-    from .sim import hospitals as _hosp
-    h = _hosp(sim.plan.seed)
+    h = hospitals(sim.plan.seed)
     tiers = np.array(PR.TIERS, dtype=object)[h.tier[sim.hospital]]
     cutoff = sim.plan.cutoff_day
     cols = {

@@ -16,11 +16,13 @@ import pyarrow as pa
 
 from . import params as PR
 from . import truth as TR
+from .draws import assessment_jitter, mix64
 from .drugs import (CODE, DRUG_CODE_SHARE, FORM_WEIGHTS, FIXED_DOSE_HP, FIXED_DOSE_HP_ATC, FIXED_DOSE_HP_CANONICAL,
                     INGREDIENTS, NAME_FORMS, PRODUCTS, ROUTES, printed_forms, printed_indices)
+from .hospitals import hospitals
 from .plan import NONE_DAY, STREAM_TABLE, SUB_PRINTED_NAMES, TABLE_NUMBER, day
-from .sim import (COUNTS, DOSE_KIND, HER2_PLAN_NAMES, IS_ANTI_HER2, IS_CHEMO_DAY, IS_MAB, IS_TAXANE,
-                  PROD_CLASS, Sim, assessment_jitter, hospitals, mix64)
+from .schedules import COUNTS, DOSE_KIND, IS_ANTI_HER2, IS_CHEMO_DAY, IS_MAB, IS_TAXANE, PROD_CLASS
+from .sim import HER2_PLAN_NAMES, Sim
 
 STR = pa.string()
 F64 = pa.float64()
