@@ -27,12 +27,14 @@ import pyarrow.compute as pc
 from . import dates as DT
 from . import params as PR
 from . import truth as TR
+from .columns import DATE_COLUMN, SCHEMAS, STR, chunk_patient_ids, hospital_ids, pick
 from .hospitals import hospitals
 from .noise import add_noise, unlinkable_mask
+from .patient_tables import build_hospitals
 from .plan import NONE_DAY, Plan
+from .prescription_tables import build_prescriptions
 from .sim import simulate
-from .tables import (BUILDERS, DATE_COLUMN, SCHEMAS, STR, build_hospitals, build_prescriptions, chunk_patient_ids,
-                     hospital_ids, pick)
+from .tables import BUILDERS
 
 log = logging.getLogger(__name__)
 
