@@ -26,7 +26,7 @@ from cohort_engine.synth.drugs import (FIXED_DOSE_HP_CANONICAL, FIXED_DOSE_HP_IN
                                        INGREDIENTS, PRODUCTS, printed_forms)
 from cohort_engine.synth.generate import chunk_table
 from cohort_engine.synth.plan import Plan
-from cohort_engine.synth.tables import DATE_COLUMN
+from cohort_engine.synth.columns import DATE_COLUMN
 
 ISO = r"^\d{4}-\d{2}-\d{2}$"
 

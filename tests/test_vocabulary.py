@@ -303,13 +303,13 @@ def decorated(form: str) -> list[str]:
 
 def test_every_form_of_the_generator_maps_and_no_garbled_name_does(vocab, matcher):
     drugs = pytest.importorskip("cohort_engine.synth.drugs")
-    tables = pytest.importorskip("cohort_engine.synth.tables")
+    prescription_tables = pytest.importorskip("cohort_engine.synth.prescription_tables")
     for product, forms in drugs.NAME_FORMS.items():
         want = (frozenset(drugs.FIXED_DOSE_HP_INGREDIENTS) if product == drugs.FIXED_DOSE_HP
                 else frozenset({product}))
         for form in forms:
             # the noise of this test and the noise the generator itself writes (`L i p u s u`)
-            for raw in decorated(form) + tables._decorations(form):
+            for raw in decorated(form) + prescription_tables._decorations(form):
                 assert lookup(matcher, raw) == (want, "name"), raw
     # the names as pharmacy systems print them (brand, maker, origin in brackets, strength), where the
     # generator composes them
@@ -319,7 +319,7 @@ def test_every_form_of_the_generator_maps_and_no_garbled_name_does(vocab, matche
         for raw in drugs.printed_forms(product):
             assert lookup(matcher, raw) == (want, "name"), raw
     for garbled in drugs.GARBLED_NAMES:
-        for raw in decorated(garbled) + tables._decorations(garbled):
+        for raw in decorated(garbled) + prescription_tables._decorations(garbled):
             assert lookup(matcher, raw) == (frozenset(), None), raw
     classes = dict(zip(vocab["ingredient"], vocab["drug_class"]))
     assert {i: classes.get(i) for i in drugs.INGREDIENTS} == {i: v[0] for i, v in drugs.INGREDIENTS.items()}

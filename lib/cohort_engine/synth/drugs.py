@@ -4,7 +4,7 @@ Each ingredient has its class, an ATC code where one is certain, the canonical
 name written by a `--clean` extract, and the raw forms a hospital system writes:
 Chinese generic names, formulation words (注射用…, …注射液, …片), brands (Chinese and
 English), English generic names. The generator further decorates a share of rows
-(letter case, full-width characters, extra spaces): see `_decorations` in tables.py.
+(letter case, full-width characters, extra spaces): see `_decorations` in prescription_tables.py.
 
 A noisy extract also writes names as pharmacy systems print them, composed from
 these forms: `printed_forms(product)` lists every printed name of a product and

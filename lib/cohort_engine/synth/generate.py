@@ -27,11 +27,14 @@ import pyarrow.compute as pc
 from . import dates as DT
 from . import params as PR
 from . import truth as TR
+from .columns import DATE_COLUMN, SCHEMAS, STR, chunk_patient_ids, hospital_ids, pick
+from .hospitals import hospitals
 from .noise import add_noise, unlinkable_mask
+from .patient_tables import build_hospitals
 from .plan import NONE_DAY, Plan
+from .prescription_tables import build_prescriptions
 from .sim import simulate
-from .tables import (BUILDERS, DATE_COLUMN, SCHEMAS, STR, build_hospitals, build_prescriptions, chunk_patient_ids,
-                     hospital_ids, pick)
+from .tables import BUILDERS
 
 log = logging.getLogger(__name__)
 
@@ -99,8 +102,7 @@ def truth_patients_table(sim) -> pa.Table:
     status = np.array(["negative", "positive", "unknown"], dtype=object)
     her2_true = np.where(sim.breast, np.where(sim.her2, "positive", "negative"), None)
     hr_true = np.where(sim.breast, np.where(sim.hr, "positive", "negative"), None)
-    from .sim import hospitals as _hosp
-    h = _hosp(sim.plan.seed)
+    h = hospitals(sim.plan.seed)
     tiers = np.array(PR.TIERS, dtype=object)[h.tier[sim.hospital]]
     cutoff = sim.plan.cutoff_day
     cols = {

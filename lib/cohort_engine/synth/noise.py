@@ -3,7 +3,7 @@
 Every kind of bad row is an extra row added beside the clean rows (a copy of a
 clean row with one field spoiled), except three mutations of clean rows: null
 id_hash (unlinkable patients), the spelling of drug names and units (done in
-tables.py, all spellings valid: decorated and printed names), and the form in
+prescription_tables.py, all spellings valid: decorated and printed names), and the form in
 which a share of valid dates is written (`2019/3/5`, `2019年3月5日`…: dates.py,
 same calendar date). So removing the rows a correct ingest
 quarantines or drops as exact duplicates gives back the clean extract, and the
@@ -24,10 +24,10 @@ import pyarrow.compute as pc
 
 from . import dates as DT
 from . import params as PR
+from .columns import DATE_COLUMN, STR, dates, id_hashes, patient_ids, record_ids, rng_for
 from .drugs import GARBLED_NAMES
 from .plan import STREAM_NOISE, SUB_AMBIGUOUS, SUB_DATE_FORMS, TABLE_NUMBER
 from .sim import Sim
-from .tables import DATE_COLUMN, STR, dates, id_hashes, patient_ids, record_ids, rng_for
 
 PATIENT_TABLES = ("diagnoses", "biomarkers", "prescriptions", "tumor_assessments", "labs", "adverse_events",
                   "visits", "vitals")

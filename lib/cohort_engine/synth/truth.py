@@ -14,7 +14,8 @@ import numpy as np
 
 from .drugs import CODE, FIXED_DOSE_HP, FIXED_DOSE_HP_INGREDIENTS, INGREDIENTS, PRODUCTS
 from .plan import NONE_DAY, day
-from .sim import COUNTS, Sim
+from .schedules import COUNTS
+from .sim import Sim
 
 INGREDIENT_NAMES = tuple(INGREDIENTS)
 ING_INDEX = {name: i for i, name in enumerate(INGREDIENT_NAMES)}
