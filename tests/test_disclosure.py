@@ -19,7 +19,8 @@ from cohort_engine.publish import Gate, publish
 def write_csv(df, path, count_columns=(), **options):
     """The table at `path` through the one way out (`publish`), under a gate made for it
     (the seed study's min_cell of 5 and dates)."""
-    from cohort_engine.config import default_study_path, load_study
+    from cohort_engine.conf_folder import default_study_path
+    from cohort_engine.config import load_study
     gate = Gate(path.stem, count_columns=tuple(count_columns), **options)
     return publish(df, gate, load_study(default_study_path()), path.parent)[1]
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import csv
 import re
 
-from cohort_engine.config import REPO_ROOT, shipped_conf_dir
+from cohort_engine.conf_folder import REPO_ROOT, shipped_conf_dir
 
 ENGINE = REPO_ROOT / "lib" / "cohort_engine"
 ALLOWED = {"vocabulary.py", "facts.py"}

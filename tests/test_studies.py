@@ -20,7 +20,8 @@ from pyspark.sql import functions as F
 
 from builders import bronze, drug_exposures, therapy_lines
 from cohort_engine import cohort as cohort_mod
-from cohort_engine.config import REPO_ROOT, ConfigError, default_study_path, load_study, study_from_dict
+from cohort_engine.conf_folder import REPO_ROOT, default_study_path
+from cohort_engine.config import ConfigError, load_study, study_from_dict
 from cohort_engine.facts import build_patient_facts
 from cohort_engine.analysis import report_heading, subgroup_table
 from cohort_engine.safety import analyse_safety
@@ -252,7 +253,7 @@ def test_safety_example_reads_only_its_toxicities_and_terms():
     ("Guangxi", "other"), ("", None), (None, None),
 ])
 def test_region_reads_the_province_as_hospitals_write_it(spark, written, region):
-    from cohort_engine.config import RegionVariable
+    from cohort_engine.baseline_variables import RegionVariable
     v = RegionVariable(name="region", regions=(("North", ("北京", "内蒙古", "Beijing")), ("South", ("广西",)),
                                                ("West", ("新疆维吾尔自治区",))))
     frame = spark.createDataFrame([(written,)], "province string")

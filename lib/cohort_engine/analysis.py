@@ -22,7 +22,8 @@ import pandas as pd
 
 from . import figures, report, survival
 from .baseline import age_group, is_boolean, table1
-from .config import DeNovoVariable, EarlierTreatmentVariable, MetastaticSiteVariable, StudyConfig, variable_words
+from .baseline_variables import DeNovoVariable, EarlierTreatmentVariable, MetastaticSiteVariable, variable_words
+from .study_config import StudyConfig
 from .data_quality import DATA_QUALITY_GATE, with_count_sets
 from .disclosure import (MASKED, DisclosureError, find_dates, find_identifiers, footnote, pool_cross_table_rows,
                          risk_table_display, small_text, suppress_attrition)

@@ -21,7 +21,8 @@ import time
 import typing
 from pathlib import Path
 
-from .config import ConfigError, default_study_path, load_study
+from .conf_folder import default_study_path
+from .config import ConfigError, load_study
 
 log = logging.getLogger("cohort_engine")
 

@@ -33,11 +33,14 @@ import typing
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
-from .config import (Advanced, Age, AgeBandsVariable, AgeVariable, AtLeast, Biomarker, BiomarkerVariable,
-                     DeNovoVariable, Diagnosis, EarlierTreatment, EarlierTreatmentVariable, HospitalTierVariable,
-                     IndexInStudyPeriod, IndexLine, IndexLineNumber, IndexYearVariable, LineSpec,
-                     MetastaticSiteVariable, NoDeathBeforeIndex, ProvinceVariable, RegimenLabelVariable,
-                     RegimenRule, RegionVariable, Sex, SexVariable, StudyConfig)
+from .baseline_variables import (AgeBandsVariable, AgeVariable, BiomarkerVariable, DeNovoVariable,
+                                 EarlierTreatmentVariable, HospitalTierVariable, IndexYearVariable,
+                                 MetastaticSiteVariable, ProvinceVariable, RegimenLabelVariable, RegionVariable,
+                                 SexVariable)
+from .population_criteria import (Advanced, Age, Biomarker, Diagnosis, EarlierTreatment, IndexInStudyPeriod, IndexLine,
+                                  IndexLineNumber, NoDeathBeforeIndex, Sex)
+from .regimen_rules import AtLeast, LineSpec, RegimenRule
+from .study_config import StudyConfig
 from .studies import criteria
 from .facts import UNREADABLE, biomarker_readings, her2_conflict_expr, marker_status_expr, normalised_icd10
 

@@ -36,7 +36,7 @@ from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 from .cohort import data_quality_row
-from .config import StudyConfig
+from .study_config import StudyConfig
 from .facts import death_dates, normalised_text
 ENDPOINT_COLUMNS = ("patient_id", "endpoint", "time_days", "event", "event_type", "source")
 EVIDENCE = ("progression", "next_line", "death", "discontinuation")  # tie-break order

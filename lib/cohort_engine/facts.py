@@ -19,7 +19,7 @@ from __future__ import annotations
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
-from .config import StudyConfig
+from .study_config import StudyConfig
 
 POSITIVE, NEGATIVE, EQUIVOCAL, UNREADABLE = "positive", "negative", "equivocal", "unreadable"
 MARKERS = ("HER2", "ER", "PR")

@@ -44,7 +44,8 @@ import pyarrow.compute as pc
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from .config import ConfigError, LinesConfig
+from .config import ConfigError
+from .study_config import LinesConfig
 from .vocabulary import DRUG_CLASSES, NON_COUNTING_CLASSES
 
 LINE_COLUMNS = ("patient_id", "setting", "line_number", "start_date", "last_admin_date", "regimen",

@@ -21,7 +21,9 @@ import typing
 from importlib import metadata
 from pathlib import Path
 
-from .config import DEFAULT_STUDY, ConfigError, StudyConfig, study_from_dict
+from .conf_folder import DEFAULT_STUDY
+from .config import ConfigError, study_from_dict
+from .study_config import StudyConfig
 from .lake import Lake
 
 log = logging.getLogger(__name__)

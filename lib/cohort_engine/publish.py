@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from .config import StudyConfig
+from .study_config import StudyConfig
 from .disclosure import DisclosureError, audit_file, audit_output_dir, safe_frame
 
 _NAME = re.compile(r"[a-z][a-z0-9_]*")

@@ -19,7 +19,7 @@ import dataclasses
 import numpy as np
 import pandas as pd
 
-from .config import StudyConfig
+from .study_config import StudyConfig
 from .ctcae import TERMS, grade_labs, map_ae_terms, select_baseline
 from .publish import Gate
 
