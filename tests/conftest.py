@@ -43,5 +43,5 @@ def vocab():
 
 @pytest.fixture(scope="module")
 def matcher(vocab):
-    from cohort_engine.vocabulary import NameMatcher
+    from cohort_engine.name_matcher import NameMatcher
     return NameMatcher(vocab)

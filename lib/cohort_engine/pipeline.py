@@ -99,7 +99,8 @@ def extract_settings(ctx: RunContext):
 
 def stage_ingest(ctx: RunContext) -> None:
     from .ingest import ingest
-    from .vocabulary import NameMatcher, check_prescription_names, name_counts
+    from .name_matcher import NameMatcher
+    from .unmatched_names import check_prescription_names, name_counts
     if ctx.source is None:
         raise StageError("stage ingest needs --source")
     settings = extract_settings(ctx)
@@ -166,7 +167,9 @@ def stage_lines(ctx: RunContext) -> None:
 
     from .facts import advanced_dates
     from .lines import build_therapy_lines
-    from .vocabulary import NameMatcher, build_drug_exposures, unmatched_name_counts, unmatched_names_report
+    from .drug_exposures import build_drug_exposures
+    from .name_matcher import NameMatcher
+    from .unmatched_names import unmatched_name_counts, unmatched_names_report
     require(ctx, "bronze/prescriptions", "bronze/diagnoses")
     drugs = vocabulary(ctx)
     matcher = NameMatcher(drugs)
