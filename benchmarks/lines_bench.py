@@ -19,7 +19,7 @@ from pathlib import Path
 
 from pyspark.sql import functions as F
 
-from cohort_engine.config import LinesConfig
+from cohort_engine.study_config import LinesConfig
 from cohort_engine.lines import build_therapy_lines
 from cohort_engine.session import build_session
 

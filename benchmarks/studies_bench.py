@@ -41,7 +41,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--keep", type=Path, default=None, help="keep the extract, lakes and outputs here")
     args = parser.parse_args()
-    from cohort_engine.config import default_study_path
+    from cohort_engine.conf_folder import default_study_path
     folder = default_study_path({}).parent
     base = args.keep or Path(tempfile.mkdtemp(prefix="studies-bench-"))
     base.mkdir(parents=True, exist_ok=True)

@@ -29,7 +29,8 @@ def lake(spark, tmp_path):
 
 @pytest.fixture(scope="session")
 def seed_study():
-    from cohort_engine.config import default_study_path, load_study
+    from cohort_engine.conf_folder import default_study_path
+    from cohort_engine.config import load_study
     return load_study(default_study_path())
 
 
@@ -42,5 +43,5 @@ def vocab():
 
 @pytest.fixture(scope="module")
 def matcher(vocab):
-    from cohort_engine.vocabulary import NameMatcher
+    from cohort_engine.name_matcher import NameMatcher
     return NameMatcher(vocab)

@@ -7,6 +7,7 @@ may appear in any file.
 """
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import re
 
@@ -207,8 +208,9 @@ def run(seed_study, tmp_path_factory):
 
 
 EXPECTED_FILES = ["tables/km_summary.csv", "tables/subgroups.csv", "tables/table1.csv", "tables/safety.csv",
-                  "tables/patterns.csv", "tables/sensitivity.csv", "report.html",
-                  "figures/attrition_flow.png", "figures/sequences_sunburst.png"]
+                  "tables/patterns.csv", "tables/sensitivity.csv", "tables/line_pathways.csv", "report.html",
+                  "figures/attrition_flow.png", "figures/sequences_sunburst.png", "figures/line_pathways.png",
+                  "figures/line_pathways.svg"]
 
 
 def test_every_file_exists(run):
@@ -224,6 +226,57 @@ def test_every_file_exists(run):
     for name in expected:
         if name.endswith(".png"):
             assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_the_pathways_sankey_is_in_the_report_and_balances(run):
+    # Every one of the 150 patients leaves the index line once: the exact step-1 flows add up to
+    # 150; the CSV shows each flow's count, "<5" for 1–4, or "*"; the inline SVG is the one
+    # written under figures/.
+    from cohort_engine.pathways import pooled_line_pathways
+    inputs, out, _ = run
+    exact = pooled_line_pathways(inputs.cohort, inputs.lines, inputs.endpoints[inputs.endpoints["endpoint"] == "OS"],
+                                 min_cell=5)
+    assert exact.loc[exact["step"] == 1, "n"].sum() == N_PATIENTS
+    flows = pd.read_csv(out / "tables/line_pathways.csv", dtype=str, keep_default_na=False)
+    assert flows[["step", "source", "target"]].to_numpy().tolist() == \
+        exact[["step", "source", "target"]].astype(str).to_numpy().tolist()
+    for got, n in zip(flows["n"], exact["n"]):
+        assert got == str(n) or (got == "<5" and 0 < n < 5) or (got == "*" and n >= 5)
+    svg = (out / "figures/line_pathways.svg").read_text(encoding="utf-8")
+    assert svg in (out / "report.html").read_text(encoding="utf-8")
+
+
+@pytest.fixture(scope="module")
+def arms_run(seed_study, tmp_path_factory):
+    # The seed inputs split into two arms by anti-HER2 label: H (with the three I patients left
+    # in no arm) and HP.
+    from cohort_engine.regimen_rules import Arm, RegimenRule
+    arms = (Arm("h", RegimenRule(all_of=("trastuzumab",)), label="H arm"),
+            Arm("hp", RegimenRule(all_of=("pertuzumab",)), label="HP arm"))
+    inputs = synthetic_inputs(dataclasses.replace(seed_study, arms=arms))
+    inputs.cohort["arm"] = inputs.cohort["anti_her2"].map({"H": "h", "HP": "hp"})
+    out = tmp_path_factory.mktemp("arms")
+    return inputs, out, run_analysis(inputs, out)
+
+
+def test_a_study_with_arms_describes_each_arm(arms_run):
+    inputs, out, result = arms_run
+    for name in ("table1_by_arm", "km_summary_by_arm", "patterns_by_arm"):
+        assert f"tables/{name}.csv" in result.files
+    km = pd.read_csv(out / "tables/km_summary_by_arm.csv", dtype=str, keep_default_na=False)
+    os_rows = km[km["endpoint"] == "OS"].set_index("arm")
+    arm_sizes = inputs.cohort["arm"].value_counts()
+    assert os_rows.index.tolist() == ["h", "hp"]  # the study's order
+    assert [int(os_rows.loc[a, "n"]) for a in ("h", "hp")] == [arm_sizes["h"], arm_sizes["hp"]]
+    assert arm_sizes.sum() == N_PATIENTS - 3  # the I patients are in no arm
+    table1 = pd.read_csv(out / "tables/table1_by_arm.csv", dtype=str, keep_default_na=False)
+    patients = table1[table1["characteristic"] == "patients"].set_index("arm")["n"]
+    assert patients.to_dict() == {"all": str(N_PATIENTS), "h": str(arm_sizes["h"]), "hp": str(arm_sizes["hp"])}
+    patterns = pd.read_csv(out / "tables/patterns_by_arm.csv", dtype=str, keep_default_na=False)
+    assert patterns["arm"].drop_duplicates().tolist() == ["h", "hp"]
+    html = (out / "report.html").read_text(encoding="utf-8")
+    assert 'id="arms"' in html and "SMD, hp vs h" in html and "HP arm" in html
+    assert {f"figures/km_{e}_by_arm.png" for e in ("OS", "rwPFS")} <= set(result.files)
 
 
 def test_km_summary_matches_survival_on_the_same_data(run):

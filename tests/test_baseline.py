@@ -7,10 +7,11 @@ import pandas as pd
 import pytest
 
 from cohort_engine.baseline import TABLE1_BY_ARM_GATE, age_group, proportion_smd, table1, table1_by_arm
-from cohort_engine.config import (AgeVariable, Arm, BiomarkerVariable, DeNovoVariable, EarlierTreatmentVariable,
-                                  HospitalTierVariable, IndexYearVariable, MetastaticSiteVariable, ProvinceVariable,
-                                  RegimenRule, SexVariable)
+from cohort_engine.baseline_variables import (AgeVariable, BiomarkerVariable, DeNovoVariable, EarlierTreatmentVariable,
+                                              HospitalTierVariable, IndexYearVariable, MetastaticSiteVariable,
+                                              ProvinceVariable, SexVariable)
 from cohort_engine.publish import shown
+from cohort_engine.regimen_rules import Arm, RegimenRule
 
 COHORT = pd.DataFrame({
     "patient_id": list("ABCDE"),
@@ -137,7 +138,7 @@ def test_table1_by_arm_standardised_mean_differences_worked_by_hand():
 
 def test_table1_by_arm_everyone_is_table1():
     t = table1_by_arm(TWO_ARMS, ARM_VARIABLES, ARMS, min_cell=5)
-    everyone = t[t["arm"] == "all"].drop(columns=["arm", "smd"]).reset_index(drop=True)
+    everyone = t[t["arm"] == "all"].drop(columns=["arm", "smd", "across_arms"]).reset_index(drop=True)
     pd.testing.assert_frame_equal(everyone, table1(TWO_ARMS, ARM_VARIABLES))
 
 
@@ -153,19 +154,38 @@ def test_the_gate_withholds_the_smd_with_a_small_count(seed_study):
     assert safe.loc[("comparator", "visceral metastasis", "yes"), "smd"] == pytest.approx(math.sqrt(2 / 7))
 
 
-def test_a_reference_count_withheld_beside_a_small_one_blanks_the_smd():
+def test_a_reference_count_withheld_beside_a_small_one_blanks_the_smd(seed_study):
     # Reference (12): tier 3A 2, 3B 5, 3C 5. The 2 is "<5" and, the tier's three counts adding
-    # up to 12, the next smallest (3B, the first of the two 5s) is withheld too. Comparator (15):
-    # 5, 5, 5. 3A: a reference count of 2, no SMD; 3B: both counts 5, but the reference's is
-    # withheld and the SMD would give it back, no SMD; 3C: p1 5/15 = 1/3, p0 5/12:
-    # (1/3 − 5/12) / sqrt((1/3·2/3 + 5/12·7/12) / 2) = (−1/12) / sqrt(67/288) = −sqrt(2/67).
-    cohort = pd.DataFrame({"arm": ["reference"] * 12 + ["comparator"] * 15,
-                           "tier": ["3A"] * 2 + ["3B"] * 5 + ["3C"] * 5 + ["3A"] * 5 + ["3B"] * 5 + ["3C"] * 5})
+    # up to 12, the next smallest (3B, the first of the two 5s) is withheld too. Comparator (30):
+    # 10, 10, 10. Across the arms each level adds up to all patients' count (12, 15, 15): the
+    # comparator's 3A and 3B are withheld too, or 12 − 10 and 15 − 10 would give the reference's
+    # back; hidden in pairs (2 and 10 of 12, 5 and 10 of 15) no count is pinned.
+    # 3A: a reference count of 2, no SMD; 3B: the reference's count withheld, no SMD; 3C: p1
+    # 10/30 = 1/3, p0 5/12: (1/3 − 5/12) / sqrt((1/3·2/3 + 5/12·7/12) / 2) = (−1/12) / sqrt(67/288)
+    # = −sqrt(2/67).
+    cohort = pd.DataFrame({"arm": ["reference"] * 12 + ["comparator"] * 30,
+                           "tier": ["3A"] * 2 + ["3B"] * 5 + ["3C"] * 5 + ["3A"] * 10 + ["3B"] * 10 + ["3C"] * 10})
     t = table1_by_arm(cohort, [HospitalTierVariable("tier")], ARMS, min_cell=5)
     comparator = t[(t["arm"] == "comparator") & (t["characteristic"] == "tier")].set_index("level")["smd"]
     assert comparator.index.tolist() == ["3A", "3B", "3C"]
     assert comparator[["3A", "3B"]].isna().all()
     assert comparator["3C"] == pytest.approx(-math.sqrt(2 / 67), abs=1e-12)
+    safe = shown(t, TABLE1_BY_ARM_GATE, seed_study)
+    tier = safe[safe["characteristic"] == "tier"]
+    assert tier["n"].tolist() == [12, 15, 15, "<5", "*", 5, "*", "*", 10]
+
+
+def test_the_arms_of_a_level_are_suppressed_together(seed_study):
+    # 7 men among all patients, 2 in the reference arm and 5 in the comparator: the 2 is "<5"
+    # and the 5 is withheld, or 7 − 5 would give the 2 back; the comparator's women then too
+    # (its 20 patients less the men), and the reference's (10 less 2).
+    cohort = pd.DataFrame({"arm": ["reference"] * 10 + ["comparator"] * 20,
+                           "sex": ["M"] * 2 + ["F"] * 8 + ["M"] * 5 + ["F"] * 15})
+    safe = shown(table1_by_arm(cohort, [SexVariable("sex")], ARMS, min_cell=5), TABLE1_BY_ARM_GATE, seed_study)
+    sex = safe[safe["characteristic"] == "sex"]
+    assert list(zip(sex["arm"], sex["level"], sex["n"])) == [
+        ("all", "F", 23), ("all", "M", 7), ("reference", "F", "*"), ("reference", "M", "<5"),
+        ("comparator", "F", "*"), ("comparator", "M", "*")]
 
 
 def test_a_difference_with_no_spread_is_infinite():

@@ -85,8 +85,9 @@ def test_tasks_read_the_study_and_profile_shipped_in_the_wheel(tmp_path, monkeyp
     the cluster's Spark profile must therefore be package data of the wheel."""
     import tomllib
     from pathlib import PurePosixPath
+
     from cohort_engine import cli
-    from cohort_engine.config import shipped_conf_dir
+    from cohort_engine.conf_folder import shipped_conf_dir
     from cohort_engine.session import profile_path
     bundle, job = load()
     for text in ((REPO / "databricks.yml").read_text(), JOB_FILE.read_text()):

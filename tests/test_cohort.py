@@ -9,7 +9,8 @@ from pyspark.sql import functions as F
 
 from builders import bronze, d, drug_exposures, therapy_lines
 from cohort_engine import cohort as cohort_mod
-from cohort_engine.config import default_study_path, load_study
+from cohort_engine.conf_folder import default_study_path
+from cohort_engine.config import load_study
 from cohort_engine.facts import build_patient_facts
 
 CLASS = {"paclitaxel liposome": "taxane", "docetaxel": "taxane", "trastuzumab": "anti_her2_mab",
@@ -227,7 +228,7 @@ def test_her2_conflicts_in_a_her2_negative_study(spark, study):
     # amplified) are still counted, among the 12 patients that criterion reads, and the reason
     # says they are classed positive and so excluded at its step.
     from cohort_engine.cohort import her2_consequence
-    from cohort_engine.config import Biomarker
+    from cohort_engine.population_criteria import Biomarker
     population = tuple(dataclasses.replace(c, status=("negative",)) if isinstance(c, Biomarker) else c
                        for c in study.population)
     negative = dataclasses.replace(study, population=population)
@@ -287,7 +288,7 @@ def test_a_study_without_the_her2_criterion_has_one_step_fewer(spark, study):
 
 
 def test_comparator_study_is_configuration_only(spark):
-    from cohort_engine.config import REPO_ROOT
+    from cohort_engine.conf_folder import REPO_ROOT
     comparator = load_study(REPO_ROOT / "conf" / "studies" / "docetaxel_hp_first_line.yaml")
     comparator = dataclasses.replace(comparator, data_cutoff=dt.date(2025, 6, 30))
     cohort, attrition, _ = build_world(spark, comparator)

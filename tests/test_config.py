@@ -6,8 +6,10 @@ import datetime as dt
 import pytest
 import yaml
 
-from cohort_engine.config import (Age, Biomarker, ConfigError, Diagnosis, IndexRule, RegimenRule, default_study_path,
-                                  load_study, study_from_dict)
+from cohort_engine.conf_folder import default_study_path
+from cohort_engine.config import ConfigError, load_study, study_from_dict
+from cohort_engine.population_criteria import Age, Biomarker, Diagnosis
+from cohort_engine.regimen_rules import IndexRule, RegimenRule
 from cohort_engine.session import delta_packages_requested, resolve_settings
 
 
@@ -193,7 +195,7 @@ SHIPPED_STUDY = "her2_paclitaxel_liposome.yaml"
 
 
 def shipped():
-    from cohort_engine.config import shipped_conf_dir
+    from cohort_engine.conf_folder import shipped_conf_dir
     return shipped_conf_dir().resolve()
 
 
@@ -210,7 +212,8 @@ def user_conf(tmp_path, partitions="3"):
 def test_shipped_configuration_is_package_data():
     import importlib.resources
     from pathlib import Path
-    from cohort_engine.config import conf_dir
+
+    from cohort_engine.conf_folder import conf_dir
     package = Path(str(importlib.resources.files("cohort_engine")))
     assert shipped() == (package / "conf").resolve()
     assert conf_dir({}).resolve() == shipped()
@@ -263,7 +266,8 @@ def test_vocabulary_path_rules(tmp_path, monkeypatch):
 
 def test_study_path_given_by_the_user_wins_and_conf_paths_find_the_shipped_study(tmp_path, monkeypatch):
     from pathlib import Path
-    from cohort_engine.config import resolve_study_path
+
+    from cohort_engine.conf_folder import resolve_study_path
     monkeypatch.delenv("COHORT_ENGINE_CONF_DIR", raising=False)
     monkeypatch.chdir(tmp_path)  # a folder without conf/, as an installed wheel or a Databricks task
     documented = "conf/studies/her2_paclitaxel_liposome.yaml"

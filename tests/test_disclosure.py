@@ -9,17 +9,17 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cohort_engine.disclosure import (
-    MASKED, POOLED, DisclosureError, audit_output_dir, check_frame, complementary_suppression, footnote,
-    pool_cross_table_rows, risk_table_display,
-    safe_frame, suppress_counts)
+from cohort_engine.disclosure import (MASKED, POOLED, DisclosureError, audit_output_dir, check_frame,
+                                      complementary_suppression, footnote, pool_cross_table_rows, risk_table_display,
+                                      safe_frame, suppress_counts)
 from cohort_engine.publish import Gate, publish
 
 
 def write_csv(df, path, count_columns=(), **options):
     """The table at `path` through the one way out (`publish`), under a gate made for it
     (the seed study's min_cell of 5 and dates)."""
-    from cohort_engine.config import default_study_path, load_study
+    from cohort_engine.conf_folder import default_study_path
+    from cohort_engine.config import load_study
     gate = Gate(path.stem, count_columns=tuple(count_columns), **options)
     return publish(df, gate, load_study(default_study_path()), path.parent)[1]
 

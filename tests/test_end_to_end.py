@@ -29,7 +29,7 @@ STUDIES = [SEED_STUDY, "docetaxel_hp_first_line", "hr_positive_cdk46_first_line"
 
 @pytest.fixture(scope="module")
 def run(spark, tmp_path_factory):
-    from cohort_engine.config import default_study_path
+    from cohort_engine.conf_folder import default_study_path
     from cohort_engine.synth import generate_extract
     base = tmp_path_factory.mktemp("e2e")
     generate_extract(spark, base / "extract", patients=PATIENTS, seed=SEED, clean=True, cutoff=CUTOFF)
@@ -152,7 +152,8 @@ def test_outputs_and_manifest(run):
     written = manifest_versions(manifest, "written")
     for table in ("gold/cohort", "gold/endpoints", "gold/therapy_lines", "silver/drug_exposures"):
         assert written[table] >= 1
-    from cohort_engine.config import default_study_path, load_study
+    from cohort_engine.conf_folder import default_study_path
+    from cohort_engine.config import load_study
     from cohort_engine.publish import audit
     run_date = dt.date.fromisoformat(manifest["created_utc"][:10])
     assert audit(out, load_study(default_study_path()), run_dates=[run_date]) == []
@@ -229,7 +230,9 @@ def test_hr_positive_cdk46_study_equals_the_truth(run):
     assert (cohort["endocrine_partner"] == partner).all()
     assert (cohort["index_date"].astype(str).values == e["start_date"].astype(str).values).all()
     # The region of residence: the truth's province through the study file's own lists.
-    from cohort_engine.config import RegionVariable, default_study_path, load_study
+    from cohort_engine.baseline_variables import RegionVariable
+    from cohort_engine.conf_folder import default_study_path
+    from cohort_engine.config import load_study
     study = load_study(default_study_path({}).parent / "hr_positive_cdk46_first_line.yaml")
     regions = next(v for v in study.variables if isinstance(v, RegionVariable)).regions
     region_of = {province: region for region, provinces in regions for province in provinces}
@@ -283,7 +286,8 @@ def test_studies_of_a_run_share_their_sensitivity_rebuilds(spark, run):
     # A gap variant of the seed study rebuilt alone, and after the other studies' rebuilds
     # filled the run's shared intermediates: the same cohort and endpoints, from one
     # rebuild of the lines per gap and one of the facts for all five studies.
-    from cohort_engine.config import default_study_path, load_study
+    from cohort_engine.conf_folder import default_study_path
+    from cohort_engine.config import load_study
     from cohort_engine.lake import Lake
     from cohort_engine.pipeline import RunContext, bronze_tables, rebuild_sources
     from cohort_engine.sensitivity import rebuild_endpoints, sensitivity_studies

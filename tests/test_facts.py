@@ -259,7 +259,8 @@ def test_patient_facts_dated_evidence(facts_world):
 def test_index_relative_statuses(spark, facts_world):
     b, _ = facts_world
     # The same facts read at three limits (reference date + window, computed by the cohort step).
-    from cohort_engine.config import load_study, default_study_path
+    from cohort_engine.conf_folder import default_study_path
+    from cohort_engine.config import load_study
     f = facts.build_patient_facts(b, load_study(default_study_path()))
     limits = spark.createDataFrame([("p1", d("2020-01-05")), ("p1", d("2020-02-01")), ("p1", d("2020-05-31")),
                                     ("p1", d("2020-07-01")), ("p2", d("2020-12-31")), ("p4", d("2020-12-31"))],

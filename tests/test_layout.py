@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import ast
 
-from cohort_engine.config import REPO_ROOT
+from cohort_engine.conf_folder import REPO_ROOT
 
 ENGINE = REPO_ROOT / "lib" / "cohort_engine"
 

@@ -15,9 +15,9 @@ import random
 import pyarrow as pa
 import pytest
 
-from cohort_engine.config import ConfigError, LinesConfig
-from cohort_engine.lines import (LINE_COLUMNS, LinesInputError, build_therapy_lines, check_lines_config,
-                                 line_walker)
+from cohort_engine.config import ConfigError
+from cohort_engine.lines import LINE_COLUMNS, LinesInputError, build_therapy_lines, check_lines_config, line_walker
+from cohort_engine.study_config import LinesConfig
 
 BASE = dt.date(2020, 1, 1)
 CLASSES = {  # written out here, independent of the shipped vocabulary

@@ -93,7 +93,8 @@ def test_no_configuration_file_exists_twice():
 
 
 def test_the_default_study_resolves_to_the_package():
-    from cohort_engine.config import default_study_path, load_study, shipped_conf_dir
+    from cohort_engine.conf_folder import default_study_path, shipped_conf_dir
+    from cohort_engine.config import load_study
     assert shipped_conf_dir().resolve() == SHIPPED.resolve()
     study = load_study(default_study_path({}))
     assert Path(study.source_path).resolve() == (SHIPPED / "studies" / "her2_paclitaxel_liposome.yaml").resolve()
@@ -109,7 +110,8 @@ def test_configuration_is_read_from_a_py_files_zip(tmp_path):
                 z.write(path, Path("cohort_engine") / path.relative_to(PACKAGE))
     probe = (
         "import json, os, sys, cohort_engine\n"
-        "from cohort_engine.config import default_study_path, load_study\n"
+        "from cohort_engine.conf_folder import default_study_path\n"
+        "from cohort_engine.config import load_study\n"
         "from cohort_engine.session import load_profile\n"
         "study = load_study(default_study_path())\n"
         "vocab = study.vocabulary_path()\n"
@@ -209,7 +211,8 @@ def test_wheel_installs_and_runs_the_demo_with_the_shipped_configuration(tmp_pat
         "    runpy.run_module('cohort_engine', run_name='__main__', alter_sys=True)\n"
         "except SystemExit as exc:\n"
         "    code = exc.code\n"
-        "from cohort_engine.config import default_study_path, load_study\n"
+        "from cohort_engine.conf_folder import default_study_path\n"
+        "from cohort_engine.config import load_study\n"
         "from cohort_engine.session import profile_path\n"
         "bundle_study = load_study('conf/studies/her2_paclitaxel_liposome.yaml')  # the Databricks task's\n"
         "modules = {n: getattr(m, '__file__', None) for n, m in sys.modules.items() if n.split('.')[0] == 'cohort_engine'}\n"
@@ -238,7 +241,8 @@ def test_wheel_installs_and_runs_the_demo_with_the_shipped_configuration(tmp_pat
 
     assert (out / "out" / "report.html").is_file()
     assert (out / "out" / "tables" / "km_summary.csv").is_file()
-    from cohort_engine.config import default_study_path, load_study
+    from cohort_engine.conf_folder import default_study_path
+    from cohort_engine.config import load_study
     manifest = json.loads((out / "out" / "run_manifest.json").read_text(encoding="utf-8"))
     assert manifest["study"]["name"] == "her2_paclitaxel_liposome"
     assert manifest["study_hash"] == load_study(default_study_path({})).config_hash()

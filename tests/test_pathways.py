@@ -9,8 +9,7 @@ import pandas as pd
 import pytest
 
 from cohort_engine import figures, report
-from cohort_engine.pathways import (PATHWAYS_GATE, line_pathways, pathway_nodes, pool_small_flows,
-                                    pooled_line_pathways)
+from cohort_engine.pathways import PATHWAYS_GATE, line_pathways, pathway_nodes, pool_small_flows, pooled_line_pathways
 from cohort_engine.publish import publish, shown
 
 SVG = "{http://www.w3.org/2000/svg}"
@@ -158,6 +157,18 @@ def test_the_layout_makes_bands_as_wide_as_their_counts():
     assert to_b.outline[2] == ("L", ((1.0, pytest.approx(6 * unit)),))  # its lower edge at b
     assert to_c.outline[0] == ("M", ((figures.SANKEY_NODE_WIDTH, pytest.approx(6 * unit)),))
     assert to_c.outline[2] == ("L", ((1.0, pytest.approx(1.0)),))
+
+
+def test_the_drawing_is_tall_enough_for_its_labels_and_endings_are_grey():
+    # Same flows: b spans 0 to 6/8.32 and c 6.32/8.32 to 1, so their centres are
+    # (6.32 + 8.32 − 6) / 2 / 8.32 = 0.5192 apart. b's label is "b" and "n = 6", c's "c" and
+    # "n = 2": (2 + 2 + 1) × 13 / 2 = 32.5 px of room, so 32.5 / 0.5192 = 62.6 px would do and the
+    # 100 px minimum wins; with 60 px lines, (5 × 60 / 2) / 0.5192 = 288.9 px.
+    layout = figures.sankey_layout(flows_of((1, "a", "b", 6), (1, "a", "c", 2)), endings=("c",))
+    assert figures._height_for_labels(layout, 28, line_height=13.0, minimum=100.0) == 100.0
+    assert figures._height_for_labels(layout, 28, line_height=60.0, minimum=100.0) == pytest.approx(150 / (4.32 / 8.32))
+    colours = {n.label: n.colour for n in layout.nodes}
+    assert colours == {"c": figures.ENDING_COLOURS[0], "a": figures.PALETTE[0], "b": figures.PALETTE[1]}
 
 
 def test_a_withheld_flow_is_drawn_at_a_nominal_width_and_hides_its_nodes_count():

@@ -108,7 +108,8 @@ def test_replay_reproduces_every_table_of_the_manifest(reference, changed, spark
     assert mine["study_hash"] == original["study_hash"] and mine["data_cutoff"] == "2025-06-30"
 
     # The replay's outputs pass the disclosure audit, its manifest included.
-    from cohort_engine.config import default_study_path, load_study
+    from cohort_engine.conf_folder import default_study_path
+    from cohort_engine.config import load_study
     from cohort_engine.publish import audit
     run_date = dt.date.fromisoformat(mine["created_utc"][:10])
     assert audit(out, load_study(default_study_path()), run_dates=[run_date]) == []
@@ -164,7 +165,8 @@ def test_pins_are_the_state_the_run_left(tmp_path):
 # -- refused replays: one line, exit 2, before any work ------------------------------
 
 def _manifest(tmp_path, **changes) -> Path:
-    from cohort_engine.config import default_study_path, load_study
+    from cohort_engine.conf_folder import default_study_path
+    from cohort_engine.config import load_study
     study = load_study(default_study_path())
     manifest = {"engine_version": "0+source", "study": study.to_dict(), "study_hash": study.config_hash(),
                 "data_cutoff": study.data_cutoff.isoformat(), "stages": ["ingest", "lines"],

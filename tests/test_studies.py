@@ -17,16 +17,17 @@ import pandas as pd
 import pytest
 import yaml
 from pyspark.sql import functions as F
+from test_cohort import world_parts
 
 from builders import bronze, drug_exposures, therapy_lines
 from cohort_engine import cohort as cohort_mod
-from cohort_engine.config import REPO_ROOT, ConfigError, default_study_path, load_study, study_from_dict
+from cohort_engine.conf_folder import REPO_ROOT, default_study_path
+from cohort_engine.config import ConfigError, load_study, study_from_dict
 from cohort_engine.facts import build_patient_facts
 from cohort_engine.report_sections import report_heading
-from cohort_engine.subgroups import subgroup_table
 from cohort_engine.safety import analyse_safety
 from cohort_engine.studies import attrition_plan, shipped_studies
-from test_cohort import world_parts
+from cohort_engine.subgroups import subgroup_table
 
 DOCS = REPO_ROOT / "docs" / "studies.md"
 SEED_ATTRITION = [13, 12, 10, 9, 7, 6, 5, 4, 3]
@@ -253,7 +254,7 @@ def test_safety_example_reads_only_its_toxicities_and_terms():
     ("Guangxi", "other"), ("", None), (None, None),
 ])
 def test_region_reads_the_province_as_hospitals_write_it(spark, written, region):
-    from cohort_engine.config import RegionVariable
+    from cohort_engine.baseline_variables import RegionVariable
     v = RegionVariable(name="region", regions=(("North", ("北京", "内蒙古", "Beijing")), ("South", ("广西",)),
                                                ("West", ("新疆维吾尔自治区",))))
     frame = spark.createDataFrame([(written,)], "province string")

@@ -20,14 +20,12 @@ from pathlib import Path
 
 import pandas as pd
 
-from . import figures, report
-from . import report_sections
+from . import figures, report, report_sections
 from .baseline import TABLE1_BY_ARM_GATE, TABLE1_GATE, table1, table1_by_arm
-from .config import StudyConfig
 from .disclosure import DisclosureError, suppress_attrition
 from .efficacy import (ENDPOINT_NAMES, endpoint_order, km_by_arm_gate, km_figure, km_gate, km_table, km_table_by_arm,
                        with_arms)
-from .pathways import PATHWAYS_GATE, pooled_line_pathways
+from .pathways import PATHWAY_ENDINGS, PATHWAYS_GATE, pooled_line_pathways
 from .patterns import (PATTERNS_BY_ARM_GATE, PATTERNS_GATE, PatternVariables, merge_small_sequences, patterns_by_arm,
                        patterns_with_sets, sequence_counts, sequences_title)
 from .publish import Gate, audit
@@ -36,6 +34,7 @@ from .publish import shown as gated
 from .safety import SAFETY_GATE, analyse_safety
 from .sensitivity import MAIN, sensitivity_frames, sensitivity_gate, sensitivity_table
 from .studies import ATTRITION_GATE
+from .study_config import StudyConfig
 from .subgroups import SUBGROUP_GATE, factor_labels, subgroup_levels, subgroup_table
 
 log = logging.getLogger(__name__)
@@ -170,8 +169,8 @@ def _patterns_data(inputs: AnalysisInputs, writer: _Writer) -> tuple[pd.DataFram
         flows = writer.publish(pooled_line_pathways(inputs.cohort, inputs.lines, os_rows, study.disclosure.min_cell),
                                PATHWAYS_GATE)
         title = f"Treatment pathways: {sequences_title(study)}"
-        writer.figure("line_pathways", figures.line_sankey(flows, title))
-        svg = figures.line_sankey_svg(flows, title)
+        writer.figure("line_pathways", figures.line_sankey(flows, title, PATHWAY_ENDINGS))
+        svg = figures.line_sankey_svg(flows, title, PATHWAY_ENDINGS)
         writer.text("figures/line_pathways.svg", svg)
     return shown, png, svg
 
@@ -183,15 +182,13 @@ def _arms_section(inputs: AnalysisInputs, writer: _Writer) -> report.Section:
     by_arm = writer.publish(table1_by_arm(inputs.cohort, study.variables, study.arms, min_cell), TABLE1_BY_ARM_GATE)
     km = km_table_by_arm(inputs.endpoints, inputs.cohort, study)
     shown_km = writer.publish(km, km_by_arm_gate(km.columns))
-    labels = {arm.name: arm.label or arm.name for arm in study.arms}
     data = with_arms(inputs.endpoints, inputs.cohort)
-    data["arm"] = data["arm"].map(labels)
     pngs = {}
     for endpoint in endpoint_order(data):
         rows = data[data["endpoint"] == endpoint]
         pngs[endpoint] = writer.figure(f"km_{endpoint}_by_arm", km_figure(
             rows, study, "arm", f"{ENDPOINT_NAMES.get(endpoint, endpoint)} ({endpoint}) by arm",
-            order=list(labels.values())))
+            order=[arm.name for arm in study.arms]))
     patterns = patterns_by_arm(inputs.cohort, inputs.lines, inputs.exposures, inputs.vitals, min_cell,
                                inputs.pattern_drugs, PatternVariables.of(study), study.arms)
     shown_patterns = writer.publish(patterns, PATTERNS_BY_ARM_GATE)

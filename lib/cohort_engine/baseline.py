@@ -15,10 +15,11 @@ import typing
 import numpy as np
 import pandas as pd
 
-from .config import (AgeBandsVariable, AgeVariable, Arm, DeNovoVariable, EarlierTreatmentVariable, IndexYearVariable,
-                     MetastaticSiteVariable, variable_words)
+from .baseline_variables import (AgeBandsVariable, AgeVariable, DeNovoVariable, EarlierTreatmentVariable,
+                                 IndexYearVariable, MetastaticSiteVariable, variable_words)
 from .disclosure import suppress_counts
 from .publish import Gate
+from .regimen_rules import Arm
 
 TABLE1_COLUMNS = ["characteristic", "level", "n", "percent", "median", "q1", "q3"]
 TABLE1_GATE = Gate("table1", count_columns=("n",), partition_by=("characteristic",),
@@ -144,11 +145,13 @@ def table1(cohort: pd.DataFrame, variables: typing.Sequence) -> pd.DataFrame:
 # -- Table 1 by arm ------------------------------------------------------------------------------
 
 EVERYONE = "all"
-TABLE1_BY_ARM_COLUMNS = ["arm", *TABLE1_COLUMNS, "smd"]
-# Each arm's levels of a characteristic add up to its patients. The SMD is withheld with the
-# row's n; table1_by_arm blanks it where the reference arm's count would give it away.
+TABLE1_BY_ARM_COLUMNS = ["arm", *TABLE1_COLUMNS, "smd", "across_arms"]
+# Each arm's levels of a characteristic add up to its patients; the arms' counts of a level
+# (across_arms) add up to the count of all patients, shown too: 2 men in one arm would be the
+# 7 of all patients minus the other arm's 5. The SMD is withheld with the row's n;
+# table1_by_arm blanks it where the reference arm's count would give it away.
 TABLE1_BY_ARM_GATE = Gate("table1_by_arm", count_columns=("n",), partition_by=("arm", "characteristic"),
-                          dependents={"n": ("percent", "median", "q1", "q3", "smd")})
+                          partitions=(("across_arms",),), dependents={"n": ("percent", "median", "q1", "q3", "smd")})
 
 
 def _smd(difference: float, variance_sum: float) -> float:
@@ -200,8 +203,10 @@ def table1_by_arm(cohort: pd.DataFrame, variables: typing.Sequence, arms: typing
     parts = [pd.DataFrame(overall, columns=TABLE1_COLUMNS).assign(arm=EVERYONE)]
     for name in names:
         parts.append(pd.DataFrame(_rows(blocks, arm_of == name, levels), columns=TABLE1_COLUMNS).assign(arm=name))
-    table = pd.concat(parts, ignore_index=True)[TABLE1_BY_ARM_COLUMNS[:-1]]
+    table = pd.concat(parts, ignore_index=True)[TABLE1_BY_ARM_COLUMNS[:-2]]
     table["smd"] = np.nan
+    counted = (table["arm"] != EVERYONE) & (table["level"] != MEDIAN_IQR)
+    table["across_arms"] = (table["characteristic"] + " | " + table["level"]).where(counted, None)
     if len(names) < 2:
         return table
     withheld = _withheld(table, min_cell)

@@ -21,7 +21,8 @@ import time
 import typing
 from pathlib import Path
 
-from .config import ConfigError, default_study_path, load_study
+from .conf_folder import default_study_path
+from .config import ConfigError, load_study
 
 log = logging.getLogger("cohort_engine")
 
@@ -40,24 +41,23 @@ def _date(text: str) -> dt.date | None:
         raise argparse.ArgumentTypeError(f"expected a date YYYY-MM-DD, got {text!r}") from None
 
 
-def _share(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"expected a share from 0 to 1 (0.10 = 10 %), got {text!r}")
-    return value
+def _number(parse: typing.Callable[[str], float], allowed: typing.Callable[[float], bool], expected: str):
+    """An argparse type: the number `parse` reads from the text, when `allowed`; text that
+    is no number at all gets the same one-line message as a number out of range."""
+    def read(text: str):
+        try:
+            value = parse(text)
+        except ValueError:
+            value = None
+        if value is None or not allowed(value):
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}")
+        return value
+    return read
 
 
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"expected a positive whole number, got {text!r}")
-    return value
+_share = _number(float, lambda value: 0.0 <= value <= 1.0, "a share from 0 to 1 (0.10 = 10 %)")
+_positive = _number(int, lambda value: value > 0, "a positive whole number")
+_seconds = _number(float, lambda value: value >= 0, "a number of seconds (0 or more)")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -78,16 +78,6 @@ def _load_mode(text: str) -> str:
     if mode not in ("full", "incremental"):
         raise argparse.ArgumentTypeError(f"expected full or incremental, got {text!r}")
     return mode
-
-
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if not value >= 0:
-        raise argparse.ArgumentTypeError(f"expected a number of seconds (0 or more), got {text!r}")
-    return value
 
 
 def build_parser() -> argparse.ArgumentParser:

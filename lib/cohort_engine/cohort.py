@@ -33,14 +33,17 @@ import typing
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
-from .config import (Advanced, Age, AgeBandsVariable, AgeVariable, AtLeast, Biomarker, BiomarkerVariable,
-                     DeNovoVariable, Diagnosis, EarlierTreatment, EarlierTreatmentVariable, HospitalTierVariable,
-                     IndexInStudyPeriod, IndexLine, IndexLineNumber, IndexYearVariable, LineSpec,
-                     MetastaticSiteVariable, NoDeathBeforeIndex, ProvinceVariable, RegimenLabelVariable,
-                     RegimenRule, RegionVariable, Sex, SexVariable, StudyConfig)
-from .lake_tables import GOLD_COHORT
-from .studies import criteria
+from .baseline_variables import (AgeBandsVariable, AgeVariable, BiomarkerVariable, DeNovoVariable,
+                                 EarlierTreatmentVariable, HospitalTierVariable, IndexYearVariable,
+                                 MetastaticSiteVariable, ProvinceVariable, RegimenLabelVariable, RegionVariable,
+                                 SexVariable)
 from .facts import UNREADABLE, biomarker_readings, her2_conflict_expr, marker_status_expr, normalised_icd10
+from .lake_tables import GOLD_COHORT
+from .population_criteria import (Advanced, Age, Biomarker, Diagnosis, EarlierTreatment, IndexInStudyPeriod, IndexLine,
+                                  IndexLineNumber, NoDeathBeforeIndex, Sex)
+from .regimen_rules import AtLeast, LineSpec, RegimenRule
+from .studies import criteria
+from .study_config import StudyConfig
 
 
 def ingredient_classes(drug_exposures: DataFrame) -> DataFrame:

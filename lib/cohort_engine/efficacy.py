@@ -9,9 +9,9 @@ import numpy as np
 import pandas as pd
 
 from . import figures, survival
-from .config import StudyConfig
 from .disclosure import risk_table_display
 from .publish import Gate
+from .study_config import StudyConfig
 
 ENDPOINT_NAMES = {
     "OS": "Overall survival",

@@ -36,9 +36,9 @@ from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 from .cohort import data_quality_row
-from .config import StudyConfig
 from .facts import death_dates, normalised_text
 from .lake_tables import GOLD_ENDPOINTS, SILVER_LAST_CONTACTS
+from .study_config import StudyConfig
 
 EVIDENCE = ("progression", "next_line", "death", "discontinuation")  # tie-break order
 

@@ -19,8 +19,8 @@ from __future__ import annotations
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
-from .config import StudyConfig
 from .lake_tables import SILVER_PATIENT_FACTS
+from .study_config import StudyConfig
 
 POSITIVE, NEGATIVE, EQUIVOCAL, UNREADABLE = "positive", "negative", "equivocal", "unreadable"
 MARKERS = ("HER2", "ER", "PR")

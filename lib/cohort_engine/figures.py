@@ -12,6 +12,7 @@ import io
 import logging
 import re
 import textwrap
+import typing
 
 import matplotlib
 
@@ -169,6 +170,7 @@ def sequence_sunburst(sequences: pd.DataFrame, title: str) -> bytes:
 SANKEY_NODE_WIDTH = 0.06  # of the distance between two columns
 SANKEY_GAP = 0.04  # between two nodes of a column, as a share of the tallest column
 WITHHELD_BAND = "#bfbfbf"
+ENDING_COLOURS = ("#5d6d7e", "#aab7b8")  # the nodes where pathways end, in the order given: greys
 
 
 @dataclasses.dataclass(frozen=True)
@@ -214,13 +216,14 @@ def _node_count(counts: list) -> str:
     return f"{int(sum(counts))}" if counts and all(c is not None for c in counts) else ""
 
 
-def sankey_layout(flows: pd.DataFrame) -> SankeyLayout:
+def sankey_layout(flows: pd.DataFrame, endings: typing.Sequence[str] = ()) -> SankeyLayout:
     """Nodes and bands of the flows (step, source, target, n; n as shown by disclosure control).
 
     A node of column k is the source of step k and the target of step k − 1. A band is as wide as
     its count; a withheld count is drawn as wide as the narrowest shown one and greyed. A node is
     as tall as the larger of its two sides; its count is its entrants' (its leavers' in column 1)
-    when all of those are shown.
+    when all of those are shown. endings: the labels of the nodes where pathways end ("died" …),
+    drawn in greys so that the regimens keep the colours.
     """
     flows = flows.reset_index(drop=True)
     counts = [_count_of(v) for v in flows["n"]]
@@ -240,13 +243,13 @@ def sankey_layout(flows: pd.DataFrame) -> SankeyLayout:
     gap = SANKEY_GAP * tallest
     scale = 1.0 / max((sum(height[k] for k in ks) + gap * (len(ks) - 1) for ks in by_column.values()),
                       default=1.0)
-    colours: dict[str, str] = {}
+    colours: dict[str, str] = dict(zip(endings, ENDING_COLOURS))
     top = {}
     for ks in by_column.values():
         y = 0.0
         for k in ks:
             top[k] = y
-            colours.setdefault(k[1], PALETTE[len(colours) % len(PALETTE)])
+            colours.setdefault(k[1], PALETTE[(len(colours) - len(endings)) % len(PALETTE)])
             y += (height[k] + gap) * scale
     nodes = tuple(SankeyNode(column=k[0], label=k[1],
                              count=_node_count([counts[i] for i in (inflow[k] or outflow[k])]),
@@ -300,11 +303,29 @@ def _wrapped(label: str, width: int) -> list[str]:
     return [line.rstrip() for line in lines]
 
 
-def line_sankey(flows: pd.DataFrame, title: str) -> bytes:
+def _label_lines(node: SankeyNode, width: int) -> list[str]:
+    return _wrapped(node.label, width) + ([f"n = {node.count}"] if node.count else [])
+
+
+def _height_for_labels(layout: SankeyLayout, width: int, line_height: float, minimum: float) -> float:
+    """The drawing's height (in the unit of line_height) at which no two node labels of a column
+    overlap: each is centred on its node, so two neighbours need their centres half their labels
+    apart, plus half a line."""
+    needed = minimum
+    for column in range(1, layout.columns + 1):
+        nodes = sorted((n for n in layout.nodes if n.column == column), key=lambda n: n.top)
+        for upper, lower in zip(nodes, nodes[1:]):
+            apart = (lower.top + lower.bottom - upper.top - upper.bottom) / 2
+            room = (len(_label_lines(upper, width)) + len(_label_lines(lower, width)) + 1) * line_height / 2
+            needed = max(needed, room / max(apart, 1e-6))
+    return needed
+
+
+def line_sankey(flows: pd.DataFrame, title: str, endings: typing.Sequence[str] = ()) -> bytes:
     """The pathways for print: node bars per column, bands as wide as their counts, counts printed."""
-    layout = sankey_layout(flows)
-    per_column = max((sum(n.column == c for n in layout.nodes) for c in range(1, layout.columns + 1)), default=1)
-    fig, ax = plt.subplots(figsize=(2.9 * max(layout.columns, 1) + 1.0, max(4.0, 0.75 * per_column + 1.5)))
+    layout = sankey_layout(flows, endings)
+    height = _height_for_labels(layout, 26, line_height=7 * 1.3 / 72, minimum=4.0)  # inches, 7-point labels
+    fig, ax = plt.subplots(figsize=(2.9 * max(layout.columns, 1) + 1.0, height + 0.6))
     codes = {"M": [matplotlib.path.Path.MOVETO], "L": [matplotlib.path.Path.LINETO],
              "C": [matplotlib.path.Path.CURVE4] * 3}
     for band in layout.bands:
@@ -322,7 +343,7 @@ def line_sankey(flows: pd.DataFrame, title: str) -> bytes:
     for node in layout.nodes:
         ax.add_patch(matplotlib.patches.Rectangle((node.x, node.top), SANKEY_NODE_WIDTH, node.bottom - node.top,
                                                   facecolor=node.colour, edgecolor="#1b2631", linewidth=0.4))
-        words = "\n".join(_wrapped(node.label, 26)) + (f"\nn = {node.count}" if node.count else "")
+        words = "\n".join(_label_lines(node, 26))
         ax.text(node.x + SANKEY_NODE_WIDTH + 0.02, (node.top + node.bottom) / 2, words, ha="left", va="center",
                 fontsize=7, bbox=dict(boxstyle="round,pad=0.15", fc="white", ec="none", alpha=0.8))
     ax.set_xlim(-0.05, max(layout.columns - 1, 0) + 0.75)
@@ -332,10 +353,12 @@ def line_sankey(flows: pd.DataFrame, title: str) -> bytes:
     return to_png(fig)
 
 
-def line_sankey_svg(flows: pd.DataFrame, title: str, column_px: float = 240.0, height_px: float = 420.0) -> str:
+def line_sankey_svg(flows: pd.DataFrame, title: str, endings: typing.Sequence[str] = (), column_px: float = 240.0,
+                    min_height_px: float = 420.0) -> str:
     """The pathways as one inline <svg> (no script, nothing fetched): hovering a band or a node
     shows its count in a tooltip (<title>). Every text is escaped here."""
-    layout = sankey_layout(flows)
+    layout = sankey_layout(flows, endings)
+    height_px = _height_for_labels(layout, 28, line_height=13.0, minimum=min_height_px)
     top_px, label_px = 28.0, 190.0
     width_px = column_px * max(layout.columns - 1, 0) + label_px + 12.0
 
@@ -365,7 +388,7 @@ def line_sankey_svg(flows: pd.DataFrame, title: str, column_px: float = 240.0, h
         parts.append(f'<rect x="{x:.1f}" y="{y:.1f}" width="{SANKEY_NODE_WIDTH * column_px:.1f}" height="{h:.1f}" '
                      f'fill="{node.colour}" stroke="#1b2631" stroke-width=".5">'
                      f"<title>{html.escape(_node_text(node))}</title></rect>")
-        words = _wrapped(node.label, 28) + ([f"n = {node.count}"] if node.count else [])
+        words = _label_lines(node, 28)
         x_text, y_text = x + SANKEY_NODE_WIDTH * column_px + 4, y + h / 2 + 4 - 6.5 * (len(words) - 1)
         lines = "".join(f'<tspan x="{x_text:.1f}" dy="{0 if k == 0 else 13}">{html.escape(w)}</tspan>'
                         for k, w in enumerate(words))

@@ -44,8 +44,9 @@ import pyarrow.compute as pc
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from .config import ConfigError, LinesConfig
+from .config import ConfigError
 from .lake_tables import GOLD_THERAPY_LINES
+from .study_config import LinesConfig
 from .vocabulary import DRUG_CLASSES, NON_COUNTING_CLASSES
 
 LINE_COLUMNS = GOLD_THERAPY_LINES.contract_column_names

@@ -9,8 +9,10 @@ import json
 from importlib import metadata
 from pathlib import Path
 
-from .config import ConfigError, StudyConfig, study_from_dict
+from .config import ConfigError, study_from_dict
 from .disclosure import small_text
+from .study_config import StudyConfig
+
 
 def engine_version() -> str:
     try:

@@ -29,6 +29,7 @@ from .publish import Gate
 DIED = "died"
 NO_FURTHER_LINE = "no further line"
 OTHER_REGIMENS = "other regimens"
+PATHWAY_ENDINGS = (DIED, NO_FURTHER_LINE)
 FLOW_COLUMNS = ["step", "source", "target", "n"]
 
 # The flows out of one node, and those into one node, add up to the node's patients, which the

@@ -13,10 +13,11 @@ import typing
 import numpy as np
 import pandas as pd
 
-from .config import (HospitalTierVariable, IndexYearVariable, ProvinceVariable, RegimenLabelVariable, RegionVariable,
-                     StudyConfig, variable_words)
+from .baseline_variables import (HospitalTierVariable, IndexYearVariable, ProvinceVariable, RegimenLabelVariable,
+                                 RegionVariable, variable_words)
 from .disclosure import pool_cross_table_rows
 from .publish import Gate
+from .study_config import StudyConfig
 
 PATTERN_COLUMNS = ["section", "item", "n", "percent", "median", "q1", "q3"]
 NO_LINE = "(no further line)"

@@ -18,12 +18,13 @@ import time
 import typing
 from pathlib import Path
 
-from .config import DEFAULT_STUDY, ConfigError, StudyConfig
+from .conf_folder import DEFAULT_STUDY
+from .config import ConfigError
 from .data_quality import LAKE_STAGES, write_data_quality, write_lake_data_quality
 from .lake import Lake
-from .lake_tables import (GOLD_SAFETY_EVENTS, GOLD_UNMATCHED_DRUG_NAMES, LAKE_TABLES, STUDIES_FOLDER, conform,
-                          lake_table)
+from .lake_tables import GOLD_SAFETY_EVENTS, GOLD_UNMATCHED_DRUG_NAMES, LAKE_TABLES, STUDIES_FOLDER, conform, lake_table
 from .manifest import DEFAULT_REPLAY_STAGES, REPLAY_STAGES, write_manifest
+from .study_config import StudyConfig
 
 log = logging.getLogger(__name__)
 
@@ -101,7 +102,8 @@ def vocabulary(ctx: RunContext):
 
 def stage_ingest(ctx: RunContext) -> None:
     from .ingest import ingest
-    from .vocabulary import NameMatcher, check_prescription_names, name_counts
+    from .name_matcher import NameMatcher
+    from .unmatched_names import check_prescription_names, name_counts
     if ctx.source is None:
         raise StageError("stage ingest needs --source")
     settings = ctx.extract_settings()
@@ -166,9 +168,11 @@ def stage_lines(ctx: RunContext) -> None:
     from pyspark import StorageLevel
     from pyspark.sql import functions as F
 
+    from .drug_exposures import build_drug_exposures
     from .facts import advanced_dates
     from .lines import build_therapy_lines
-    from .vocabulary import NameMatcher, build_drug_exposures, unmatched_name_counts, unmatched_names_report
+    from .name_matcher import NameMatcher
+    from .unmatched_names import unmatched_name_counts, unmatched_names_report
     require(ctx, "bronze/prescriptions", "bronze/diagnoses")
     drugs = vocabulary(ctx)
     matcher = NameMatcher(drugs)

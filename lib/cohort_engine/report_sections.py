@@ -9,7 +9,6 @@ import pandas as pd
 
 from . import report
 from .baseline import EVERYONE, MEDIAN_IQR, PATIENTS
-from .config import StudyConfig
 from .data_quality import DATA_QUALITY_GATE, with_count_sets
 from .disclosure import MASKED, find_dates, find_identifiers, footnote, small_text
 from .efficacy import ENDPOINT_NAMES
@@ -20,7 +19,9 @@ from .publish import shown as gated
 from .safety import SafetyResult
 from .sensitivity import SENSITIVITY_RATE_MONTHS
 from .studies import index_line_words
+from .study_config import StudyConfig
 from .subgroups import factor_labels
+
 
 def _num(value, digits: int = 1) -> str:
     if isinstance(value, str):
@@ -103,22 +104,23 @@ def table1_display(shown: pd.DataFrame) -> pd.DataFrame:
                          "% or median (IQR)": [_summary(r) for r in shown.itertuples(index=False)]})
 
 
+def _by_arm_cell(row) -> str:
+    if row.characteristic == PATIENTS:
+        return str(row.n)
+    return _summary(row) if row.level == MEDIAN_IQR else f"{row.n} ({_summary(row)})"
+
+
 def table1_by_arm_display(shown: pd.DataFrame, arms) -> pd.DataFrame:
-    """Table 1 by arm side by side: per arm "n (%)" or the median (IQR), then each later arm's
-    SMD against the first (two decimals; empty where withheld or not computed)."""
-    labels = {arm.name: arm.label or arm.name for arm in arms}
+    """Table 1 by arm side by side, each arm under its name: "n (%)" or the median (IQR), then
+    each later arm's SMD against the first (two decimals; empty where withheld or not computed)."""
     everyone = shown[shown["arm"] == EVERYONE].reset_index(drop=True)
     out = everyone[["characteristic", "level"]].copy()
-    for arm in [EVERYONE, *labels]:
+    for arm in [EVERYONE, *(a.name for a in arms)]:
         rows = shown[shown["arm"] == arm].reset_index(drop=True)
-        out[labels.get(arm, "all patients")] = [
-            _summary(r) if r.level == MEDIAN_IQR or r.characteristic == PATIENTS else f"{r.n} ({_summary(r)})"
-            for r in rows.itertuples(index=False)]
-    reference = labels[arms[0].name]
+        out["all patients" if arm == EVERYONE else arm] = [_by_arm_cell(r) for r in rows.itertuples(index=False)]
     for arm in arms[1:]:
         rows = shown[shown["arm"] == arm.name].reset_index(drop=True)
-        out[f"SMD, {labels[arm.name]} vs {reference}"] = [v if isinstance(v, str) else _num(v, 2)
-                                                         for v in rows["smd"]]
+        out[f"SMD, {arm.name} vs {arms[0].name}"] = [v if isinstance(v, str) else _num(v, 2) for v in rows["smd"]]
     return out
 
 
@@ -275,8 +277,7 @@ def arms_section(study: StudyConfig, shown_table1: pd.DataFrame, shown_km: pd.Da
               "the usual sign of imbalance. Left empty where a count it derives from is withheld or would be "
               f"revealed. Percentages of each arm's patients. " + footnote(min_cell)),
         report.Block("h3", "Kaplan–Meier estimates by arm"),
-        _table(_km_display(shown_km.assign(arm=shown_km["arm"].map(labels)), ["endpoint", "arm"],
-                           study.analysis.rate_months), "Medians and rates by arm"),
+        _table(_km_display(shown_km, ["endpoint", "arm"], study.analysis.rate_months), "Medians and rates by arm"),
     ]
     for endpoint, png in km_pngs.items():
         blocks.append(_figure(png, f"{ENDPOINT_NAMES.get(endpoint, endpoint)} ({endpoint}) by arm, with the numbers "

@@ -19,10 +19,10 @@ import dataclasses
 import numpy as np
 import pandas as pd
 
-from .config import StudyConfig
 from .ctcae import TERMS, grade_labs, map_ae_terms, select_baseline
 from .lake_tables import GOLD_SAFETY_EVENTS
 from .publish import Gate
+from .study_config import StudyConfig
 
 SAFETY_EVENT_COLUMNS = list(GOLD_SAFETY_EVENTS.column_names)
 INCIDENCE_COLUMNS = ["term", "source", "any_grade_n", "any_grade_percent", "grade3plus_n", "grade3plus_percent",

@@ -14,8 +14,8 @@ import numpy as np
 import pandas as pd
 
 from . import efficacy, survival
-from .config import StudyConfig
 from .publish import Gate
+from .study_config import StudyConfig
 
 MAIN = "main analysis"
 ASSESSMENTS_ONLY = "rwPFS from assessments only"

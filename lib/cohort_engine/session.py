@@ -15,7 +15,8 @@ from pathlib import Path
 
 import yaml
 
-from .config import ConfigError, conf_dir
+from .conf_folder import conf_dir
+from .config import ConfigError
 
 log = logging.getLogger(__name__)
 

@@ -2,17 +2,21 @@
 
 Pure Python (no Spark): `cohort-engine study check` prints it, the cohort stage
 writes its texts into gold/attrition, the report's methods quote it. The language
-itself (typed, frozen objects) is in `config`; docs/studies.md documents it.
+itself (typed, frozen objects) is in `regimen_rules`, `population_criteria`,
+`baseline_variables` and `study_config`; docs/studies.md documents it.
 """
 from __future__ import annotations
 
 import typing
 from pathlib import Path
 
-from .config import (Advanced, Age, Biomarker, ConfigError, Diagnosis, EarlierTreatment,
-                     IndexInStudyPeriod, IndexLine, IndexLineNumber, NoDeathBeforeIndex, RegimenRule, Sex,
-                     StudyConfig, conf_dir, line_number_words, load_study)
+from .conf_folder import conf_dir
+from .config import ConfigError, load_study
+from .population_criteria import (Advanced, Age, Biomarker, Diagnosis, EarlierTreatment, IndexInStudyPeriod, IndexLine,
+                                  IndexLineNumber, NoDeathBeforeIndex, Sex)
 from .publish import Gate
+from .regimen_rules import RegimenRule, line_number_words
+from .study_config import StudyConfig
 
 # gold/attrition as it leaves the lake (tables/attrition.csv and the report), after
 # `disclosure.suppress_attrition` has withheld what a small step would reveal.

@@ -6,9 +6,10 @@ import pandas as pd
 
 from . import cox, survival
 from .baseline import age_group, is_boolean
-from .config import DeNovoVariable, EarlierTreatmentVariable, MetastaticSiteVariable, StudyConfig, variable_words
+from .baseline_variables import DeNovoVariable, EarlierTreatmentVariable, MetastaticSiteVariable, variable_words
 from .efficacy import endpoint_order
 from .publish import Gate
+from .study_config import StudyConfig
 
 SUBGROUP_COLUMNS = ["endpoint", "factor", "level", "reference", "compared", "n", "events", "median_months",
                     "median_ci_low", "median_ci_high", "logrank_p", "hr", "hr_ci_low", "hr_ci_high", "hr_multivariable",
