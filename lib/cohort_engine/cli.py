@@ -287,7 +287,7 @@ def cmd_run(args, environ, progress) -> int:
         stages = parse_stages(args.stages)
         _writable_folder(args.lake, "--lake")
     _writable_folder(args.out, "--out")
-    from .ingest import ExtractSettings
+    from .extract_files import ExtractSettings
     extract = ExtractSettings(encoding=args.encoding, timezone=args.source_timezone,
                               max_rejected_share=args.max_rejected_share)
     overrides = _vocabulary_overrides(args, manifest if replay else None, stages)

@@ -46,7 +46,7 @@ class RunContext:
     data_quality_written: list[tuple] | None = None
     incremental: bool = False  # ingest merges the extract into bronze instead of replacing it
     replay_of: dict | None = None  # the manifest a replay reproduces (its path and identity)
-    extract: typing.Any = None  # ingest.ExtractSettings: encoding, time zone, stop threshold (None: defaults)
+    extract: typing.Any = None  # extract_files.ExtractSettings: encoding, time zone, stop threshold (None: defaults)
     vocabulary_overrides: tuple[Path, ...] = ()  # CSVs extending the study's drug vocabulary
     # The studies of a run over one lake build (`run`), and what their sensitivity rebuilds
     # share: built for the first study, reused by the others.
@@ -91,7 +91,7 @@ def vocabulary(ctx: RunContext):
 
 
 def extract_settings(ctx: RunContext):
-    from .ingest import DEFAULT_SETTINGS
+    from .extract_files import DEFAULT_SETTINGS
     return ctx.extract or DEFAULT_SETTINGS
 
 
