@@ -4,7 +4,7 @@ Every entry point is `main(argv, environ)`: tests call it directly, and the
 `jobs/` scripts for spark-submit are one line around it. Exit status 0 on
 success; otherwise one line on stderr saying why.
 
-`run` holds the lake's lock (`lake.LakeLock`) from before Spark starts until it
+`run` holds the lake's lock (`lake_lock.LakeLock`) from before Spark starts until it
 ends, so a second run on the same lake fails at once (or waits, --wait-lock).
 `run --incremental` merges a new monthly extract into bronze; `run
 --as-of-manifest FILE` replays later stages on the Delta versions a manifest names.
@@ -270,7 +270,8 @@ def _vocabulary_overrides(args, manifest: dict | None, stages: list[str]) -> tup
 
 
 def cmd_run(args, environ, progress) -> int:
-    from .lake import Lake, LakeLock
+    from .lake import Lake
+    from .lake_lock import LakeLock
     from .pipeline import RunContext, check_studies_share_the_lake, parse_stages, pinned_versions, run
     if args.incremental and args.mode == "full":
         raise ConfigError("--incremental contradicts --mode full")
