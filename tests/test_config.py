@@ -7,7 +7,8 @@ import pytest
 import yaml
 
 from cohort_engine.conf_folder import default_study_path
-from cohort_engine.config import ConfigError, load_study, study_from_dict
+from cohort_engine.config import load_study, study_from_dict
+from cohort_engine.errors import ConfigError
 from cohort_engine.population_criteria import Age, Biomarker, Diagnosis
 from cohort_engine.regimen_rules import IndexRule, RegimenRule
 from cohort_engine.session import delta_packages_requested, resolve_settings

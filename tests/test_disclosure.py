@@ -9,9 +9,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cohort_engine.disclosure import (MASKED, POOLED, DisclosureError, audit_output_dir, check_frame,
-                                      complementary_suppression, footnote, pool_cross_table_rows, risk_table_display,
-                                      safe_frame, suppress_counts)
+from cohort_engine.disclosure import (MASKED, POOLED, audit_output_dir, check_frame, complementary_suppression,
+                                      footnote, pool_cross_table_rows, risk_table_display, safe_frame, suppress_counts)
+from cohort_engine.errors import DisclosureError
 from cohort_engine.publish import Gate, publish
 
 

@@ -143,6 +143,42 @@ def test_every_study_has_its_report_tables_and_manifest(run, study):
     assert attrition["step"].tolist() == list(range(1, len(attrition) + 1))
 
 
+def _report_prose(html: str) -> str:
+    """The report's own words: its title, headings, paragraphs, notes and captions, without its
+    tables and figures (which name the regimens patients received, whatever the study)."""
+    import re
+    html = re.sub(r"(?s)<(table|svg|style)\b.*?</\1>", " ", html)
+    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", html)).lower()
+
+
+def _study_words(study) -> set[str]:
+    """What a study's definition names: its index regimen's ingredients and classes, its index
+    line in words, its biomarker criteria."""
+    from cohort_engine.population_criteria import Biomarker
+    from cohort_engine.studies import index_line_words
+    rule = study.index.regimen
+    words = {*rule.all_of, *rule.any_of, index_line_words(study)}
+    words |= {f"{c.marker}-{status}" for c in study.population if isinstance(c, Biomarker) for status in c.status}
+    return {w.lower() for w in words}
+
+
+def test_each_report_names_no_other_study_s_drug_marker_or_line(run):
+    # The report's prose comes from its own study's definition: no index drug, biomarker status
+    # or index line another study names (and this one does not) appears in it.
+    from cohort_engine.conf_folder import default_study_path
+    from cohort_engine.config import load_study
+    studies = {name: load_study(default_study_path({}).parent / f"{name}.yaml") for name in STUDIES}
+    for name, study in studies.items():
+        prose = _report_prose((run / "out" / name / "report.html").read_text(encoding="utf-8"))
+        own = (default_study_path({}).parent / f"{name}.yaml").read_text(encoding="utf-8").lower() + " ".join(
+            _study_words(study))
+        foreign = {w for other, s in studies.items() if other != name for w in _study_words(s)
+                   if w not in own and w.replace("_", " ") not in own}
+        found = sorted(w for w in foreign if w in prose)
+        assert found == [], (name, found)
+        assert all(w in prose for w in _study_words(study) if "-" in w)  # its own biomarker criteria are stated
+
+
 def test_outputs_and_manifest(run):
     out = run / "out" / SEED_STUDY
     manifest = json.loads((out / "run_manifest.json").read_text())

@@ -15,11 +15,14 @@ import pyarrow.parquet as pq
 import pytest
 from pyspark.sql import functions as F
 
-from cohort_engine.errors import ExtractMisread, UserError
-from cohort_engine.ingest import (ExtractMisreadError, ExtractSettings, IngestError, ReasonCount,
-                                  ambiguous_date_text, date_from_text, file_encoding, ingest, java_charsets,
-                                  misread_message, nanos_as_long, plan_table, read_plan, typed_column)
+from cohort_engine.date_forms import ambiguous_date_text, date_from_text
+from cohort_engine.errors import ExtractMisread, ExtractMisreadError, IngestError, UserError
+from cohort_engine.extract_files import ExtractSettings, file_encoding, plan_table
+from cohort_engine.ingest import ingest
 from cohort_engine.lake import Lake
+from cohort_engine.raw_tables import java_charsets, nanos_as_long, read_plan
+from cohort_engine.typed_columns import typed_column
+from cohort_engine.validation import ReasonCount, misread_message
 
 CUTOFF = dt.date(2025, 6, 30)
 ENV = {"COHORT_ENGINE_DELTA_WRITER": "offline"}
@@ -137,8 +140,8 @@ def test_a_latin1_byte_mess_stops(tmp_path):
 
 @pytest.mark.parametrize("chunk", [1, 2, 3, 5, 7, 11, 1 << 20])
 def test_chunk_boundaries_do_not_move_the_line(tmp_path, monkeypatch, chunk):
-    import cohort_engine.ingest as ingest_module
-    monkeypatch.setattr(ingest_module, "_CHUNK", chunk)  # small chunks end inside multi-byte characters
+    import cohort_engine.extract_files as extract_files
+    monkeypatch.setattr(extract_files, "_CHUNK", chunk)  # small chunks end inside multi-byte characters
     path = tmp_path / "c.csv"
     text = "a,b\n曲妥珠单抗,1\n帕妥珠单抗,2\n"
     path.write_bytes(text.encode("gb18030"))

@@ -18,11 +18,13 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 from pyspark.sql import functions as F
-
-from cohort_engine.cli import main
-from cohort_engine.lake import Lake, LakeBusy, LakeError, LakeLock
 from test_extract_forms import BASE, prescriptions, write_csv_extract
 from test_replay import ENV, gold_frame, reference_run
+
+from cohort_engine.cli import main
+from cohort_engine.errors import LakeBusy, LakeError
+from cohort_engine.lake import Lake
+from cohort_engine.lake_lock import LakeLock
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -130,7 +132,7 @@ def test_killed_run_leaves_readable_tables_and_the_next_run_completes(spark, tmp
 
 HOLDER = """
 import sys, time
-from cohort_engine.lake import LakeLock
+from cohort_engine.lake_lock import LakeLock
 LakeLock(sys.argv[1], command="holder").acquire()
 print("locked", flush=True)
 time.sleep(float(sys.argv[2]))

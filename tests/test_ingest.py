@@ -10,7 +10,9 @@ import datetime as dt
 import pandas as pd
 import pytest
 
-from cohort_engine.ingest import ExtractSettings, IngestError, ingest
+from cohort_engine.errors import IngestError
+from cohort_engine.extract_files import ExtractSettings
+from cohort_engine.ingest import ingest
 
 CUTOFF = dt.date(2025, 6, 30)
 # The hand-made extract rejects far more than 10 % of its few rows by design (one bad row

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 from pyspark.sql import functions as F
 
-from cohort_engine.lake import Lake, LakeError
+from cohort_engine.errors import LakeError
+from cohort_engine.lake import Lake
 from cohort_engine.session import delta_jars_available, native_delta_enabled
 
 ROWS = [("P1", 1, dt.date(2020, 1, 1)), ("P2", 2, dt.date(2021, 6, 30)), ("P3", 3, None)]

@@ -12,8 +12,9 @@ from pyspark.sql import types as T
 
 from cohort_engine import lake_tables
 from cohort_engine.contract import SOURCE_TABLES
+from cohort_engine.errors import LakeTableError
 from cohort_engine.lake_tables import (GOLD_ATTRITION, GOLD_COHORT, GOLD_ENDPOINTS, LAKE_TABLES, QUARANTINE_SOURCE,
-                                       LakeTableError, conform, lake_table, reference_markdown)
+                                       conform, lake_table, reference_markdown)
 from cohort_engine.pipeline import STUDY_TABLES
 
 REPO = Path(__file__).resolve().parents[1]

@@ -15,8 +15,8 @@ import random
 import pyarrow as pa
 import pytest
 
-from cohort_engine.config import ConfigError
-from cohort_engine.lines import LINE_COLUMNS, LinesInputError, build_therapy_lines, check_lines_config, line_walker
+from cohort_engine.errors import ConfigError, LinesInputError
+from cohort_engine.lines import LINE_COLUMNS, build_therapy_lines, check_lines_config, line_walker
 from cohort_engine.study_config import LinesConfig
 
 BASE = dt.date(2020, 1, 1)

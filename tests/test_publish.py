@@ -9,7 +9,7 @@ import pytest
 from cohort_engine import (baseline, efficacy, pathways, patterns, report_sections, safety, sensitivity, studies,
                            subgroups)
 from cohort_engine.data_quality import DATA_QUALITY_GATE, count_set, with_count_sets
-from cohort_engine.disclosure import DisclosureError
+from cohort_engine.errors import DisclosureError
 from cohort_engine.publish import Gate, publish, shown
 
 

@@ -15,7 +15,8 @@ import pytest
 from pyspark.sql import functions as F
 
 from cohort_engine.cli import main
-from cohort_engine.lake import Lake, LakeError
+from cohort_engine.errors import LakeError
+from cohort_engine.lake import Lake
 from cohort_engine.manifest import manifest_versions, pinned_versions
 
 PATIENTS, SEED, CUTOFF = 1500, 3, dt.date(2025, 6, 30)

@@ -22,7 +22,8 @@ from test_cohort import world_parts
 from builders import bronze, drug_exposures, therapy_lines
 from cohort_engine import cohort as cohort_mod
 from cohort_engine.conf_folder import REPO_ROOT, default_study_path
-from cohort_engine.config import ConfigError, load_study, study_from_dict
+from cohort_engine.config import load_study, study_from_dict
+from cohort_engine.errors import ConfigError
 from cohort_engine.facts import build_patient_facts
 from cohort_engine.report_sections import report_heading
 from cohort_engine.safety import analyse_safety

@@ -10,9 +10,10 @@ import pytest
 from cohort_engine.contract import SOURCE_TABLES
 from cohort_engine.drug_exposures import build_drug_exposures
 from cohort_engine.drug_names import normalise_code, normalise_name
+from cohort_engine.errors import VocabularyError
 from cohort_engine.name_matcher import NameMatcher
 from cohort_engine.unmatched_names import unmatched_name_counts
-from cohort_engine.vocabulary import DRUG_CLASSES, VocabularyError, load_vocabulary
+from cohort_engine.vocabulary import DRUG_CLASSES, load_vocabulary
 
 REPO = Path(__file__).resolve().parents[1]
 VOCABULARY = REPO / "conf" / "vocabulary" / "drugs.csv"

@@ -12,10 +12,10 @@ import pytest
 
 from cohort_engine.contract import SOURCE_TABLES
 from cohort_engine.drug_exposures import build_drug_exposures
-from cohort_engine.errors import UserError
+from cohort_engine.errors import UserError, VocabularyError
 from cohort_engine.name_matcher import NameMatch, NameMatcher
 from cohort_engine.unmatched_names import nearest_entries, unmatched_name_counts, unmatched_share
-from cohort_engine.vocabulary import VocabularyError, load_vocabulary
+from cohort_engine.vocabulary import load_vocabulary
 
 REPO = Path(__file__).resolve().parents[1]
 VOCABULARY = REPO / "conf" / "vocabulary" / "drugs.csv"

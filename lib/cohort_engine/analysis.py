@@ -22,9 +22,10 @@ import pandas as pd
 
 from . import figures, report, report_sections
 from .baseline import TABLE1_BY_ARM_GATE, TABLE1_GATE, table1, table1_by_arm
-from .disclosure import DisclosureError, suppress_attrition
+from .disclosure import suppress_attrition
 from .efficacy import (ENDPOINT_NAMES, endpoint_order, km_by_arm_gate, km_figure, km_gate, km_table, km_table_by_arm,
                        with_arms)
+from .errors import DisclosureError
 from .pathways import PATHWAY_ENDINGS, PATHWAYS_GATE, pooled_line_pathways
 from .patterns import (PATTERNS_BY_ARM_GATE, PATTERNS_GATE, PatternVariables, merge_small_sequences, patterns_by_arm,
                        patterns_with_sets, sequence_counts, sequences_title)

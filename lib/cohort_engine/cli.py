@@ -4,7 +4,7 @@ Every entry point is `main(argv, environ)`: tests call it directly, and the
 `jobs/` scripts for spark-submit are one line around it. Exit status 0 on
 success; otherwise one line on stderr saying why.
 
-`run` holds the lake's lock (`lake.LakeLock`) from before Spark starts until it
+`run` holds the lake's lock (`lake_lock.LakeLock`) from before Spark starts until it
 ends, so a second run on the same lake fails at once (or waits, --wait-lock).
 `run --incremental` merges a new monthly extract into bronze; `run
 --as-of-manifest FILE` replays later stages on the Delta versions a manifest names.
@@ -22,7 +22,8 @@ import typing
 from pathlib import Path
 
 from .conf_folder import default_study_path
-from .config import ConfigError, load_study
+from .config import load_study
+from .errors import CannotWrite, ConfigError, UsageError, UserError
 
 log = logging.getLogger("cohort_engine")
 
@@ -63,14 +64,6 @@ _seconds = _number(float, lambda value: value >= 0, "a number of seconds (0 or m
 class _Parser(argparse.ArgumentParser):
     def error(self, message):  # one line, exit 2, like every other bad input
         raise UsageError(f"{self.prog}: {message}")
-
-
-class UsageError(ValueError):
-    pass
-
-
-class CannotWrite(ValueError):
-    """An output folder or lake root that cannot be created or written."""
 
 
 def _load_mode(text: str) -> str:
@@ -261,7 +254,8 @@ def _vocabulary_overrides(args, manifest: dict | None, stages: list[str]) -> tup
 
 
 def cmd_run(args, environ, progress) -> int:
-    from .lake import Lake, LakeLock
+    from .lake import Lake
+    from .lake_lock import LakeLock
     from .manifest import pinned_versions
     from .pipeline import RunContext, check_studies_share_the_lake, parse_stages, run
     if args.incremental and args.mode == "full":
@@ -279,7 +273,7 @@ def cmd_run(args, environ, progress) -> int:
         stages = parse_stages(args.stages)
         _writable_folder(args.lake, "--lake")
     _writable_folder(args.out, "--out")
-    from .ingest import ExtractSettings
+    from .extract_files import ExtractSettings
     extract = ExtractSettings(encoding=args.encoding, timezone=args.source_timezone,
                               max_rejected_share=args.max_rejected_share)
     overrides = _vocabulary_overrides(args, manifest if replay else None, stages)
@@ -382,23 +376,24 @@ def main(argv: typing.Sequence[str] | None = None, environ: typing.Mapping[str, 
         logging.getLogger("py4j").setLevel(logging.WARNING)
     progress = (lambda _msg: None) if getattr(args, "quiet", False) else log.info
 
-    from .errors import UserError
-    from .lake import LakeError
-    from .pipeline import StageError
     try:
         return COMMANDS[args.command](args, environ, progress)
-    except (UserError, ConfigError, LakeError, StageError, CannotWrite) as exc:
-        print(f"cohort-engine: {exc}", file=sys.stderr)
+    except UserError as exc:  # bad input, configuration or lake state (errors.py): one line, exit 2
+        print(f"cohort-engine: {_first_line(exc)}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except OSError as exc:
         where = f" ({exc.filename})" if exc.filename else ""
         print(f"cohort-engine: {exc.strerror or exc}{where}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except Exception as exc:  # noqa: BLE001 - the one place that turns a crash into an exit status
-        first_line = (str(exc).strip().splitlines() or [""])[0][:300]
-        print(f"cohort-engine: {args.command} failed: {type(exc).__name__}: {first_line}", file=sys.stderr)
+        print(f"cohort-engine: {args.command} failed: {type(exc).__name__}: {_first_line(exc)[:300]}",
+              file=sys.stderr)
         log.debug("failure", exc_info=True)
         return EXIT_STAGE_FAILED
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [""])[0]
 
 
 def console_main() -> None:

@@ -19,14 +19,9 @@ import yaml
 from .baseline_variables import (COHORT_KEY_COLUMNS, DERIVED_SUBGROUPS, VARIABLE_KINDS, AgeBandsVariable,
                                  EarlierTreatmentVariable, MetastaticSiteVariable, RegimenLabelVariable, RegionVariable)
 from .conf_folder import resolve_study_path
-from .errors import UserError
+from .errors import ConfigError
 from .population_criteria import CRITERION_KINDS, Age, Biomarker, Diagnosis, EarlierTreatment
 from .study_config import StudyConfig
-
-
-class ConfigError(UserError, ValueError):
-    """A configuration file that cannot be used; the message names the key."""
-
 
 _STUDY = None
 

@@ -34,6 +34,8 @@ from typing import Iterable, Mapping
 import numpy as np
 import pandas as pd
 
+from .errors import DisclosureError
+
 MIN_CELL = 5
 MASKED = "*"
 
@@ -50,10 +52,6 @@ DATE_PATTERNS = (re.compile(r"(?<!\d)(1[89]|20)\d\d-(0[1-9]|1[0-2])-(0[1-9]|[12]
                  re.compile(r"(?<![\d.])(0?[1-9]|[12]\d|3[01])[./](0?[1-9]|1[0-2])[./](1[89]|20)\d\d(?![\d.])"))
 ID_PATTERNS = (re.compile(r"\bP\d{6,}\b"),)
 AUDITED_SUFFIXES = (".csv", ".html", ".htm", ".json", ".svg")
-
-
-class DisclosureError(ValueError):
-    """An output that would disclose a patient; the message names the column or file."""
 
 
 def small_text(min_cell: int = MIN_CELL) -> str:

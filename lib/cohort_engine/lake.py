@@ -13,59 +13,48 @@ version, and files of a write that failed are never referenced by the log. A
 write that fails for want of storage (a full disk, a read-only or unwritable
 folder) raises a LakeError naming the table and its folder.
 
-A write has two phases: *stage* (Spark writes the rows as Parquet into a fresh
-folder `w-…` inside the table) and *commit* (offline: `deltalake` commits exactly
-those files; native: delta-spark copies them into the table, then the folder goes).
-`lake.write` does both at once (natively, outside a batch, delta-spark writes the
-table directly: one pass). Inside `with lake.batch():` a write only stages,
-and every staged write is committed, in the order written, when the block ends
-without an exception; an exception (a misread extract, a failed check) removes
-every staged folder and commits nothing. Reads inside the batch see its staged
-writes (ingest reads the patients it has just validated). The commits of a batch
-are separate Delta transactions: should one of them fail (a full disk), the writes
-staged after it are discarded, and the ones before it stay committed.
+A write has two phases (`staged_writes`): *stage* (Spark writes the rows as
+Parquet into a fresh folder `w-…` inside the table) and *commit* (offline:
+`deltalake` commits exactly those files; native: delta-spark copies them into the
+table, then the folder goes). `lake.write` does both at once (natively, outside a
+batch, delta-spark writes the table directly: one pass).
+Inside `with lake.batch():` a write only stages, and every staged write is
+committed, in the order written, when the block ends without an exception; an
+exception (a misread extract, a failed check) removes every staged folder and
+commits nothing. Reads inside the batch see its staged writes (ingest reads the
+patients it has just validated). The commits of a batch are separate Delta
+transactions: should one of them fail (a full disk), the writes staged after it
+are discarded, and the ones before it stay committed.
 
 A lake can be opened *pinned* (`pinned_versions`): reads then see every table at
 the version a run manifest names (time travel), tables the manifest does not name
 do not exist, and writes go to a separate `write_root`, so a replay never moves
 the lake's own tables.
 
-`LakeLock` serialises runs on one lake; `remove_unfinished_writes` clears what a
-killed offline write left behind.
+`lake_lock.LakeLock` serialises runs on one lake; `remove_unfinished_writes`
+clears what a killed offline write left behind.
 """
 from __future__ import annotations
 
 import contextlib
 import dataclasses
-import datetime as dt
 import errno
-import json
 import logging
 import os
 import shutil
-import socket
-import time
 import typing
-import uuid
 from pathlib import Path
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 
+from .errors import LakeError
 from .session import native_delta_enabled
+from .staged_writes import (STAGING_PREFIX, StagedWrite, arrow_schema_of, commit_offline, discard, plain_schema,
+                            referenced_folders, remove_if_empty, stage, staged_frame)
 
 log = logging.getLogger(__name__)
 
 LAYERS = ("bronze", "quarantine", "silver", "gold")
-STAGING_PREFIX = "w-"  # the folder of one offline write inside its table
-
-
-class LakeError(RuntimeError):
-    """A lake operation that cannot go ahead; the message names the table."""
-
-
-class LakeBusy(LakeError):
-    """Another run holds the lake's lock."""
 
 
 # Storage failures, as the OS (errno) or the JVM and delta-rs (message text) report them.
@@ -98,36 +87,6 @@ class WriteResult:
     staged: bool = False  # inside a batch: committed when the batch ends
 
 
-@dataclasses.dataclass
-class _Staged:
-    """One write's Parquet files in their staging folder, waiting for the commit."""
-    key: str
-    table_path: Path
-    folder: str  # the staging folder's name inside the table (w-…)
-    mode: str
-    txn: tuple[str, int] | None
-    previous: int | None  # the table's version when the write was staged (None: no table)
-    spark_schema: typing.Any
-    files: list[Path]
-    schema: pa.Schema  # of the staged files (Delta schema)
-    rows: int
-
-    @property
-    def staging(self) -> Path:
-        return self.table_path / self.folder
-
-
-def _arrow_schema_of(spark_schema) -> pa.Schema:
-    from pyspark.sql.pandas.types import to_arrow_schema
-    return to_arrow_schema(spark_schema)
-
-
-def _plain_schema(schema: pa.Schema) -> pa.Schema:
-    # Spark's Parquet metadata would leak into the Delta schema and make
-    # otherwise equal schemas compare unequal.
-    return pa.schema([pa.field(f.name, f.type, nullable=True) for f in schema])
-
-
 def _describe(schema: pa.Schema) -> dict[str, str]:
     return {f.name: str(f.type) for f in schema}
 
@@ -152,7 +111,7 @@ class Lake:
         self.versions_read: dict[str, int] = {}
         self.versions_written: dict[str, int] = {}
         self._written_here: set[str] = set()
-        self._batch: list[_Staged] | None = None  # writes staged by an open batch
+        self._batch: list[StagedWrite] | None = None  # writes staged by an open batch
 
     @property
     def pinned(self) -> bool:
@@ -276,7 +235,7 @@ class Lake:
         return (self.spark.read.option("basePath", str(self.path(layer, name)))
                 .parquet(*uris))
 
-    def _read_staged(self, layer: str, name: str, staged: list[_Staged]):
+    def _read_staged(self, layer: str, name: str, staged: list[StagedWrite]):
         overwrites = [i for i, w in enumerate(staged) if w.mode == "overwrite"]
         frames = []
         if overwrites:
@@ -284,7 +243,7 @@ class Lake:
         else:  # appends to the committed table
             frames.append(self._read_committed(layer, name) if (staged[0].table_path / "_delta_log").is_dir()
                           else None)
-        frames += [self._staged_frame(w) for w in staged]
+        frames += [staged_frame(self.spark, w) for w in staged]
         frames = [f for f in frames if f is not None]
         out = frames[0]
         for frame in frames[1:]:
@@ -330,15 +289,15 @@ class Lake:
         if mode == "append":
             staged_before = [w for w in self._batch or () if w.key == key]
             if staged_before:
-                self._check_append_schema(key, staged_before[-1].schema, _arrow_schema_of(df.schema))
+                self._check_append_schema(key, staged_before[-1].schema, arrow_schema_of(df.schema))
             elif current is not None:
-                self._check_append_schema(key, current.schema().to_arrow(), _arrow_schema_of(df.schema))
+                self._check_append_schema(key, current.schema().to_arrow(), arrow_schema_of(df.schema))
         if self.native and self._batch is None:  # delta-spark writes straight into the table
             result = self._guarded(key, path, previous, lambda: self._write_native(df, key, path, mode, txn))
             self._written_here.add(key)
             self.versions_written[key] = result.version
             return result
-        staged = self._guarded(key, path, previous, lambda: self._stage(df, key, path, mode, txn, previous))
+        staged = self._guarded(key, path, previous, lambda: stage(df, key, path, mode, txn, previous))
         if self._batch is not None:
             self._batch.append(staged)
             return WriteResult(key, None, staged.rows, staged=True)
@@ -355,7 +314,7 @@ class Lake:
             kept = f"it stays at version {previous}" if previous is not None else "it was not created"
             raise LakeError(f"cannot write lake table {key} at {path}: {problem} ({kept})") from exc
 
-    def _commit_guarded(self, staged: _Staged) -> WriteResult:
+    def _commit_guarded(self, staged: StagedWrite) -> WriteResult:
         result = self._guarded(staged.key, staged.table_path, staged.previous, lambda: self._commit(staged))
         self._written_here.add(staged.key)
         self.versions_written[staged.key] = result.version
@@ -375,71 +334,27 @@ class Lake:
             yield results
         except BaseException:
             staged, self._batch = self._batch, None
-            self._discard(staged)
+            discard(staged)
             raise
         staged, self._batch = self._batch, None
         for i, write in enumerate(staged):
             try:
                 results.append(self._commit_guarded(write))
             except BaseException:
-                self._discard(staged[i + 1:])  # the failed one cleaned up after itself
+                discard(staged[i + 1:])  # the failed one cleaned up after itself
                 raise
 
     @property
     def in_batch(self) -> bool:
         return self._batch is not None
 
-    def _discard(self, staged: typing.Iterable[_Staged] | None) -> None:
-        for write in staged or ():
-            shutil.rmtree(write.staging, ignore_errors=True)
-            if not (write.table_path / "_delta_log").is_dir():
-                self._remove_if_empty(write.table_path)
-
-    @staticmethod
-    def _check_append_schema(key: str, table_schema, new_schema: pa.Schema) -> None:
-        have = _describe(_plain_schema(pa.schema(table_schema)))
-        new = _describe(_plain_schema(new_schema))
-        for column, kind in new.items():
-            if column not in have:
-                raise LakeError(f"append to {key}: column {column!r} is not in the table")
-            if have[column] != kind:
-                raise LakeError(f"append to {key}: column {column!r} is {kind}, the table has {have[column]}")
-        missing = [c for c in have if c not in new]
-        if missing:
-            raise LakeError(f"append to {key}: column {missing[0]!r} is missing")
-
-    def _stage(self, df, key: str, table_path: Path, mode: str, txn, previous: int | None) -> _Staged:
-        """Spark writes `df` as Parquet into a fresh folder inside the table; nothing is committed."""
-        folder = f"{STAGING_PREFIX}{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:12]}"
-        staging = table_path / folder
-        existed = (table_path / "_delta_log").is_dir()
-        try:
-            df.write.mode("error").parquet(str(staging))
-            for junk in list(staging.iterdir()):
-                if not junk.name.endswith(".parquet"):
-                    junk.unlink()
-            files = sorted(staging.glob("*.parquet"))
-            schema = _plain_schema(pq.read_schema(files[0]) if files else _arrow_schema_of(df.schema))
-            rows = sum(pq.read_metadata(file).num_rows for file in files)
-        except BaseException:
-            shutil.rmtree(staging, ignore_errors=True)
-            if not existed:
-                self._remove_if_empty(table_path)
-            raise
-        return _Staged(key, table_path, folder, mode, txn, previous, df.schema, files, schema, rows)
-
-    def _commit(self, staged: _Staged) -> WriteResult:
-        if not self.native:
-            return self._commit_offline(staged)  # the log references the staged files where they are
+    def _commit(self, staged: StagedWrite) -> WriteResult:
+        if not self.native:  # the log references the staged files where they are
+            return WriteResult(staged.key, commit_offline(staged), staged.rows)
         try:
             return self._commit_native(staged)
         finally:
             shutil.rmtree(staged.staging, ignore_errors=True)  # copied into the table (or the copy failed)
-
-    def _staged_frame(self, staged: _Staged):
-        if staged.files:
-            return self.spark.read.parquet(*[str(f) for f in staged.files])
-        return self.spark.createDataFrame([], staged.spark_schema)
 
     def _write_native(self, df, key: str, path: Path, mode, txn) -> WriteResult:
         writer = df.write.format("delta").mode(mode)
@@ -451,67 +366,31 @@ class Lake:
         writer.save(str(path))
         return WriteResult(key, self._open(key, path).version(), None)
 
-    def _commit_native(self, staged: _Staged) -> WriteResult:
+    def _commit_native(self, staged: StagedWrite) -> WriteResult:
         """Copy a staged write into the table with delta-spark (the staged folder goes afterwards)."""
         existed = (staged.table_path / "_delta_log").is_dir()
         try:
-            result = self._write_native(self._staged_frame(staged), staged.key, staged.table_path, staged.mode,
-                                        staged.txn)
+            result = self._write_native(staged_frame(self.spark, staged), staged.key, staged.table_path,
+                                        staged.mode, staged.txn)
         except BaseException:
             shutil.rmtree(staged.staging, ignore_errors=True)
             if not existed:
-                self._remove_if_empty(staged.table_path)
+                remove_if_empty(staged.table_path)
             raise
         return dataclasses.replace(result, rows=staged.rows)
 
-    def _commit_offline(self, staged: _Staged) -> WriteResult:
-        from deltalake import DeltaTable
-        from deltalake.transaction import AddAction, CommitProperties, Transaction
-
-        table_path = staged.table_path
-        existed = (table_path / "_delta_log").is_dir()
-        created = False
-        try:
-            actions = []
-            now_ms = int(time.time() * 1000)
-            for file in staged.files:
-                n = pq.read_metadata(file).num_rows
-                actions.append(AddAction(path=f"{staged.folder}/{file.name}", size=file.stat().st_size,
-                                         partition_values={}, modification_time=now_ms, data_change=True,
-                                         stats=f'{{"numRecords":{n}}}'))
-            txn = staged.txn
-            props = CommitProperties(app_transactions=[Transaction(txn[0], txn[1])]) if txn else None
-            if not existed:
-                DeltaTable.create(str(table_path), schema=staged.schema, mode="error")
-                created = True
-            table = DeltaTable(str(table_path))
-            table.create_write_transaction(actions, mode=staged.mode, schema=staged.schema,
-                                           commit_properties=props)
-        except BaseException:
-            # Nothing of this write is referenced by the log: remove its files, and a
-            # table this write created and never filled, so that it does not exist.
-            shutil.rmtree(staged.staging, ignore_errors=True)
-            if created:
-                self._remove_created_table(table_path)
-            elif not existed:
-                self._remove_if_empty(table_path)
-            raise
-        return WriteResult(staged.key, DeltaTable(str(table_path)).version(), staged.rows)
-
     @staticmethod
-    def _remove_created_table(path: Path) -> None:
-        log_dir = path / "_delta_log"
-        commits = sorted(log_dir.glob("*.json")) if log_dir.is_dir() else []
-        if [c.name for c in commits] == [f"{0:020d}.json"]:
-            shutil.rmtree(path, ignore_errors=True)
-
-    @staticmethod
-    def _remove_if_empty(path: Path) -> None:
-        try:
-            if path.is_dir() and not any(path.iterdir()):
-                path.rmdir()
-        except OSError:
-            pass
+    def _check_append_schema(key: str, table_schema, new_schema: pa.Schema) -> None:
+        have = _describe(plain_schema(pa.schema(table_schema)))
+        new = _describe(plain_schema(new_schema))
+        for column, kind in new.items():
+            if column not in have:
+                raise LakeError(f"append to {key}: column {column!r} is not in the table")
+            if have[column] != kind:
+                raise LakeError(f"append to {key}: column {column!r} is {kind}, the table has {have[column]}")
+        missing = [c for c in have if c not in new]
+        if missing:
+            raise LakeError(f"append to {key}: column {missing[0]!r} is missing")
 
     # -- after a killed run ---------------------------------------------------
     def remove_unfinished_writes(self) -> list[Path]:
@@ -531,7 +410,7 @@ class Lake:
                 staged = [p for p in table.iterdir() if p.is_dir() and p.name.startswith(STAGING_PREFIX)]
                 if not staged:
                     continue
-                referenced = _referenced_folders(table / "_delta_log")
+                referenced = referenced_folders(table / "_delta_log")
                 if referenced is None:  # a log this code cannot read completely: leave it alone
                     log.warning("%s: kept %d unreferenced write folders (unreadable log)", table, len(staged))
                     continue
@@ -540,143 +419,5 @@ class Lake:
                         shutil.rmtree(folder, ignore_errors=True)
                         removed.append(folder)
                 if not (table / "_delta_log").is_dir():
-                    self._remove_if_empty(table)
+                    remove_if_empty(table)
         return removed
-
-
-def _referenced_folders(log_dir: Path) -> set[str] | None:
-    """First path segments of every file any version of the table adds.
-
-    None when the log cannot be read completely, or names files by absolute path
-    (a clone of another table): then nothing can be called unreferenced.
-    """
-    paths: list[str] = []
-    if not log_dir.is_dir():
-        return set()
-    try:
-        for commit in log_dir.glob("*.json"):
-            with open(commit, encoding="utf-8") as lines:
-                for line in lines:
-                    if '"add"' in line:
-                        paths.append((json.loads(line).get("add") or {}).get("path", ""))
-        for checkpoint in log_dir.glob("*.checkpoint*.parquet"):
-            adds = pq.read_table(checkpoint, columns=["add"]).column("add").to_pylist()
-            paths += [a["path"] for a in adds if a and a.get("path")]
-    except (OSError, ValueError, KeyError, pa.ArrowException):
-        return None
-    if any(p.startswith("/") or "://" in p for p in paths):
-        return None
-    return {p.split("/", 1)[0] for p in paths}
-
-
-# -- one run at a time -------------------------------------------------------------
-
-LOCK_FILE = Path("_locks") / "run.lock"
-
-
-class LakeLock:
-    """An exclusive lock on a lake for the length of one run.
-
-    `fcntl.flock` on `<lake>/_locks/run.lock`: the kernel drops the lock when its
-    process ends, however it ends (SIGKILL included), so a crashed run never blocks
-    the next one. The file holds the holder's pid, host, start time and command, to
-    name it to a run that finds the lake busy; a run that takes the lock over from a
-    holder that ended without releasing it says so. On file systems without
-    `flock` (some FUSE and object-store mounts) the run goes ahead unlocked with a
-    warning: there the scheduler must keep runs apart (Databricks:
-    `max_concurrent_runs: 1`).
-    """
-
-    def __init__(self, root: str | Path, command: str = "", progress: typing.Callable[[str], None] = log.info):
-        self.root = Path(root).resolve()
-        self.path = self.root / LOCK_FILE
-        self.command = command
-        self.progress = progress
-        self._fd: int | None = None
-        self.acquired = False  # True also where the file system has no locks to take
-
-    def holder(self) -> dict | None:
-        """The recorded holder ({pid, host, started_utc, command}), or None if none is recorded."""
-        try:
-            text = self.path.read_text(encoding="utf-8").strip()
-        except OSError:
-            return None
-        try:
-            holder = json.loads(text) if text else None
-        except ValueError:
-            return None
-        return holder if isinstance(holder, dict) else None
-
-    def acquire(self, wait_seconds: float = 0.0, poll_seconds: float = 0.5) -> "LakeLock":
-        """Take the lock, waiting up to `wait_seconds`; LakeBusy when another run keeps it."""
-        import fcntl
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        deadline = time.monotonic() + max(0.0, wait_seconds)
-        try:
-            while True:
-                try:
-                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    break
-                except BlockingIOError:
-                    if time.monotonic() >= deadline:
-                        raise LakeBusy(self._busy_message(wait_seconds)) from None
-                    time.sleep(poll_seconds)
-                except OSError as exc:
-                    if exc.errno not in (errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EINVAL):
-                        raise
-                    log.warning("lake %s: this file system does not support locks (%s); the run goes "
-                                "ahead unlocked", self.root, exc.strerror)
-                    os.close(fd)
-                    self.acquired = True
-                    return self
-            stale = self.holder()
-            if stale:
-                self.progress(f"lake lock: taking over from {_describe_holder(stale)}, which ended "
-                              "without releasing it")
-            record = {"pid": os.getpid(), "host": socket.gethostname(),
-                      "started_utc": dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat(),
-                      "command": self.command}
-            os.ftruncate(fd, 0)
-            os.pwrite(fd, (json.dumps(record) + "\n").encode("utf-8"), 0)
-            os.fsync(fd)
-        except BaseException:
-            os.close(fd)
-            raise
-        self._fd = fd
-        self.acquired = True
-        return self
-
-    def _busy_message(self, waited: float) -> str:
-        holder = self.holder()
-        who = _describe_holder(holder) if holder else "another run"
-        after = f" after waiting {waited:g}s" if waited > 0 else ""
-        return (f"lake {self.root} is in use by {who}{after}; wait for it to finish "
-                "(or pass --wait-lock SECONDS)")
-
-    def release(self) -> None:
-        self.acquired = False
-        if self._fd is None:
-            return
-        import fcntl
-        fd, self._fd = self._fd, None
-        try:
-            os.ftruncate(fd, 0)  # an empty file: released cleanly
-            fcntl.flock(fd, fcntl.LOCK_UN)
-        finally:
-            os.close(fd)
-
-    def __enter__(self) -> "LakeLock":
-        return self if self.acquired else self.acquire()
-
-    def __exit__(self, *exc) -> None:
-        self.release()
-
-
-def _describe_holder(holder: dict) -> str:
-    parts = [f"pid {holder.get('pid', '?')} on {holder.get('host', '?')}"]
-    if holder.get("started_utc"):
-        parts.append(f"since {holder['started_utc']}")
-    if holder.get("command"):
-        parts.append(f"({holder['command']})")
-    return " ".join(parts)

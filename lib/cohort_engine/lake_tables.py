@@ -16,12 +16,9 @@ import dataclasses
 import typing
 
 from .contract import SOURCE_TABLES
+from .errors import LakeTableError
 
 DOCS_PATH = "docs/tables.md"  # from the repository's root
-
-
-class LakeTableError(ValueError):
-    """A frame that does not fit its table's declaration; the message names the table and column."""
 
 
 @dataclasses.dataclass(frozen=True)

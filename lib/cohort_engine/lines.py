@@ -44,7 +44,7 @@ import pyarrow.compute as pc
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from .config import ConfigError
+from .errors import ConfigError, LinesInputError
 from .lake_tables import GOLD_THERAPY_LINES
 from .study_config import LinesConfig
 from .vocabulary import DRUG_CLASSES, NON_COUNTING_CLASSES
@@ -54,10 +54,6 @@ LINE_COLUMNS = GOLD_THERAPY_LINES.contract_column_names
 _WALK_SCHEMA = ("patient_id string, advanced boolean, line_number int, start_day int, last_day int, "
                 "regimen string, n_admin_days int, drug_classes string")
 DEFAULT_CHUNK_ROWS = 200_000
-
-
-class LinesInputError(ValueError):
-    """Input the line builder cannot use (unsorted or badly partitioned data)."""
 
 
 # -- configuration -----------------------------------------------------------------

@@ -9,8 +9,9 @@ import json
 from importlib import metadata
 from pathlib import Path
 
-from .config import ConfigError, study_from_dict
+from .config import study_from_dict
 from .disclosure import small_text
+from .errors import ConfigError
 from .study_config import StudyConfig
 
 

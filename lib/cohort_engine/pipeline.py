@@ -19,18 +19,14 @@ import typing
 from pathlib import Path
 
 from .conf_folder import DEFAULT_STUDY
-from .config import ConfigError
 from .data_quality import LAKE_STAGES, write_data_quality, write_lake_data_quality
+from .errors import ConfigError, StageError
 from .lake import Lake
 from .lake_tables import GOLD_SAFETY_EVENTS, GOLD_UNMATCHED_DRUG_NAMES, LAKE_TABLES, STUDIES_FOLDER, conform, lake_table
 from .manifest import DEFAULT_REPLAY_STAGES, REPLAY_STAGES, write_manifest
 from .study_config import StudyConfig
 
 log = logging.getLogger(__name__)
-
-
-class StageError(RuntimeError):
-    """A stage that cannot run (for example, its input tables were never built)."""
 
 
 @dataclasses.dataclass
@@ -48,7 +44,7 @@ class RunContext:
     data_quality_written: list[tuple] | None = None
     incremental: bool = False  # ingest merges the extract into bronze instead of replacing it
     replay_of: dict | None = None  # the manifest a replay reproduces (its path and identity)
-    extract: typing.Any = None  # ingest.ExtractSettings: encoding, time zone, stop threshold (None: defaults)
+    extract: typing.Any = None  # extract_files.ExtractSettings: encoding, time zone, stop threshold (None: defaults)
     vocabulary_overrides: tuple[Path, ...] = ()  # CSVs extending the study's drug vocabulary
     # The studies of a run over one lake build (`run`), and what their sensitivity rebuilds
     # share: built for the first study, reused by the others.
@@ -61,7 +57,7 @@ class RunContext:
 
     def extract_settings(self):
         """ingest.ExtractSettings of the run (the defaults unless the command line set them)."""
-        from .ingest import DEFAULT_SETTINGS
+        from .extract_files import DEFAULT_SETTINGS
         return self.extract or DEFAULT_SETTINGS
 
     def tables_dir(self) -> Path:

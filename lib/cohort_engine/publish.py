@@ -17,7 +17,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from .disclosure import DisclosureError, audit_file, audit_output_dir, safe_frame
+from .disclosure import audit_file, audit_output_dir, safe_frame
+from .errors import DisclosureError
 from .study_config import StudyConfig
 
 _NAME = re.compile(r"[a-z][a-z0-9_]*")

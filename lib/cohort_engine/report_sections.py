@@ -427,7 +427,8 @@ def methods_section(study: StudyConfig, endpoints: pd.DataFrame, safety: SafetyR
     share["percent"] = [_percent_text(v) for v in share["percent"]]
     blocks = [
         report.Block("h3", "Endpoints"),
-        report.Block("p", f"Time zero is the index date (the start of the index line: {index_line_words(study)}). Horizon {e.horizon_days} days (5 years): longer times are "
+        report.Block("p", f"Time zero is the index date (the start of the index line: {index_line_words(study)}). "
+                          f"Horizon {e.horizon_days} days ({e.horizon_days / 365.25:.1f} years): longer times are "
                           "censored there. Months = days / 30.4375."),
         *[report.Block("p", text) for name, text in endpoint_definitions(e).items() if name in e.include],
         *([_table(share, "rwPFS by source: tumor assessments or the TTNT proxy")] if "rwPFS" in e.include else []),

@@ -16,7 +16,7 @@ from pathlib import Path
 import yaml
 
 from .conf_folder import conf_dir
-from .config import ConfigError
+from .errors import ConfigError
 
 log = logging.getLogger(__name__)
 

@@ -11,7 +11,8 @@ import typing
 from pathlib import Path
 
 from .conf_folder import conf_dir
-from .config import ConfigError, load_study
+from .config import load_study
+from .errors import ConfigError
 from .population_criteria import (Advanced, Age, Biomarker, Diagnosis, EarlierTreatment, IndexInStudyPeriod, IndexLine,
                                   IndexLineNumber, NoDeathBeforeIndex, Sex)
 from .publish import Gate

@@ -20,7 +20,7 @@ from pathlib import Path
 import pandas as pd
 
 from .drug_names import CJK_RANGES, normalise_code, normalise_name
-from .errors import UserError
+from .errors import VocabularyError
 
 DRUG_CLASSES = ("taxane", "anti_her2_mab", "anti_her2_tki", "anti_her2_adc", "chemo_other",
                 "endocrine", "cdk46_inhibitor", "supportive")
@@ -29,10 +29,6 @@ KINDS = ("name", "atc", "code")
 CODE_KINDS = ("atc", "code")
 REQUIRED_COLUMNS = ("name", "kind", "ingredient", "drug_class")
 VOCABULARY_COLUMNS = ("name", "kind", "ingredient", "drug_class", "note", "key", "line", "source")
-
-
-class VocabularyError(UserError, ValueError):
-    """A vocabulary file that cannot be used; the message names the file, line and value."""
 
 
 def load_vocabulary(path: str | Path, overrides: typing.Iterable[str | Path] | str | Path = ()) -> pd.DataFrame:
