@@ -359,8 +359,11 @@ def line_sankey_svg(flows: pd.DataFrame, title: str, endings: typing.Sequence[st
     shows its count in a tooltip (<title>). Every text is escaped here."""
     layout = sankey_layout(flows, endings)
     height_px = _height_for_labels(layout, 28, line_height=13.0, minimum=min_height_px)
+    # A label is centred on its node: the lowest can reach half its lines below the drawing.
+    overhang = max((len(_label_lines(n, 28)) * 13.0 / 2 for n in layout.nodes), default=0.0)
     top_px, label_px = 28.0, 190.0
     width_px = column_px * max(layout.columns - 1, 0) + label_px + 12.0
+    total_px = top_px + height_px + overhang + 8
 
     def at(point) -> str:
         return f"{point[0] * column_px + 4:.1f},{point[1] * height_px + top_px:.1f}"
@@ -369,10 +372,10 @@ def line_sankey_svg(flows: pd.DataFrame, title: str, endings: typing.Sequence[st
         return html.escape(text, quote=True)
 
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" class="sankey" role="img" aria-label="{attr(title)}" '
-             f'viewBox="0 0 {width_px:.0f} {height_px + top_px + 8:.0f}" width="{width_px:.0f}" '
-             f'height="{height_px + top_px + 8:.0f}" font-family="sans-serif">',
+             f'viewBox="0 0 {width_px:.0f} {total_px:.0f}" width="{width_px:.0f}" '
+             f'height="{total_px:.0f}" font-family="sans-serif">',
              "<style>.sankey .band{fill-opacity:.45}.sankey .band:hover{fill-opacity:.8}"
-             ".sankey text{font-size:11px;fill:#1b2631}.sankey text.count{font-size:9px;pointer-events:none}</style>",
+             ".sankey text{font-size:11px;fill:#1b2631;paint-order:stroke;stroke:#fff;stroke-width:3px;stroke-linejoin:round}.sankey text.count{font-size:9px;pointer-events:none}</style>",
              f'<text x="4" y="16" font-weight="bold">{html.escape(title)}</text>']
     counts = []  # drawn after the bands, so no band covers them
     for band in layout.bands:
