@@ -275,7 +275,7 @@ def test_a_study_with_arms_describes_each_arm(arms_run):
     patterns = pd.read_csv(out / "tables/patterns_by_arm.csv", dtype=str, keep_default_na=False)
     assert patterns["arm"].drop_duplicates().tolist() == ["h", "hp"]
     html = (out / "report.html").read_text(encoding="utf-8")
-    assert 'id="arms"' in html and "SMD, hp vs h" in html and "HP arm" in html
+    assert 'id="arms"' in html and "SMD, hp vs h" in html and "HP arm" in html and "-0.00" not in html
     assert {f"figures/km_{e}_by_arm.png" for e in ("OS", "rwPFS")} <= set(result.files)
 
 
@@ -325,7 +325,7 @@ def test_subgroups_table(run):
     assert anti.loc["I", "median_months"] == "*"
     # §8 compares H vs HP: I is shown but not in the log-rank test nor the Cox model.
     assert anti["compared"].to_dict() == {"H": "True", "HP": "True", "I": "False"}
-    assert (anti.loc["I", "hr"], anti.loc["I", "logrank_p"]) == ("", "")
+    assert (anti.loc["I", "hr"], anti.loc["I", "logrank_p"], anti.loc["I", "hr_multivariable"]) == ("", "", "")
     assert anti.loc["I", "note"] == "not in the comparison (H vs HP)"
     # The HR of HP vs H and the log-rank p equal a Cox model and a test run here on H and HP.
     data = inputs.endpoints[inputs.endpoints["endpoint"] == "rwPFS"].merge(

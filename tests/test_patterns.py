@@ -164,3 +164,17 @@ def test_a_study_without_a_regimen_label_has_no_cross_tables():
     sections = list(dict.fromkeys(t["section"]))
     assert "anti-HER2 label" not in sections and not any(" by " in s for s in sections)
     assert dict(zip(t[t["section"] == "province"]["item"], t[t["section"] == "province"]["n"])) == {"北京": 2, "上海": 1}
+
+
+def test_the_next_line_follows_the_index_line_whatever_its_number():
+    # p1's index line is advanced line 2 (its next, line 3, is B); p2's is line 2 with no line 3;
+    # an early-setting line 3 of p1 is not the next line of its advanced index line.
+    from cohort_engine.patterns import NO_LINE, next_line_regimens
+    cohort = pd.DataFrame({"patient_id": ["p1", "p2"], "index_setting": "advanced", "index_line_number": [2, 2]})
+    lines = pd.DataFrame({"patient_id": ["p1", "p1", "p1", "p2"], "setting": ["advanced", "advanced", "early", "advanced"],
+                          "line_number": [2, 3, 3, 2], "regimen": ["A", "B", "C", "A"]})
+    section, regimens = next_line_regimens(cohort, lines)
+    assert section == "next-line regimen (the line after the index line)"
+    assert regimens.tolist() == ["B", NO_LINE]
+    first, _ = next_line_regimens(cohort.assign(index_line_number=[1, 1]), lines)
+    assert first == "second-line regimen"

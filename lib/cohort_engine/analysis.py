@@ -169,7 +169,7 @@ def _patterns_data(inputs: AnalysisInputs, writer: _Writer) -> tuple[pd.DataFram
     if len(inputs.cohort) >= study.disclosure.min_cell and len(os_rows):
         flows = writer.publish(pooled_line_pathways(inputs.cohort, inputs.lines, os_rows, study.disclosure.min_cell),
                                PATHWAYS_GATE)
-        title = f"Treatment pathways: {sequences_title(study)}"
+        title = "Treatment pathways from the index line through the next two lines of its setting"
         writer.figure("line_pathways", figures.line_sankey(flows, title, PATHWAY_ENDINGS))
         svg = figures.line_sankey_svg(flows, title, PATHWAY_ENDINGS)
         writer.text("figures/line_pathways.svg", svg)

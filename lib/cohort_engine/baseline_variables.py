@@ -7,6 +7,7 @@ import typing
 
 import pydantic
 
+from .lake_tables import GOLD_COHORT
 from .regimen_rules import RegimenRule
 from .study_values import Count, StrictFlag, Texts, as_pairs, section, tagged
 
@@ -128,6 +129,6 @@ def variable_words(v) -> str:
 VARIABLE_KINDS = ("age", "age_bands", "sex", "biomarker", "de_novo", "metastatic_site", "earlier_treatment",
                   "hospital_tier", "province", "region", "index_year", "regimen_label")
 # gold/cohort's own columns: a variable may not take their names.
-COHORT_KEY_COLUMNS = ("patient_id", "index_date", "regimen", "arm", "index_setting", "index_line_number")
+COHORT_KEY_COLUMNS = GOLD_COHORT.column_names
 # Subgroups the analysis derives itself (from the age variable): allowed without a variable.
 DERIVED_SUBGROUPS = ("age_group",)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import pandas as pd
 
+from .lake_tables import GOLD_DATA_QUALITY, GOLD_LAKE_DATA_QUALITY
 from .publish import Gate, publish
 
 LAKE_STAGES = ("ingest", "lines")  # stages whose rows are the lake's (gold/lake_data_quality)
@@ -46,13 +47,12 @@ def with_count_sets(rows: pd.DataFrame) -> pd.DataFrame:
 def write_lake_data_quality(ctx) -> None:
     """gold/lake_data_quality: the data-quality rows of the lake's own stages (ingest, lines),
     this run's for the stages it ran, the table's previous rows for the others."""
-    from .ingest import DATA_QUALITY_SCHEMA
     ran = {row[0] for row in ctx.data_quality if row[0] in LAKE_STAGES}
     if not ran:
         return
     previous = [r for r in _lake_rows(ctx) if r[0] not in ran]
     rows = previous + [row for row in ctx.data_quality if row[0] in LAKE_STAGES]
-    ctx.write(ctx.spark.createDataFrame(_sorted_rows(rows), DATA_QUALITY_SCHEMA), "gold", "lake_data_quality")
+    ctx.write(ctx.spark.createDataFrame(_sorted_rows(rows), GOLD_LAKE_DATA_QUALITY.ddl), "gold", "lake_data_quality")
 
 
 def _lake_rows(ctx) -> list[tuple]:
@@ -73,7 +73,6 @@ def write_data_quality(ctx) -> None:
     (disclosure-controlled): the lake stages' rows as the lake holds them now, then the
     study's stages, this run's rows for the stages it ran and the study's previous rows for
     the others."""
-    from .ingest import DATA_QUALITY_SCHEMA
     write_lake_data_quality(ctx)
     mine = [row for row in ctx.data_quality if row[0] not in LAKE_STAGES]
     ran = {row[0] for row in mine}
@@ -82,7 +81,7 @@ def write_data_quality(ctx) -> None:
         previous = [tuple(r) for r in ctx.lake.read(*ctx.table("gold", "data_quality")).collect()
                     if r["stage"] not in ran and r["stage"] not in LAKE_STAGES]
     rows = _sorted_rows(_lake_rows(ctx) + previous + mine)
-    frame = ctx.spark.createDataFrame(rows, DATA_QUALITY_SCHEMA)
+    frame = ctx.spark.createDataFrame(rows, GOLD_DATA_QUALITY.ddl)
     ctx.write(frame, *ctx.table("gold", "data_quality"))
     ctx.data_quality_written = list(ctx.data_quality)
     publish(with_count_sets(frame.toPandas()), DATA_QUALITY_GATE, ctx.study, ctx.tables_dir())

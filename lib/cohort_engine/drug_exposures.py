@@ -13,8 +13,6 @@ from .name_matcher import NameMatcher, matcher_of
 from .vocabulary import NON_COUNTING_CLASSES
 
 UNMATCHED_REASON = "unmatched_drug_name"
-EXPOSURE_COLUMNS = ("record_id", "patient_id", "hospital_id", "admin_date", "drug_name", "ingredient",
-                    "drug_class", "matched_by", "counts_for_lines", "dose", "dose_unit", "route")
 _MAPPING_COLUMNS = ("__drug_name", "__drug_code", "__ingredient", "__class", "__matched_by")
 _MAPPING_SCHEMA = ", ".join(f"{c} string" for c in _MAPPING_COLUMNS)
 

@@ -42,6 +42,7 @@ from pyspark.sql import functions as F
 from .contract import PATIENT_TABLES
 from .errors import ExtractMisreadError, IngestError
 from .extract_files import DEFAULT_SETTINGS, ExtractSettings, plan_table
+from .lake_tables import QUARANTINE_SOURCE, conform
 from .raw_tables import java_charsets, nanos_as_long, read_plan
 from .validation import (ALREADY_LOADED, DUPLICATE, QUARANTINE_COLUMNS, Names, bronze_frame, mark_already_loaded,
                          misread_message, quarantine_frame, reason_counts, reason_summary, validate)
@@ -154,7 +155,7 @@ def ingest_table(lake, raw: DataFrame, table: str, cutoff, patient_status=None,
         else:
             version = lake.version("bronze", table) if lake.exists("bronze", table) else 0
             lake.write(bronze, "bronze", table, txn=(full_load_app(table), version + 1))
-            lake.write(quarantine, "quarantine", table)
+            lake.write(conform(quarantine, QUARANTINE_SOURCE), "quarantine", table)
     finally:
         validated.unpersist()
     already = counts.get(ALREADY_LOADED, 0)
@@ -188,7 +189,7 @@ def _append_new(lake, bronze: DataFrame, quarantine: DataFrame, table: str, cuto
         quarantine = quarantine.join(held, [quarantine[c].eqNullSafe(held[c]) for c in held.columns], "left_anti")
         if quarantine.isEmpty():
             return
-    lake.write(quarantine, "quarantine", table, mode="append")
+    lake.write(conform(quarantine, QUARANTINE_SOURCE), "quarantine", table, mode="append")
 
 
 INGEST_ORDER = ("hospitals", "patients", "deaths") + tuple(t for t in PATIENT_TABLES)
@@ -274,4 +275,4 @@ def data_quality_rows(results: list[TableResult]) -> list[tuple]:
     return rows
 
 
-DATA_QUALITY_SCHEMA = "stage string, table string, check string, reason string, n long"
+

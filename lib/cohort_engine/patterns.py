@@ -129,6 +129,18 @@ def index_line_administrations(cohort: pd.DataFrame, exposures: pd.DataFrame, dr
     return x[(x["admin_date"] >= x["index_date"]) & (x["admin_date"] <= x["index_last_admin_date"])]
 
 
+def next_line_regimens(cohort: pd.DataFrame, lines: pd.DataFrame) -> tuple[str, pd.Series]:
+    """(section, regimens): the regimen of the line after each patient's index line in its
+    setting (NO_LINE where none). Where every index line is line 1 that is the second line."""
+    after = cohort[["patient_id", "index_setting", "index_line_number"]].rename(
+        columns={"index_setting": "setting"}).assign(line_number=lambda f: f["index_line_number"].astype(int) + 1)
+    found = after.merge(lines[["patient_id", "setting", "line_number", "regimen"]],
+                        on=["patient_id", "setting", "line_number"], how="left")
+    regimens = pd.Series(found["regimen"].fillna(NO_LINE).to_numpy(), index=cohort.index)
+    first = (pd.to_numeric(cohort["index_line_number"]) == 1).all()
+    return ("second-line regimen" if first else "next-line regimen (the line after the index line)"), regimens
+
+
 def sequences(cohort: pd.DataFrame, lines: pd.DataFrame) -> pd.DataFrame:
     """Lines 1 → 2 → 3 of the index line's setting per cohort patient (NO_LINE where a line is absent)."""
     setting = cohort[["patient_id", "index_setting"]].rename(columns={"index_setting": "setting"})
@@ -193,7 +205,7 @@ def patterns_table(cohort: pd.DataFrame, lines: pd.DataFrame, exposures: pd.Data
     rows.append(_distribution("index line", "duration in days (start to last administration)", duration))
 
     seq = sequences(cohort, lines)
-    rows += _counts("second-line regimen", seq["line2"], n)
+    rows += _counts(*next_line_regimens(cohort, lines), n)
     rows += _counts("sequence line 1 > line 2 > line 3",
                     seq["line1"] + " > " + seq["line2"] + " > " + seq["line3"], n)
     for column, section in variables.places:

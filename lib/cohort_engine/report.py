@@ -16,7 +16,8 @@ import xml.etree.ElementTree as ElementTree
 import pandas as pd
 
 CSS = """
-body{font-family:"Noto Sans CJK SC","Helvetica Neue",Arial,sans-serif;max-width:1000px;margin:2em auto;
+body{font-family:"Helvetica Neue",Arial,"Noto Sans CJK SC","Source Han Sans SC","PingFang SC","Microsoft YaHei",
+     "WenQuanYi Micro Hei",sans-serif;max-width:1000px;margin:2em auto;
      color:#1b2631;line-height:1.45;padding:0 1em}
 h1{font-size:1.6em;margin-bottom:.2em} h2{border-bottom:2px solid #1f5f99;padding-bottom:.2em;margin-top:2em}
 h3{margin-top:1.4em;color:#1f5f99} .meta{color:#566573;font-size:.9em}
@@ -24,7 +25,9 @@ table{border-collapse:collapse;margin:.6em 0 1.2em;font-size:.88em}
 th,td{border:1px solid #d5d8dc;padding:.25em .55em;text-align:right;vertical-align:top}
 th{background:#eaf1f8} td:first-child,th:first-child{text-align:left}
 td.text,th.text{text-align:left} img{max-width:100%;display:block;margin:.5em 0 1.2em}
-figure.svg{margin:.5em 0 1.2em;overflow-x:auto} figure.svg figcaption{font-size:.85em;color:#566573}
+figure.svg{margin:.5em 0 1.2em} figure.svg svg{max-width:100%;height:auto}
+figure.svg figcaption{font-size:.85em;color:#566573}
+@media print{h2,h3{break-after:avoid} img,figure{break-inside:avoid}}
 .note{background:#fbfcfc;border-left:4px solid #aab7b8;padding:.4em .8em;font-size:.9em;color:#34495e}
 nav a{margin-right:1em}
 """

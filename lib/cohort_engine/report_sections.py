@@ -79,8 +79,8 @@ def subgroup_display(shown: pd.DataFrame, labels: dict[str, str]) -> pd.DataFram
                         else _with_ci(r.hr, r.hr_ci_low, r.hr_ci_high, 2, missing="NE")
                         for r in shown.itertuples(index=False)],
         "multivariable HR (95% CI)": [
-            "reference" if r.level == r.reference else _with_ci(r.hr_multivariable, r.hr_multivariable_ci_low,
-                                                                r.hr_multivariable_ci_high, 2, missing="NE")
+            "reference" if r.level == r.reference else "not compared" if not r.compared
+            else _with_ci(r.hr_multivariable, r.hr_multivariable_ci_low, r.hr_multivariable_ci_high, 2, missing="NE")
             for r in shown.itertuples(index=False)],
         "log-rank p": [_p_value(p) for p in shown["logrank_p"]],
     })
@@ -110,6 +110,13 @@ def _by_arm_cell(row) -> str:
     return _summary(row) if row.level == MEDIAN_IQR else f"{row.n} ({_summary(row)})"
 
 
+def _smd_text(value) -> str:
+    """Two decimals; a difference that rounds to zero reads 0.00, not -0.00; withheld stays "*"."""
+    if isinstance(value, str) or value is None or pd.isna(value):
+        return _num(value, 2)
+    return _num(value if abs(value) >= 0.005 else 0.0, 2)
+
+
 def table1_by_arm_display(shown: pd.DataFrame, arms) -> pd.DataFrame:
     """Table 1 by arm side by side, each arm under its name: "n (%)" or the median (IQR), then
     each later arm's SMD against the first (two decimals; empty where withheld or not computed)."""
@@ -120,7 +127,7 @@ def table1_by_arm_display(shown: pd.DataFrame, arms) -> pd.DataFrame:
         out["all patients" if arm == EVERYONE else arm] = [_by_arm_cell(r) for r in rows.itertuples(index=False)]
     for arm in arms[1:]:
         rows = shown[shown["arm"] == arm.name].reset_index(drop=True)
-        out[f"SMD, {arm.name} vs {arms[0].name}"] = [v if isinstance(v, str) else _num(v, 2) for v in rows["smd"]]
+        out[f"SMD, {arm.name} vs {arms[0].name}"] = [_smd_text(v) for v in rows["smd"]]
     return out
 
 
@@ -268,14 +275,16 @@ def arms_section(study: StudyConfig, shown_table1: pd.DataFrame, shown_km: pd.Da
     min_cell = study.disclosure.min_cell
     blocks = [
         report.Block("p", "Arms: " + "; ".join(f"{arm.name}: {labels[arm.name]}" for arm in arms)
-                     + f". The reference arm is {arms[0].name}. These are descriptions, not comparisons: the arms "
-                       "differ in their patients as much as in their treatment (see the SMDs)."),
+                     + f". The reference arm is {arms[0].name}. Unadjusted descriptions, not comparisons: a difference "
+                       "between the arms' outcomes can come from a difference in their patients (see the SMDs) as "
+                       "much as from their treatment."),
         report.Block("h3", "Table 1 by arm"),
         _table(table1_by_arm_display(shown_table1, arms)),
-        _note(f"SMD: standardised mean difference against {arms[0].name}, of each level's share (of the age: of "
-              "the means over the pooled standard deviation), before any weighting; an absolute SMD above 0.1 is "
-              "the usual sign of imbalance. Left empty where a count it derives from is withheld or would be "
-              f"revealed. Percentages of each arm's patients. " + footnote(min_cell)),
+        _note(f"SMD: standardised mean difference against {arms[0].name}, before any weighting: for a level, the "
+              "difference of its shares over their pooled standard deviation; for the age, the difference of the "
+              "means over the pooled standard deviation. An absolute SMD above 0.1 is the usual sign of imbalance. "
+              "Withheld (*) or left empty where a count it derives from is withheld or would be revealed. "
+              "Percentages of each arm's patients. " + footnote(min_cell)),
         report.Block("h3", "Kaplan–Meier estimates by arm"),
         _table(_km_display(shown_km, ["endpoint", "arm"], study.analysis.rate_months), "Medians and rates by arm"),
     ]
@@ -297,12 +306,15 @@ def patterns_section(shown_patterns: pd.DataFrame, sunburst_png: bytes | None, s
                      pathways_svg: str | None = None) -> report.Section:
     blocks = [_table(patterns_display(shown_patterns), "Index regimens, dose, schedule, later lines and trends")]
     if pathways_svg is not None:
-        blocks.append(report.Block("svg", pathways_svg, f"Treatment pathways: {sequences_title(study)}"))
-        blocks.append(_note(f"From the index line to the next lines of its setting; a pathway ends at '{DIED}' "
-                            f"(OS event) or '{NO_FURTHER_LINE}' (alive at the end of follow-up), or goes on beyond "
-                            f"the third line. Regimens of flows of fewer than {study.disclosure.min_cell} patients "
-                            f"are pooled as '{OTHER_REGIMENS}'; a band still that small is drawn grey without its "
-                            "count. Hover a band or a node for its count."))
+        blocks.append(report.Block("svg", pathways_svg, "Treatment pathways from the index line "
+                                   f"({index_line_words(study)})"))
+        blocks.append(_note(f"Each line node is labelled with its line number in its setting. A pathway ends at "
+                            f"'{DIED}' (an OS event with no further line) or '{NO_FURTHER_LINE}' (censored for OS, "
+                            "no further line), or goes on beyond the second line after the index line. Regimens of "
+                            f"flows of fewer than {study.disclosure.min_cell} patients are pooled as "
+                            f"'{OTHER_REGIMENS}'; a band whose count is withheld (<{study.disclosure.min_cell} or *) "
+                            "is drawn grey at a nominal width. In a browser, pointing at a band or a node shows its "
+                            "count."))
     if sunburst_png is not None:
         blocks.append(_figure(sunburst_png, f"Sequences: {sequences_title(study)}"))
         blocks.append(_note(f"Sequences followed by fewer than {study.disclosure.min_cell} patients are pooled "

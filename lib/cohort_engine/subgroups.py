@@ -2,6 +2,7 @@
 univariable and multivariable Cox hazard ratios (study rules §8)."""
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
 from . import cox, survival
@@ -92,6 +93,10 @@ def subgroup_table(endpoints: pd.DataFrame, levels: pd.DataFrame, study: StudyCo
             table = pd.concat([table.assign(compared=True), _levels_not_compared(data, factor, compared, study)],
                               ignore_index=True)
             table = table.merge(multivariable, on=["factor", "level"], how="left")
+            # A level outside the comparison has no hazard ratio to show, from either model.
+            outside = ~table["compared"].astype(bool)
+            table.loc[outside, ["hr_multivariable", "hr_multivariable_ci_low", "hr_multivariable_ci_high"]] = np.nan
+            table.loc[outside, "note_multivariable"] = ""
             table.insert(0, "endpoint", endpoint)
             table.insert(3, "reference", references[factor])
             if len(table):

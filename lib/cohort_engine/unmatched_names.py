@@ -14,6 +14,7 @@ from pyspark.sql import types as T
 
 from .drug_names import normalise_name
 from .errors import ExtractMisread
+from .lake_tables import GOLD_UNMATCHED_DRUG_NAMES
 from .name_matcher import NameMatcher, matcher_of
 
 
@@ -135,7 +136,7 @@ def check_prescription_names(pair_counts: pd.DataFrame, vocabulary: pd.DataFrame
     return share
 
 
-UNMATCHED_NAMES_COLUMNS = ("rank", "drug_name", "drug_name_normalised", "n_rows", "nearest_entries")
+UNMATCHED_NAMES_COLUMNS = GOLD_UNMATCHED_DRUG_NAMES.column_names
 
 
 def unmatched_names_report(unmatched: DataFrame, vocabulary: pd.DataFrame | NameMatcher, top: int = 50,

@@ -27,6 +27,7 @@ from .contract import (DOSE_UNITS, EARLIEST_DATE, LAB_UNITS, PATIENT_TABLES, SEX
                        SOURCE_TABLES, SourceTable)
 from .date_forms import ambiguous_date_text, date_parts
 from .extract_files import DEFAULT_SETTINGS, ExtractSettings
+from .lake_tables import QUARANTINE_SOURCE
 from .raw_tables import column_named
 from .typed_columns import needs_date_parts, normalised_unit, trimmed_text, typed_column
 
@@ -35,7 +36,7 @@ DUPLICATE = "__exact_duplicate__"
 ALREADY_LOADED = "__already_in_lake__"  # an incremental row the lake already holds (a duplicate)
 KEYS = {"prescriptions": "record_id", "patients": "patient_id", "hospitals": "hospital_id"}
 # The engine's columns of a quarantine table; source columns of these names are renamed there.
-QUARANTINE_COLUMNS = ("reason", "reason_column")
+QUARANTINE_COLUMNS = QUARANTINE_SOURCE.column_names
 
 
 # -- bookkeeping columns ------------------------------------------------------------
