@@ -279,6 +279,19 @@ def test_a_study_with_arms_describes_each_arm(arms_run):
     assert {f"figures/km_{e}_by_arm.png" for e in ("OS", "rwPFS")} <= set(result.files)
 
 
+def test_a_rate_with_fewer_than_five_at_risk_is_withheld():
+    # Six patients, no censoring: at 6 months (day 182) five are still at risk (times 200 …
+    # 1900), so S = 5/6 stands; at 24 months (day 730) three are (800, 1500, 1900): withheld
+    # with its CI, as the curve stops there.
+    from cohort_engine.efficacy import without_thin_rates
+    endpoints = pd.DataFrame({"endpoint": "OS", "time_days": [100, 200, 400, 800, 1500, 1900], "event": 1})
+    summary = survival.km_summary(endpoints, rate_months=(6, 24))
+    out = without_thin_rates(summary, endpoints, (6, 24), min_cell=5).iloc[0]
+    assert out["rate_6m"] == pytest.approx(5 / 6)
+    assert summary.iloc[0]["rate_24m"] == pytest.approx(3 / 6)
+    assert np.isnan(out["rate_24m"]) and np.isnan(out["rate_24m_ci_low"]) and np.isnan(out["rate_24m_ci_high"])
+
+
 def test_km_summary_matches_survival_on_the_same_data(run):
     inputs, out, _ = run
     csv = pd.read_csv(out / "tables/km_summary.csv", dtype=str, keep_default_na=False)
@@ -292,11 +305,13 @@ def test_km_summary_matches_survival_on_the_same_data(run):
     for got, want in zip(csv.itertuples(index=False), expected.itertuples(index=False)):
         assert got.n == str(want.n)  # 150, or 135 for TTP (15 not evaluable)
         assert got.events == (str(want.events) if want.events >= 5 else "<5")
+        times = inputs.endpoints.loc[inputs.endpoints["endpoint"] == want.endpoint, "time_days"]
+        thin = {f"rate_{m}m": (times >= np.floor(m * 30.4375)).sum() < 5 for m in (12, 60)}
         for col in ("median_months", "median_ci_low", "median_ci_high", "rate_12m", "rate_60m_ci_low"):
             value = getattr(want, col)
             if want.events < 5:
                 assert getattr(got, col) == "*"
-            elif np.isnan(value):
+            elif np.isnan(value) or thin.get(col.replace("_ci_low", ""), False):
                 assert getattr(got, col) == ""
             else:
                 assert float(getattr(got, col)) == pytest.approx(value)

@@ -30,9 +30,28 @@ def endpoint_order(endpoints: pd.DataFrame) -> list[str]:
 
 
 def km_table(endpoints: pd.DataFrame, study: StudyConfig, rate_months=None) -> pd.DataFrame:
-    """survival.km_summary with the study's CI method and rate months (interfaces.md columns)."""
+    """survival.km_summary with the study's CI method and rate months (interfaces.md columns),
+    rates past the curve's last shown point withheld (`without_thin_rates`)."""
     months = study.analysis.rate_months if rate_months is None else rate_months
-    return survival.km_summary(endpoints, rate_months=months, ci_method=study.analysis.ci_method)
+    summary = survival.km_summary(endpoints, rate_months=months, ci_method=study.analysis.ci_method)
+    return without_thin_rates(summary, endpoints, months, study.disclosure.min_cell)
+
+
+def without_thin_rates(summary: pd.DataFrame, endpoints: pd.DataFrame, rate_months, min_cell: int,
+                       keys: tuple[str, ...] = ("endpoint",)) -> pd.DataFrame:
+    """The summary with each rate, and its CI, left empty where fewer than min_cell patients
+    of its row are still at risk at that time (time ≥ the rate's day): there the curve's
+    steps are single patients' events (a 60-month rate of 3.8% after one of 7.7% is one event
+    among two), and the figures stop the curve at the same point (`curves_fit_to_show`)."""
+    out = summary.copy()
+    for i, row in out.iterrows():
+        mine = endpoints[np.logical_and.reduce([(endpoints[k] == row[k]).to_numpy() for k in keys])]
+        times = mine["time_days"].to_numpy(dtype=float)
+        for months in rate_months:
+            if (times >= survival.months_to_days(months)).sum() < min_cell:
+                name = f"rate_{float(months):g}m"
+                out.loc[i, [name, f"{name}_ci_low", f"{name}_ci_high"]] = np.nan
+    return out
 
 
 def km_gate(columns, name: str = "km_summary", across: tuple[str, ...] | None = None) -> Gate:
@@ -59,6 +78,8 @@ def km_table_by_arm(endpoints: pd.DataFrame, cohort: pd.DataFrame, study: StudyC
     data = with_arms(endpoints, cohort)
     table = survival.km_summary(data, by="arm", rate_months=study.analysis.rate_months,
                                 ci_method=study.analysis.ci_method)
+    table = without_thin_rates(table, data, study.analysis.rate_months, study.disclosure.min_cell,
+                               keys=("arm", "endpoint"))
     endpoint_rank = {e: i for i, e in enumerate(endpoint_order(data))}
     arm_rank = {arm.name: i for i, arm in enumerate(study.arms)}
     order = sorted(table.index, key=lambda i: (endpoint_rank[table.at[i, "endpoint"]], arm_rank[table.at[i, "arm"]]))

@@ -327,7 +327,8 @@ def efficacy_section(shown_km: pd.DataFrame, km_pngs: dict[str, bytes], study: S
         _table(efficacy_display(shown_km, study.analysis.rate_months), "Medians and rates"),
         _note(f"Kaplan–Meier estimates. 95% confidence intervals by the {study.analysis.ci_method} transform "
               f"(ci_method = {study.analysis.ci_method}); median CI as in R's survfit. 'not reached': the curve "
-              "does not fall below 50%; NE: not estimable (no follow-up that long, or the limit not reached)."),
+              "does not fall below 50%; NE: not estimable (no follow-up that long, or the limit not reached) or "
+              f"withheld (fewer than {study.disclosure.min_cell} patients still at risk at that time)."),
     ]
     for endpoint, png in km_pngs.items():
         blocks.append(report.Block("h3", f"{ENDPOINT_NAMES.get(endpoint, endpoint)} ({endpoint})"))
