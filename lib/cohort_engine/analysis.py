@@ -181,9 +181,9 @@ def _arms_section(inputs: AnalysisInputs, writer: _Writer) -> report.Section:
     study = inputs.study
     min_cell = study.disclosure.min_cell
     by_arm = writer.publish(table1_by_arm(inputs.cohort, study.variables, study.arms, min_cell), TABLE1_BY_ARM_GATE)
-    km = km_table_by_arm(inputs.endpoints, inputs.cohort, study)
-    shown_km = writer.publish(km, km_by_arm_gate(km.columns))
     data = with_arms(inputs.endpoints, inputs.cohort)
+    km = km_table_by_arm(data, study)
+    shown_km = writer.publish(km, km_by_arm_gate(km.columns))
     pngs = {}
     for endpoint in endpoint_order(data):
         rows = data[data["endpoint"] == endpoint]

@@ -29,12 +29,14 @@ def endpoint_order(endpoints: pd.DataFrame) -> list[str]:
                                                                         if e not in survival.ENDPOINT_ORDER)
 
 
-def km_table(endpoints: pd.DataFrame, study: StudyConfig, rate_months=None) -> pd.DataFrame:
-    """survival.km_summary with the study's CI method and rate months (interfaces.md columns),
-    rates past the curve's last shown point withheld (`without_thin_rates`)."""
+def km_table(endpoints: pd.DataFrame, study: StudyConfig, rate_months=None, by: str | None = None) -> pd.DataFrame:
+    """survival.km_summary (per level of `by`, if given) with the study's CI method and rate
+    months (interfaces.md columns), rates past the curve's last shown point withheld
+    (`without_thin_rates`)."""
     months = study.analysis.rate_months if rate_months is None else rate_months
-    summary = survival.km_summary(endpoints, rate_months=months, ci_method=study.analysis.ci_method)
-    return without_thin_rates(summary, endpoints, months, study.disclosure.min_cell)
+    summary = survival.km_summary(endpoints, by=by, rate_months=months, ci_method=study.analysis.ci_method)
+    keys = ("endpoint",) if by is None else (by, "endpoint")
+    return without_thin_rates(summary, endpoints, months, study.disclosure.min_cell, keys=keys)
 
 
 def without_thin_rates(summary: pd.DataFrame, endpoints: pd.DataFrame, rate_months, min_cell: int,
@@ -72,14 +74,10 @@ def with_arms(endpoints: pd.DataFrame, cohort: pd.DataFrame) -> pd.DataFrame:
     return endpoints.merge(arms, on="patient_id")
 
 
-def km_table_by_arm(endpoints: pd.DataFrame, cohort: pd.DataFrame, study: StudyConfig) -> pd.DataFrame:
-    """km_table per arm: the arm's name, then the km_summary columns; endpoints in the
-    contract's order, the arms in the study's."""
-    data = with_arms(endpoints, cohort)
-    table = survival.km_summary(data, by="arm", rate_months=study.analysis.rate_months,
-                                ci_method=study.analysis.ci_method)
-    table = without_thin_rates(table, data, study.analysis.rate_months, study.disclosure.min_cell,
-                               keys=("arm", "endpoint"))
+def km_table_by_arm(data: pd.DataFrame, study: StudyConfig) -> pd.DataFrame:
+    """km_table per arm of the endpoints `with_arms`: the arm's name, then the km_summary
+    columns; endpoints in the contract's order, the arms in the study's."""
+    table = km_table(data, study, by="arm")
     endpoint_rank = {e: i for i, e in enumerate(endpoint_order(data))}
     arm_rank = {arm.name: i for i, arm in enumerate(study.arms)}
     order = sorted(table.index, key=lambda i: (endpoint_rank[table.at[i, "endpoint"]], arm_rank[table.at[i, "arm"]]))
