@@ -17,7 +17,6 @@ import pytest
 
 from cohort_engine import cox, survival
 from cohort_engine.analysis import AnalysisInputs, run_analysis
-from cohort_engine.patterns import OTHER_SEQUENCES, merge_small_sequences
 from cohort_engine.subgroups import reference_level, subgroup_levels
 from cohort_engine.disclosure import audit_output_dir
 from cohort_engine.publish import audit
@@ -229,19 +228,22 @@ def test_every_file_exists(run):
 
 
 def test_the_pathways_sankey_is_in_the_report_and_balances(run):
-    # Every one of the 150 patients leaves the index line once: the exact step-1 flows add up to
-    # 150; the CSV shows each flow's count, "<5" for 1–4, or "*"; the inline SVG is the one
-    # written under figures/.
-    from cohort_engine.pathways import pooled_line_pathways
+    # The Sankey draws the shown pathways: its step-1 flows add up to the 150 patients less those
+    # pooled, which the patterns table gives; no flow is small, so the CSV shows every count; the
+    # inline SVG is the one written under figures/.
+    from cohort_engine.pathways import OTHER_PATHWAYS, flows_table, pathway_nodes, pooled_pathways
+    from cohort_engine.patterns import PATHWAY_SECTION
     inputs, out, _ = run
-    exact = pooled_line_pathways(inputs.cohort, inputs.lines, inputs.endpoints[inputs.endpoints["endpoint"] == "OS"],
-                                 min_cell=5)
-    assert exact.loc[exact["step"] == 1, "n"].sum() == N_PATIENTS
+    pooled = pooled_pathways(pathway_nodes(inputs.cohort, inputs.lines,
+                                           inputs.endpoints[inputs.endpoints["endpoint"] == "OS"]), min_cell=5)
+    exact = flows_table(pooled.shown_nodes)
+    assert exact.loc[exact["step"] == 1, "n"].sum() == N_PATIENTS - pooled.pooled
+    patterns = pd.read_csv(out / "tables/patterns.csv", dtype=str, keep_default_na=False)
+    section = patterns[patterns["section"] == PATHWAY_SECTION].set_index("item")["n"]
+    assert int(section.get(OTHER_PATHWAYS, "0")) == pooled.pooled
+    assert section.astype(int).sum() == N_PATIENTS and (section.astype(int) >= 5).all()
     flows = pd.read_csv(out / "tables/line_pathways.csv", dtype=str, keep_default_na=False)
-    assert flows[["step", "source", "target"]].to_numpy().tolist() == \
-        exact[["step", "source", "target"]].astype(str).to_numpy().tolist()
-    for got, n in zip(flows["n"], exact["n"]):
-        assert got == str(n) or (got == "<5" and 0 < n < 5) or (got == "*" and n >= 5)
+    assert flows[["step", "source", "target", "n"]].to_numpy().tolist() == exact.astype(str).to_numpy().tolist()
     svg = (out / "figures/line_pathways.svg").read_text(encoding="utf-8")
     assert svg in (out / "report.html").read_text(encoding="utf-8")
 
@@ -438,14 +440,6 @@ def test_safety_not_available_when_sources_absent(seed_study, tmp_path):
     assert "<table" not in safety  # no table of zeros
 
 
-def test_merge_small_sequences():
-    # 12 + 7 kept; 3 + 1 = 4 pooled is still below 5, so the next smallest (6) joins: 10.
-    counts = pd.DataFrame({"line1": list("ABCDE"), "line2": "x", "line3": "y", "n": [12, 7, 3, 1, 6]})
-    out = merge_small_sequences(counts, 5)
-    assert out[["line1", "n"]].values.tolist() == [["A", 12], [OTHER_SEQUENCES, 10], ["B", 7]]
-    assert out["n"].sum() == 29
-
-
 def test_reference_levels():
     assert reference_level(pd.Series(["HP", "H", "HP"]), "H") == "H"
     # nobody with the preferred reference: the largest level
@@ -480,6 +474,51 @@ def test_a_subgroup_of_unknown_level_is_shown_and_protected(seed_study):
     table = shown(exact.reset_index(), SUBGROUP_GATE, study).set_index("level")
     assert table["n"].tolist() == [7, "*", "<5"]
     assert table["events"].tolist() == ["*", "*", "*"]
+
+
+def _tier_endpoints(events_by_tier):
+    """OS of patients whose tiers take turns along the time axis (3A, 2A, 3B, 3A, …: no tier's
+    times lie apart, so the Cox model has a finite maximum); {tier: (patients, events)}, the
+    first patients of a tier in time having the events."""
+    order = ["3A", "2A", "3B"] * 10
+    left = {tier: n for tier, (n, _) in events_by_tier.items()}
+    tiers = []
+    for tier in order:
+        if left[tier]:
+            tiers.append(tier)
+            left[tier] -= 1
+    seen = dict.fromkeys(events_by_tier, 0)
+    events = []
+    for tier in tiers:
+        events.append(1 if seen[tier] < events_by_tier[tier][1] else 0)
+        seen[tier] += 1
+    ids = [f"Q{i}" for i in range(len(tiers))]
+    endpoints = pd.DataFrame({"patient_id": ids, "endpoint": "OS", "time_days": [10 * (i + 1) for i in range(len(ids))],
+                              "event": events, "event_type": ["death" if e else "censored" for e in events],
+                              "source": None})
+    return endpoints, pd.DataFrame({"patient_id": ids, "hospital_tier": tiers})
+
+
+def test_a_hazard_ratio_of_fewer_than_five_events_is_not_shown(seed_study):
+    # 3A (reference) 10 patients, 8 events; 2A 8 patients, 6 events; 3B 6 patients, 3 events.
+    # 3B's 3 events read "<5", and its CI would give them back (var log HR ≈ 1/3 + 1/8): 3B has
+    # no hazard ratio from either model, and says why; 2A's 6 events keep theirs.
+    from cohort_engine.subgroups import few_events_note, subgroup_table
+    study = dataclasses.replace(seed_study, analysis=dataclasses.replace(
+        seed_study.analysis, subgroups=("hospital_tier",), references=(("hospital_tier", "3A"),)))
+    exact = subgroup_table(*_tier_endpoints({"3A": (10, 8), "2A": (8, 6), "3B": (6, 3)}), study).set_index("level")
+    assert exact["events"].to_dict() == {"3A": 8, "2A": 6, "3B": 3}
+    assert exact.loc["3A", "hr"] == 1.0 and exact.loc["3A", "note"] == "reference"
+    assert exact.loc["2A", ["hr", "hr_ci_low", "hr_ci_high", "hr_multivariable"]].notna().all()
+    assert exact.loc["3B", ["hr", "hr_ci_low", "hr_ci_high", "hr_multivariable", "hr_multivariable_ci_low",
+                            "hr_multivariable_ci_high"]].isna().all()
+    assert few_events_note(5) == "fewer than 5 events in the level or its reference: no hazard ratio"
+    assert exact.loc["3B", ["note", "note_multivariable"]].tolist() == [few_events_note(5)] * 2
+    # The reference with 4 events: every ratio would read against those 4, so none is shown.
+    exact = subgroup_table(*_tier_endpoints({"3A": (10, 4), "2A": (8, 6), "3B": (6, 5)}), study).set_index("level")
+    assert exact.loc["3A", "hr"] == 1.0
+    assert exact.loc[["2A", "3B"], ["hr", "hr_multivariable"]].isna().all().all()
+    assert exact.loc[["2A", "3B"], "note"].tolist() == [few_events_note(5)] * 2
 
 
 def test_proxy_events_are_not_given_away_by_the_assessments_only_analysis(seed_study):
@@ -520,14 +559,3 @@ def test_patterns_cross_tables_publish_no_small_cell_beyond_the_margins(run):
         if len(pooled) and small.any():  # every row pooled: the margins themselves
             assert len(rows) == len(pooled)
             assert dict(zip(split.str[1][split.str[0] == POOLED], pooled["n"])) == labels
-
-
-def test_the_sequences_follow_the_index_line_s_setting(seed_study):
-    from cohort_engine.patterns import sequences_title
-    import dataclasses
-
-    def in_setting(setting):
-        return dataclasses.replace(seed_study, index=dataclasses.replace(seed_study.index, setting=setting))
-    assert sequences_title(seed_study) == "Advanced lines 1 → 2 → 3"
-    assert sequences_title(in_setting("early")) == "Early lines 1 → 2 → 3"
-    assert sequences_title(in_setting("any")) == "Lines 1 → 2 → 3 of the index line's setting"

@@ -77,6 +77,9 @@ def test_one_small_category_takes_the_next_smallest_with_it():
     ([2, 3, 95], ["<5", "<5", 95]),
     # 1 + 1 = 2: two cells of at least 1 adding to 2 are both 1 → hide 98 too.
     ([1, 1, 98], ["<5", "<5", MASKED]),
+    # 1 + 2 = 3: neither cell is pinned (1 + 2 or 2 + 1), but 100 − 97 = 3 patients are in
+    # neither of the shown categories: a small count all the same → hide 97 too.
+    ([1, 2, 97], ["<5", "<5", MASKED]),
     # 4 + 4 = 8: two cells of at most 4 adding to 8 are both 4 → hide 92 too.
     ([4, 4, 92], ["<5", "<5", MASKED]),
     # 1 with the next smallest 5: 1 + 5 = 6 = (1–4) + (≥ 5) forces 1 and 5 → hide 94 as well;

@@ -9,7 +9,9 @@ import pandas as pd
 import pytest
 
 from cohort_engine import figures, report
-from cohort_engine.pathways import PATHWAYS_GATE, line_pathways, pathway_nodes, pool_small_flows, pooled_line_pathways
+from cohort_engine.errors import StageError
+from cohort_engine.pathways import (OTHER_PATHWAYS, PATHWAYS_GATE, flows_table, line_pathways, pathway_nodes,
+                                    pool_small_flows, pooled_pathways)
 from cohort_engine.publish import publish, shown
 
 SVG = "{http://www.w3.org/2000/svg}"
@@ -85,60 +87,96 @@ def test_the_index_line_need_not_be_line_1():
 
 def test_a_cohort_patient_without_an_index_line_or_an_os_row_is_refused():
     cohort, lines, endpoints = inputs()
-    with pytest.raises(ValueError, match="1 cohort patient.* no index line"):
+    with pytest.raises(StageError, match="1 cohort patient.* no index line"):
         line_pathways(cohort, lines[lines["patient_id"] != "P5"], endpoints)
-    with pytest.raises(ValueError, match="1 cohort patient.* no OS row"):
+    with pytest.raises(StageError, match="1 cohort patient.* no OS row"):
         line_pathways(cohort, lines, endpoints[~((endpoints["patient_id"] == "P5") & (endpoints["endpoint"] == "OS"))])
 
 
+def pooled_flows(cohort, lines, endpoints, min_cell):
+    return flows_table(pool_small_flows(pathway_nodes(cohort, lines, endpoints), min_cell))
+
+
 def test_small_flows_are_pooled_patient_by_patient_and_still_balance():
-    # min_cell 3. Round 1: A → died (P5) and A → no further line (P6) end in a terminal, so their
-    # line 1 is pooled; A → G (P7), H → B (P8) and B → C (P3, P4) pool their target; G → no further
-    # line and C → no further line are then pooled already. Round 2: A → other (P7) and H → other
-    # (P8) pool their line 1; B → died (P1, P2: 2 now P8 has left B) and B → other (P3, P4) pool
-    # line 2. Round 3: A → other line 2 holds 4; every smaller flow has only pooled regimens.
+    # min_cell 2; the index line (column 1) is never renamed. Round 1: A → died (P5), A → no
+    # further line (P6) and H → B (P8's line 1) cannot pool their source; A → G (P7) and H → B
+    # (P8) pool their target; C → no further line pools P3's C. Round 2: B → C (P4) pools P4's C;
+    # B → other (P3) pools P3's B. Round 3: B → other (P4) pools P4's B. Then every flow of 1
+    # has only the index line, pooled regimens or a terminal to pool.
     cohort, lines, endpoints = inputs()
-    flows = pooled_line_pathways(cohort, lines, endpoints, min_cell=3)
+    flows = pooled_flows(cohort, lines, endpoints, min_cell=2)
     assert rows(flows) == [
-        (1, "line 1: A", "line 2: other regimens", 4),
-        (1, "line 1: other regimens", "line 2: other regimens", 2),
-        (1, "line 1: other regimens", "died", 1), (1, "line 1: other regimens", "no further line", 1),
-        (2, "line 2: other regimens", "died", 3), (2, "line 2: other regimens", "line 3: other regimens", 2),
-        (2, "line 2: other regimens", "no further line", 1),
+        (1, "line 1: A", "line 2: other regimens", 3), (1, "line 1: A", "line 2: B", 2),
+        (1, "line 1: A", "died", 1), (1, "line 1: A", "no further line", 1),
+        (1, "line 1: H", "line 2: other regimens", 1),
+        (2, "line 2: B", "died", 2), (2, "line 2: other regimens", "line 3: other regimens", 2),
+        (2, "line 2: other regimens", "died", 1), (2, "line 2: other regimens", "no further line", 1),
         (3, "line 3: other regimens", "no further line", 1)]
     assert flows.loc[flows["step"] == 1, "n"].sum() == 8
-    assert balance(flows) == {(2, "line 2: other regimens"): (6, 6), (3, "line 3: other regimens"): (2, 1)}
+    assert balance(flows) == {(2, "line 2: B"): (2, 2), (2, "line 2: other regimens"): (4, 4),
+                              (3, "line 3: other regimens"): (2, 1)}
     # Pooling moves patients between nodes, never in or out of a step: 8 at step 1, the 6 with a
     # second line at step 2, P3 at step 3.
     assert flows.groupby("step")["n"].sum().tolist() == [8, 6, 1]
     # With min_cell 1 nothing is small: the pooled flows are the exact ones.
-    assert rows(pooled_line_pathways(cohort, lines, endpoints, min_cell=1)) == rows(line_pathways(*inputs()))
+    assert rows(pooled_flows(cohort, lines, endpoints, min_cell=1)) == rows(line_pathways(*inputs()))
+
+
+def worked_pathways(spec):
+    """cohort, lines, endpoints of one patient per (index regimen, next regimen or None, died)."""
+    patients = [f"W{i:02d}" for i in range(len(spec))]
+    rows_ = [(p, 1, first) for p, (first, _, _) in zip(patients, spec)]
+    rows_ += [(p, 2, second) for p, (_, second, _) in zip(patients, spec) if second]
+    cohort = pd.DataFrame({"patient_id": patients, "index_setting": "advanced", "index_line_number": 1})
+    endpoints = pd.DataFrame({"patient_id": patients, "endpoint": "OS", "time_days": 400,
+                              "event": [int(died) for _, _, died in spec]})
+    return cohort, therapy_lines(rows_), endpoints
+
+
+def test_pathways_are_pooled_until_no_published_count_leaves_a_few_outside_them():
+    # min_cell 3. A > B > died ×3, A > B > no further line ×1, H > B > no further line ×2,
+    # H > B > died ×1, D > B > died ×3: every flow holds 3 or more, so no regimen is renamed.
+    # Pathways of fewer than 3 (A>B>nfl 1, H>B>nfl 2, H>B>died 1) are pooled. Index regimen A
+    # (4 patients, published in the patterns) would then leave 4 − 3 = 1 outside the shown
+    # pathways: A > B > died goes too. H (3 outside) and D (0) are safe; so is the cohort (7).
+    spec = ([("A", "B", True)] * 3 + [("A", "B", False)] + [("H", "B", False)] * 2 + [("H", "B", True)]
+            + [("D", "B", True)] * 3)
+    pooled = pooled_pathways(pathway_nodes(*worked_pathways(spec)), min_cell=3)
+    assert pooled.counts.values.tolist() == [["D > B > died", 3], [OTHER_PATHWAYS, 7]]
+    assert pooled.pooled == 7
+    assert rows(flows_table(pooled.shown_nodes)) == [(1, "line 1: D", "line 2: B", 3), (2, "line 2: B", "died", 3)]
+
+
+def test_a_renamed_next_line_counts_outside_its_published_count():
+    # min_cell 3. A > B > died ×3, A > C > died ×3, D > C > died ×1. D → C (1) renames D's C to
+    # "other regimens". The patterns publish next-line regimen C = 4; shown, A > C > died (3)
+    # would leave 4 − 3 = 1 (D's) outside: it is pooled. D's own count (1) reads "<3" there.
+    spec = [("A", "B", True)] * 3 + [("A", "C", True)] * 3 + [("D", "C", True)]
+    pooled = pooled_pathways(pathway_nodes(*worked_pathways(spec)), min_cell=3)
+    assert pooled.counts.values.tolist() == [["A > B > died", 3], [OTHER_PATHWAYS, 4]]
+    # Nothing small anywhere: the flows drawn are sums of the shown pathways.
+    assert flows_table(pooled.shown_nodes)["n"].tolist() == [3, 3]
 
 
 def test_pooling_changes_regimens_only():
     nodes = pathway_nodes(*inputs())
     pooled = pool_small_flows(nodes, min_cell=3)
     assert pooled[["patient_id", "column", "line_number"]].equals(nodes[["patient_id", "column", "line_number"]])
-    assert set(pooled["regimen"]) == {"A", "other regimens", "died", "no further line"}
+    # The index regimens (A, H) stay: their counts are published in the patterns.
+    assert set(pooled["regimen"]) == {"A", "H", "other regimens", "died", "no further line"}
 
 
-def test_the_gate_suppresses_what_pooling_left_small(seed_study, tmp_path):
-    # min_cell 3 on the pooled flows above. Every flow under 3 reads "<3". Into "line 2: other
-    # regimens" come 4 and a "<3" (2): with the node's total known, the 4 would give the 2 away,
-    # so it is withheld. The flows out of "line 1: other regimens" (2, 1, 1 of 4) are all "<3"
-    # and cannot be told apart; those out of "line 2: other regimens" keep their 3 (the two
-    # "<3" beside it add up to 3, which either could be 1 or 2 of).
+def test_the_gate_finds_nothing_small_in_the_flows_of_shown_pathways(seed_study, tmp_path):
+    # The first worked case above, published: the Sankey's flows are the shown pathways' (3 and 3),
+    # so the gate leaves them as they are.
     study = dataclasses.replace(seed_study, disclosure=dataclasses.replace(seed_study.disclosure, min_cell=3))
-    cohort, lines, endpoints = inputs()
-    flows = pooled_line_pathways(cohort, lines, endpoints, min_cell=3)
+    spec = ([("A", "B", True)] * 3 + [("A", "B", False)] + [("H", "B", False)] * 2 + [("H", "B", True)]
+            + [("D", "B", True)] * 3)
+    flows = flows_table(pooled_pathways(pathway_nodes(*worked_pathways(spec)), min_cell=3).shown_nodes)
     safe, path = publish(flows, PATHWAYS_GATE, study, tmp_path)
     assert path == tmp_path / "line_pathways.csv"
-    assert safe["n"].tolist() == ["*", "<3", "<3", "<3", 3, "<3", "<3", "<3"]
-    assert pd.read_csv(path, dtype=str)["n"].tolist() == ["*", "<3", "<3", "<3", "3", "<3", "<3", "<3"]
-    assert shown(flows, PATHWAYS_GATE, study)["n"].tolist() == safe["n"].tolist()
-
-
-# -- The figures -----------------------------------------------------------------------------------
+    assert safe["n"].tolist() == [3, 3]
+    assert pd.read_csv(path, dtype=str)["n"].tolist() == ["3", "3"]
 
 def flows_of(*rows_) -> pd.DataFrame:
     return pd.DataFrame(list(rows_), columns=["step", "source", "target", "n"])

@@ -8,7 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cohort_engine.patterns import (NO_LINE, PatternVariables, dose_in_mg, mosteller_bsa, nearest_body_size,
+from cohort_engine.pathways import NO_LINE
+from cohort_engine.patterns import (PATHWAY_SECTION, PatternVariables, dose_in_mg, mosteller_bsa, nearest_body_size,
                                     patterns_table, schedule_of)
 
 D = dt.date
@@ -98,13 +99,20 @@ def test_schedule_administrations_and_duration(table):
     assert (duration.median, duration.q1, duration.q3) == (60, 30, 60.5)
 
 
-def test_second_lines_and_sequences(table):
+def test_second_lines(table):
     assert table[("second-line regimen", NO_LINE)].n == 1
     assert table[("second-line regimen", "capecitabine+pyrotinib")].n == 1
-    seq = "sequence line 1 > line 2 > line 3"
-    assert table[(seq, f"{H} > capecitabine+pyrotinib > trastuzumab emtansine")].n == 1
-    assert table[(seq, f"{HP} > trastuzumab deruxtecan > {NO_LINE}")].n == 1
-    assert table[(seq, f"{HP} > {NO_LINE} > {NO_LINE}")].n == 1
+    # Without pooled pathways (they need the OS endpoint: pathways.pooled_pathways) no pathway rows.
+    assert not any(section == PATHWAY_SECTION for section, _ in table)
+
+
+def test_the_pooled_pathways_are_the_sequences_section():
+    # Pathways as pathways.pooled_pathways gives them, each a share of the 3 patients.
+    pathways = pd.DataFrame({"pathway": [f"{HP} > trastuzumab deruxtecan > died", "(other pathways)"], "n": [2, 1]})
+    t = patterns_table(COHORT, LINES, EXPOSURES, VITALS, [], PatternVariables(), pathways)
+    rows = t[t["section"] == PATHWAY_SECTION]
+    assert rows[["item", "n"]].values.tolist() == pathways.values.tolist()
+    assert rows["percent"].tolist() == [pytest.approx(200 / 3), pytest.approx(100 / 3)]
 
 
 def test_trends(table):

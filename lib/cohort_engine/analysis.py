@@ -26,9 +26,8 @@ from .disclosure import suppress_attrition
 from .efficacy import (ENDPOINT_NAMES, endpoint_order, km_by_arm_gate, km_figure, km_gate, km_table, km_table_by_arm,
                        with_arms)
 from .errors import DisclosureError
-from .pathways import PATHWAY_ENDINGS, PATHWAYS_GATE, pooled_line_pathways
-from .patterns import (PATTERNS_BY_ARM_GATE, PATTERNS_GATE, PatternVariables, merge_small_sequences, patterns_by_arm,
-                       patterns_with_sets, sequence_counts, sequences_title)
+from .pathways import PATHWAY_ENDINGS, PATHWAYS_GATE, flows_table, pathway_nodes, pooled_pathways
+from .patterns import PATTERNS_BY_ARM_GATE, PATTERNS_GATE, PatternVariables, patterns_by_arm, patterns_with_sets
 from .publish import Gate, audit
 from .publish import publish as publish_table
 from .publish import shown as gated
@@ -154,25 +153,27 @@ def _sensitivity_section_data(inputs: AnalysisInputs, writer: _Writer) -> tuple[
 
 
 def _patterns_data(inputs: AnalysisInputs, writer: _Writer) -> tuple[pd.DataFrame, bytes | None, str | None]:
-    """The patterns table, the sequences' sunburst and the pathways' Sankey (an inline SVG; None
-    without an OS endpoint, which says where a pathway ends)."""
+    """The patterns table, the pathways' sunburst and their Sankey (an inline SVG), all three
+    from one pooling of the pathways (none without an OS endpoint, which says where a pathway
+    ends)."""
     study = inputs.study
-    table = patterns_with_sets(inputs.cohort, inputs.lines, inputs.exposures, inputs.vitals, study.disclosure.min_cell,
-                               inputs.pattern_drugs, PatternVariables.of(study))
-    shown = writer.publish(table, PATTERNS_GATE)
-    counts = merge_small_sequences(sequence_counts(inputs.cohort, inputs.lines), study.disclosure.min_cell)
-    png = None
-    if counts["n"].sum() >= study.disclosure.min_cell:
-        png = writer.figure("sequences_sunburst", figures.sequence_sunburst(counts, sequences_title(study)))
-    svg = None
+    min_cell = study.disclosure.min_cell
     os_rows = inputs.endpoints[inputs.endpoints["endpoint"] == "OS"]
-    if len(inputs.cohort) >= study.disclosure.min_cell and len(os_rows):
-        flows = writer.publish(pooled_line_pathways(inputs.cohort, inputs.lines, os_rows, study.disclosure.min_cell),
-                               PATHWAYS_GATE)
-        title = "Treatment pathways from the index line through the next two lines of its setting"
-        writer.figure("line_pathways", figures.line_sankey(flows, title, PATHWAY_ENDINGS))
-        svg = figures.line_sankey_svg(flows, title, PATHWAY_ENDINGS)
-        writer.text("figures/line_pathways.svg", svg)
+    pathways = None
+    if len(inputs.cohort) >= min_cell and len(os_rows):
+        pathways = pooled_pathways(pathway_nodes(inputs.cohort, inputs.lines, os_rows), min_cell)
+    table = patterns_with_sets(inputs.cohort, inputs.lines, inputs.exposures, inputs.vitals, min_cell,
+                               inputs.pattern_drugs, PatternVariables.of(study),
+                               None if pathways is None else pathways.counts)
+    shown = writer.publish(table, PATTERNS_GATE)
+    if pathways is None:
+        return shown, None, None
+    title = "Treatment pathways from the index line through the next two lines of its setting"
+    png = writer.figure("sequences_sunburst", figures.pathway_sunburst(pathways.counts, title, PATHWAY_ENDINGS))
+    flows = writer.publish(flows_table(pathways.shown_nodes), PATHWAYS_GATE)
+    writer.figure("line_pathways", figures.line_sankey(flows, title, PATHWAY_ENDINGS))
+    svg = figures.line_sankey_svg(flows, title, PATHWAY_ENDINGS)
+    writer.text("figures/line_pathways.svg", svg)
     return shown, png, svg
 
 

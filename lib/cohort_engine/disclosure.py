@@ -13,7 +13,8 @@ Rules, with `min_cell` = 5 by default:
   * within a set of categories that add up to a known total (`partition_by`), more
     counts are withheld, the next smallest non-zero first, until no suppressed count
     can be worked out from the total (each "<5" is known to be 1–4 and each "*" at
-    least 5; with one suppressed cell it is the next smallest that goes);
+    least 5; with one suppressed cell it is the next smallest that goes) and the withheld
+    cells together hold 0 or at least min_cell (1 + 2 would show 3 in none of the others);
   * with `total_column`, a count whose complement (total − count) is 1–4 is withheld,
     since the complement would name those few patients;
 - no identifier column (patient_id, id_hash, record_id, …), no birth date and no exact
@@ -111,12 +112,13 @@ def check_frame(df: pd.DataFrame, *, allowed_dates: Iterable = (), id_patterns=I
 # -- Suppressing counts ------------------------------------------------------------------------
 
 def _pinned(values: np.ndarray, small: np.ndarray, hidden: np.ndarray, min_cell: int, small_floor: int) -> bool:
-    """Could someone knowing the total of the hidden cells work one of them out exactly?
-
-    Each hidden small cell is known to lie in [small_floor, min_cell − 1], each masked
-    cell in [min_cell, total]; a cell is pinned when the others' bounds leave it one value.
-    """
+    """Could someone knowing the hidden cells' total (the set's total minus its shown cells) work
+    out one of them exactly, or is that total itself 1 to min_cell − 1? Each hidden small cell
+    lies in [small_floor, min_cell − 1], each masked cell in [min_cell, total]; a cell is
+    pinned when the others' bounds leave it one value."""
     total = values[hidden].sum()
+    if 1 <= total < min_cell:
+        return True
     low = np.where(small[hidden], small_floor, min_cell)
     high = np.where(small[hidden], min_cell - 1, total)
     for i in range(hidden.sum()):
@@ -133,7 +135,7 @@ def complementary_suppression(values, small, masked=None, min_cell: int = MIN_CE
 
     `small` marks the counts shown as "<5", `masked` those already withheld. Returns the
     withheld cells (`masked` and more): the next smallest non-zero count, then the next,
-    until no hidden count can be worked out from the total.
+    until no hidden count, nor their sum, can be worked out as 1 to min_cell − 1.
     """
     values = np.asarray(values, dtype=float)
     small = np.asarray(small, dtype=bool)

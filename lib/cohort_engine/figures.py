@@ -134,32 +134,41 @@ def forest(rows: pd.DataFrame, title: str) -> bytes:
     return to_png(fig)
 
 
-def sequence_sunburst(sequences: pd.DataFrame, title: str) -> bytes:
-    """Lines 1 → 2 → 3 as rings (inner = line 1). sequences: line1, line2, line3, n (n ≥ min_cell)."""
+def pathway_sunburst(counts: pd.DataFrame, title: str, endings: typing.Sequence[str], step: str = " > ") -> bytes:
+    """Pathways as rings, the index line innermost. counts: pathway (nodes joined by `step`), n
+    (each n ≥ min_cell, a pooled row included); endings: the words that end a pathway ("died"
+    …), drawn grey; a ring past a pathway's end is left blank; a pooled row (its name in
+    brackets) is one grey segment through every ring."""
     fig, ax = plt.subplots(figsize=(7.0, 7.0))  # pie() keeps the aspect equal itself
-    total = sequences["n"].sum()
-    colors: dict[str, str] = {}
-    greys = iter(["#a6a6a6", "#7a7a7a", "#c8c8c8"])  # pooled groups such as "(other sequences)"
+    total = int(counts["n"].sum())
+    parts = counts["pathway"].str.split(step, regex=False)
+    depth = int(parts.map(len).max()) if len(parts) else 0
+    pooled = counts["pathway"].str.startswith("(")
+    rings = pd.DataFrame({f"c{k}": [p[k] if k < len(p) else (p[0] if q else "") for p, q in zip(parts, pooled)]
+                          for k in range(depth)}).assign(n=counts["n"].to_numpy())
+    colors: dict[str, str] = {"": "none"}
+    greys = iter(["#7a7a7a", "#aab7b8", "#5d6d7e", "#c8c8c8"])
 
     def color(label: str) -> str:
         if label not in colors:
-            if label.startswith("(no "):  # "(no further line)": the palest, it is the absence of a line
-                colors[label] = "#e6e6e6"
-            elif label.startswith("("):
+            if label in endings or label.startswith("("):
                 colors[label] = next(greys, "#bbbbbb")
             else:
-                colors[label] = PALETTE[sum(not k.startswith("(") for k in colors) % len(PALETTE)]
+                colors[label] = PALETTE[sum(k not in endings and not k.startswith("(") and k != ""
+                                            for k in colors) % len(PALETTE)]
         return colors[label]
 
-    for ring, depth in enumerate(("line1", "line2", "line3")):
-        keys = ["line1", "line2", "line3"][: ring + 1]
-        agg = sequences.groupby(keys, sort=True)["n"].sum().reset_index()
-        labels = agg[depth].tolist()
-        ax.pie(agg["n"], radius=0.45 + 0.27 * ring, colors=[color(x) for x in labels], startangle=90,
-               counterclock=False, wedgeprops=dict(width=0.26, edgecolor="white", linewidth=0.8))
-    handles = [matplotlib.patches.Patch(color=c, label="\n".join(textwrap.wrap(k, 48))) for k, c in colors.items()]
+    spacing = 0.54 / max(depth - 1, 2)  # the outer ring's edge at 0.99 whatever the depth
+    for ring in range(depth):
+        keys = [f"c{k}" for k in range(ring + 1)]
+        agg = rings.groupby(keys, sort=True)["n"].sum().reset_index()
+        labels = agg[f"c{ring}"].tolist()
+        ax.pie(agg["n"], radius=0.45 + spacing * ring, colors=[color(x) for x in labels], startangle=90,
+               counterclock=False, wedgeprops=dict(width=spacing - 0.01, edgecolor="white", linewidth=0.8))
+    handles = [matplotlib.patches.Patch(color=c, label="\n".join(textwrap.wrap(k, 48)))
+               for k, c in colors.items() if k]
     ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, 0.0), frameon=False, fontsize=7, ncol=2)
-    ax.set_title(f"{title} (n = {total}; inner ring line 1, outer ring line 3)", fontsize=10, fontweight="bold")
+    ax.set_title(f"{title} (n = {total}; inner ring the index line)", fontsize=10, fontweight="bold")
     return to_png(fig)
 
 

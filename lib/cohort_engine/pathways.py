@@ -22,13 +22,19 @@ what stays small when `publish.publish` writes tables/line_pathways.csv.
 """
 from __future__ import annotations
 
+import dataclasses
+
 import pandas as pd
 
+from .errors import StageError
 from .publish import Gate
 
 DIED = "died"
 NO_FURTHER_LINE = "no further line"
 OTHER_REGIMENS = "other regimens"
+OTHER_PATHWAYS = "(other pathways)"
+NO_LINE = "(no further line)"   # the patterns' next-line regimen of a patient without one, whatever the ending
+PATHWAY_STEP = " > "
 PATHWAY_ENDINGS = (DIED, NO_FURTHER_LINE)
 FLOW_COLUMNS = ["step", "source", "target", "n"]
 
@@ -50,13 +56,13 @@ def pathway_nodes(cohort: pd.DataFrame, lines: pd.DataFrame, os_endpoints: pd.Da
     own = own.assign(column=(own["line_number"] - own["index_line_number"] + 1).astype(int))
     without_index_line = set(index["patient_id"]) - set(own.loc[own["column"] == 1, "patient_id"])
     if without_index_line:
-        raise ValueError(f"{len(without_index_line)} cohort patient(s) have no index line in therapy_lines: "
+        raise StageError(f"{len(without_index_line)} cohort patient(s) have no index line in therapy_lines: "
                          "gold/cohort and gold/therapy_lines are out of step")
     os_rows = os_endpoints.loc[os_endpoints["endpoint"] == "OS"] if "endpoint" in os_endpoints else os_endpoints
     event = os_rows.drop_duplicates("patient_id").set_index("patient_id")["event"]
     without_os = set(index["patient_id"]) - set(event.index)
     if without_os:
-        raise ValueError(f"{len(without_os)} cohort patient(s) have no OS row: a pathway's end is unknown")
+        raise StageError(f"{len(without_os)} cohort patient(s) have no OS row: a pathway's end is unknown")
 
     reached = own[own["column"] <= depth][["patient_id", "column", "line_number", "regimen"]]
     last = reached.groupby("patient_id", as_index=False)["column"].max()
@@ -110,15 +116,17 @@ def pool_small_flows(nodes: pd.DataFrame, min_cell: int) -> pd.DataFrame:
     regimen (the flow's target) is pooled; where the target is a terminal or already pooled, their
     regimen at the flow's source is. The target goes first so that a line reached by few keeps the
     line before it: A → (many rare second lines) becomes A → "other regimens". Each patient's
-    node changes in every flow it belongs to, so the flows still balance. Flows whose only
-    regimens are pooled stay as they are, however small: the gate suppresses them.
+    node changes in every flow it belongs to, so the flows still balance. The index line (column
+    1) is never renamed; flows whose regimens cannot be pooled stay small: `pooled_pathways`
+    pools whole pathways after this.
     """
     nodes = nodes.copy()
     while True:
         flows = patient_flows(nodes)
         size = flows.groupby(["step", "source", "target"])["patient_id"].transform("size")
         small = flows[size < min_cell]
-        poolable = nodes["line_number"].notna() & (nodes["regimen"] != OTHER_REGIMENS)
+        # The index regimen stays itself: its count per regimen is published in the patterns.
+        poolable = nodes["line_number"].notna() & (nodes["regimen"] != OTHER_REGIMENS) & (nodes["column"] > 1)
         key = pd.MultiIndex.from_frame(nodes[["patient_id", "column"]])
         open_nodes = set(key[poolable.to_numpy()])
         targets = [(p, s + 1) for p, s in zip(small["patient_id"], small["step"])]
@@ -129,8 +137,74 @@ def pool_small_flows(nodes: pd.DataFrame, min_cell: int) -> pd.DataFrame:
         nodes.loc[key.isin(list(chosen)), "regimen"] = OTHER_REGIMENS
 
 
-def pooled_line_pathways(cohort: pd.DataFrame, lines: pd.DataFrame, os_endpoints: pd.DataFrame, min_cell: int,
-                         depth: int = 3) -> pd.DataFrame:
-    """The flows (step, source, target, n) with small flows pooled (`pool_small_flows`), ready for
-    `publish.publish(…, PATHWAYS_GATE, …)`."""
-    return flows_table(pool_small_flows(pathway_nodes(cohort, lines, os_endpoints, depth), min_cell))
+def pathway_names(nodes: pd.DataFrame) -> pd.Series:
+    """Each patient's pathway in words, its nodes' regimens (or ending) joined by PATHWAY_STEP."""
+    ordered = nodes.sort_values(["patient_id", "column"])
+    return ordered.groupby("patient_id", sort=True)["regimen"].agg(PATHWAY_STEP.join)
+
+
+def _margin_keys(nodes: pd.DataFrame) -> pd.DataFrame:
+    """Per patient, the published counts it stands in: its index regimen ("index regimen" of the
+    patterns) and its next line's regimen, or NO_LINE without one ("second-line" or
+    "next-line regimen")."""
+    wide = nodes.pivot(index="patient_id", columns="column", values="regimen")
+    terminal = nodes[nodes["line_number"].isna()].set_index("patient_id")["column"]
+    second = wide[2].where(~(terminal.reindex(wide.index) == 2), NO_LINE)
+    return pd.DataFrame({"index regimen": wide[1], "next line": second.fillna(NO_LINE)})
+
+
+@dataclasses.dataclass(frozen=True)
+class PooledPathways:
+    """counts: pathway, n (every n at least min_cell; the pooled pathways last, as
+    OTHER_PATHWAYS); shown_nodes: the nodes of the patients whose pathway is shown (the
+    Sankey's flows are theirs, so each flow is a sum of shown pathways)."""
+    counts: pd.DataFrame
+    shown_nodes: pd.DataFrame
+
+    @property
+    def pooled(self) -> int:
+        return int(self.counts.loc[self.counts["pathway"] == OTHER_PATHWAYS, "n"].sum())
+
+
+def pooled_pathways(nodes: pd.DataFrame, min_cell: int) -> PooledPathways:
+    """The cohort's pathways, small ones pooled whole, so that nothing from 1 to min_cell − 1
+    can be read from them, nor from them and the patterns' published counts.
+
+    First the regimens of small flows are pooled (`pool_small_flows`, columns 2 on). Then every
+    pathway followed by fewer than min_cell patients joins OTHER_PATHWAYS, and so does, while
+    one of the published counts a pathway adds up to (the patients of one index regimen, of one
+    next-line regimen, of the cohort: `_margin_keys`) would leave 1 to min_cell − 1 of its
+    patients outside the shown pathways, the smallest shown pathway holding some of them. A
+    patient whose next-line regimen was renamed "other regimens" counts as outside its margin.
+    The Sankey's flows, drawn from the shown pathways only, are then sums of shown counts.
+    """
+    renamed = pool_small_flows(nodes, min_cell)
+    names = pathway_names(renamed)
+    true_keys, shown_keys = _margin_keys(nodes), _margin_keys(renamed)
+    sizes = names.value_counts()
+    pooled = set(sizes.index[sizes < min_cell])
+    margins = [(column, true_keys[column], true_keys[column] == shown_keys[column]) for column in true_keys]
+    margins.append(("cohort", pd.Series("all", index=true_keys.index), pd.Series(True, index=true_keys.index)))
+    while True:
+        shown = ~names.isin(pooled)
+        widen = None
+        for _, key, same in margins:
+            outside = (~(shown & same)).groupby(key).sum()
+            for group in outside.index[(outside >= 1) & (outside < min_cell)]:
+                candidates = names[shown & same & (key == group)].unique()
+                if len(candidates):
+                    widen = min(candidates, key=lambda name: (sizes[name], name))
+                    break
+            if widen is not None:
+                break
+        if widen is None:
+            break
+        pooled.add(widen)
+    counts = sizes[~sizes.index.isin(pooled)].rename_axis("pathway").reset_index(name="n")
+    counts = counts.sort_values(["n", "pathway"], ascending=[False, True], kind="stable")
+    left = int(sizes[sizes.index.isin(pooled)].sum())
+    if left:
+        counts = pd.concat([counts, pd.DataFrame({"pathway": [OTHER_PATHWAYS], "n": [left]})], ignore_index=True)
+    shown_patients = names.index[~names.isin(pooled)]
+    return PooledPathways(counts.astype({"n": int}).reset_index(drop=True),
+                          renamed[renamed["patient_id"].isin(shown_patients)].reset_index(drop=True))

@@ -16,12 +16,12 @@ import pandas as pd
 from .baseline_variables import (HospitalTierVariable, IndexYearVariable, ProvinceVariable, RegimenLabelVariable,
                                  RegionVariable, variable_words)
 from .disclosure import pool_cross_table_rows
+from .pathways import NO_LINE
 from .publish import Gate
 from .study_config import StudyConfig
 
 PATTERN_COLUMNS = ["section", "item", "n", "percent", "median", "q1", "q3"]
-NO_LINE = "(no further line)"
-OTHER_SEQUENCES = "(other sequences)"
+PATHWAY_SECTION = "pathway from the index line"
 # Where and when, in this order: each is counted, and crossed with each regimen label.
 PLACE_AND_TIME = (IndexYearVariable, HospitalTierVariable, ProvinceVariable, RegionVariable)
 
@@ -141,18 +141,6 @@ def next_line_regimens(cohort: pd.DataFrame, lines: pd.DataFrame) -> tuple[str, 
     return ("second-line regimen" if first else "next-line regimen (the line after the index line)"), regimens
 
 
-def sequences(cohort: pd.DataFrame, lines: pd.DataFrame) -> pd.DataFrame:
-    """Lines 1 → 2 → 3 of the index line's setting per cohort patient (NO_LINE where a line is absent)."""
-    setting = cohort[["patient_id", "index_setting"]].rename(columns={"index_setting": "setting"})
-    adv = lines.merge(setting, on=["patient_id", "setting"])
-    wide = adv.pivot_table(index="patient_id", columns="line_number", values="regimen", aggfunc="first")
-    out = pd.DataFrame({"patient_id": cohort["patient_id"].values})
-    for k in (1, 2, 3):
-        col = wide[k] if k in wide.columns else pd.Series(dtype=object)
-        out[f"line{k}"] = out["patient_id"].map(col).fillna(NO_LINE)
-    return out
-
-
 def dose_and_schedule(cohort: pd.DataFrame, exposures: pd.DataFrame, vitals: pd.DataFrame,
                       drug: str) -> list[dict]:
     """§7's dose (mg and mg/m²), schedule and administrations of one ingredient of the index line."""
@@ -190,9 +178,12 @@ def dose_and_schedule(cohort: pd.DataFrame, exposures: pd.DataFrame, vitals: pd.
 
 def patterns_table(cohort: pd.DataFrame, lines: pd.DataFrame, exposures: pd.DataFrame,
                    vitals: pd.DataFrame, drugs: typing.Sequence[str],
-                   variables: PatternVariables = PatternVariables()) -> pd.DataFrame:
+                   variables: PatternVariables = PatternVariables(), pathways: pd.DataFrame | None = None
+                   ) -> pd.DataFrame:
     """The §7 table for the cohort; `drugs`: the ingredients whose dose and schedule are
-    described; `variables`: the regimen labels, places and times counted (`PatternVariables.of`)."""
+    described; `variables`: the regimen labels, places and times counted (`PatternVariables.of`);
+    `pathways`: the pooled pathways from the index line (pathways.pooled_pathways' counts:
+    pathway, n), the sequences of §7, or None for none."""
     n = len(cohort)
     rows: list[dict] = []
     rows += _counts("index regimen", cohort["regimen"], n)
@@ -204,10 +195,10 @@ def patterns_table(cohort: pd.DataFrame, lines: pd.DataFrame, exposures: pd.Data
     duration = (pd.to_datetime(cohort["index_last_admin_date"]) - pd.to_datetime(cohort["index_date"])).dt.days
     rows.append(_distribution("index line", "duration in days (start to last administration)", duration))
 
-    seq = sequences(cohort, lines)
     rows += _counts(*next_line_regimens(cohort, lines), n)
-    rows += _counts("sequence line 1 > line 2 > line 3",
-                    seq["line1"] + " > " + seq["line2"] + " > " + seq["line3"], n)
+    if pathways is not None:
+        rows += [{"section": PATHWAY_SECTION, "item": p, "n": int(k), "percent": 100.0 * k / n if n else np.nan}
+                 for p, k in zip(pathways["pathway"], pathways["n"])]
     for column, section in variables.places:
         place = cohort[column].fillna("unknown").astype(str)
         rows += _counts(section, place, n)
@@ -243,7 +234,8 @@ def pooled_cross_tables(table: pd.DataFrame, min_cell: int, sections: typing.Col
 
 
 def patterns_with_sets(cohort, lines, exposures, vitals, min_cell: int, drugs,
-                       variables: PatternVariables = PatternVariables()) -> pd.DataFrame:
+                       variables: PatternVariables = PatternVariables(), pathways: pd.DataFrame | None = None
+                       ) -> pd.DataFrame:
     """patterns.patterns_table, cross-tables pooled (pooled_cross_tables), plus count_set: the
     rows whose counts add up to one total.
 
@@ -253,61 +245,27 @@ def patterns_with_sets(cohort, lines, exposures, vitals, min_cell: int, drugs,
     vitals = vitals if vitals is not None else pd.DataFrame(columns=["patient_id", "measure_date", "height_cm",
                                                                      "weight_kg"])
     sections = variables.cross_sections()
-    table = pooled_cross_tables(patterns_table(cohort, lines, exposures, vitals, drugs, variables), min_cell,
-                                sections)
+    table = pooled_cross_tables(patterns_table(cohort, lines, exposures, vitals, drugs, variables, pathways),
+                                min_cell, sections)
     distribution = table["percent"].isna()
     table["count_set"] = np.where(distribution, table["section"] + " | " + table["item"], table["section"])
     # A cross-table's cells also add up along its rows and columns to margins shown in other
-    # sections ("2020 | H" + "2020 | HP" = index year 2020; sequences by line 1 = the index
-    # regimen, by line 2 = the second-line regimen): row_set and column_set name those sets.
+    # sections ("2020 | H" + "2020 | HP" = index year 2020): row_set and column_set name those
+    # sets. The pathways need none: they come pooled against their margins (pathways.pooled_pathways).
     table["row_set"], table["column_set"] = None, None
     crossed = table["section"].isin(sections)
     parts = table.loc[crossed, "item"].str.split(" | ", n=1, regex=False)
     table.loc[crossed, "row_set"] = table.loc[crossed, "section"] + " | " + parts.str[0]
     table.loc[crossed, "column_set"] = table.loc[crossed, "section"] + " | " + parts.str[1]
-    sequence = table["section"].str.startswith("sequence ")
-    steps = table.loc[sequence, "item"].str.split(" > ", regex=False)
-    table.loc[sequence, "row_set"] = table.loc[sequence, "section"] + " | line 1 " + steps.str[0]
-    table.loc[sequence, "column_set"] = table.loc[sequence, "section"] + " | line 2 " + steps.str[1]
     return table
-
-
-def sequence_counts(cohort: pd.DataFrame, lines: pd.DataFrame) -> pd.DataFrame:
-    """line1, line2, line3, n: patients per sequence of lines 1 → 2 → 3 of the index line's setting (exact)."""
-    seq = sequences(cohort, lines)
-    return seq.groupby(["line1", "line2", "line3"], as_index=False).size().rename(columns={"size": "n"})
-
-
-def merge_small_sequences(counts: pd.DataFrame, min_cell: int) -> pd.DataFrame:
-    """Sequences of fewer than min_cell patients pooled into OTHER_SEQUENCES.
-
-    The pooled group must not be small either (the total is printed), so while it holds 1 to
-    min_cell − 1 patients the next smallest sequence joins it.
-    """
-    counts = counts.sort_values(["n", "line1", "line2", "line3"]).reset_index(drop=True)
-    pooled = counts["n"] < min_cell
-    while 0 < counts.loc[pooled, "n"].sum() < min_cell and not pooled.all():
-        pooled[(~pooled).idxmax()] = True  # the smallest sequence not yet pooled
-    kept = counts[~pooled]
-    if pooled.any():
-        other = pd.DataFrame({"line1": [OTHER_SEQUENCES], "line2": [OTHER_SEQUENCES], "line3": [OTHER_SEQUENCES],
-                              "n": [int(counts.loc[pooled, "n"].sum())]})
-        kept = pd.concat([kept, other], ignore_index=True)
-    return kept.sort_values("n", ascending=False, kind="stable").reset_index(drop=True)
-
-
-
-def sequences_title(study: StudyConfig) -> str:
-    """The lines the sequences follow: those of the index line's setting."""
-    setting = study.index.setting
-    return "Lines 1 → 2 → 3 of the index line's setting" if setting == "any" else f"{setting.capitalize()} lines 1 → 2 → 3"
 
 
 def patterns_by_arm(cohort, lines, exposures, vitals, min_cell: int, drugs, variables: PatternVariables,
                     arms) -> pd.DataFrame:
     """patterns_with_sets of each arm's patients (arms: the study's, in order), the arm's name
     first. Each set of counts stays within its arm; across_arms names a count's item, whose
-    counts in the arms add up to the cohort's (None for a distribution row)."""
+    counts in the arms add up to the cohort's (None for a distribution row). The pathways are
+    the whole cohort's only: pooled per arm they could be told apart from the cohort's."""
     parts = []
     for arm in arms:
         mine = cohort[cohort["arm"] == arm.name]

@@ -12,8 +12,8 @@ from .baseline import EVERYONE, MEDIAN_IQR, PATIENTS
 from .data_quality import DATA_QUALITY_GATE, with_count_sets
 from .disclosure import MASKED, find_dates, find_identifiers, footnote, small_text
 from .efficacy import ENDPOINT_NAMES
-from .pathways import DIED, NO_FURTHER_LINE, OTHER_REGIMENS
-from .patterns import NO_LINE, OTHER_SEQUENCES, sequences_title
+from .pathways import DIED, NO_FURTHER_LINE, OTHER_PATHWAYS, OTHER_REGIMENS
+from .patterns import PATHWAY_SECTION
 from .publish import Gate
 from .publish import shown as gated
 from .safety import SafetyResult
@@ -305,20 +305,25 @@ def arms_section(study: StudyConfig, shown_table1: pd.DataFrame, shown_km: pd.Da
 def patterns_section(shown_patterns: pd.DataFrame, sunburst_png: bytes | None, study: StudyConfig,
                      pathways_svg: str | None = None) -> report.Section:
     blocks = [_table(patterns_display(shown_patterns), "Index regimens, dose, schedule, later lines and trends")]
+    pooled = shown_patterns.loc[(shown_patterns["section"] == PATHWAY_SECTION)
+                                & (shown_patterns["item"] == OTHER_PATHWAYS), "n"]
+    pooled_words = (f"The pathways of {pooled.iloc[0]} patients are pooled as '{OTHER_PATHWAYS}' and not drawn: "
+                    f"each was followed by fewer than {study.disclosure.min_cell} patients, or was pooled with them "
+                    f"so that no count from 1 to {study.disclosure.min_cell - 1} can be worked out from the pathways "
+                    "and the regimen counts above. " if len(pooled) else "")
     if pathways_svg is not None:
         blocks.append(report.Block("svg", pathways_svg, "Treatment pathways from the index line "
                                    f"({index_line_words(study)})"))
         blocks.append(_note(f"Each line node is labelled with its line number in its setting. A pathway ends at "
                             f"'{DIED}' (an OS event with no further line) or '{NO_FURTHER_LINE}' (censored for OS, "
                             "no further line), or goes on beyond the second line after the index line. Regimens of "
-                            f"flows of fewer than {study.disclosure.min_cell} patients are pooled as "
-                            f"'{OTHER_REGIMENS}'; a band whose count is withheld (<{study.disclosure.min_cell} or *) "
-                            "is drawn grey at a nominal width. In a browser, pointing at a band or a node shows its "
-                            "count."))
+                            f"flows of fewer than {study.disclosure.min_cell} patients after the index line are "
+                            f"pooled as '{OTHER_REGIMENS}'. {pooled_words}In a browser, pointing at a band or a "
+                            "node shows its count."))
     if sunburst_png is not None:
-        blocks.append(_figure(sunburst_png, f"Sequences: {sequences_title(study)}"))
-        blocks.append(_note(f"Sequences followed by fewer than {study.disclosure.min_cell} patients are pooled "
-                            f"as '{OTHER_SEQUENCES}' before drawing. '{NO_LINE}': no further line recorded."))
+        blocks.append(_figure(sunburst_png, "The same pathways as rings, the index line innermost"))
+        blocks.append(_note(f"Drawn from the pathways of the table above ('{PATHWAY_SECTION}'), "
+                            f"'{OTHER_PATHWAYS}' included as one grey segment."))
     return report.Section("patterns", "Patterns of use", blocks)
 
 
@@ -453,9 +458,14 @@ def methods_section(study: StudyConfig, endpoints: pd.DataFrame, safety: SafetyR
         report.Block("h3", "Disclosure control"),
         report.Block("p", f"No count from 1 to {study.disclosure.min_cell - 1} is shown: it reads "
                           f"{small_text(study.disclosure.min_cell)}, and a count, percentage or statistic that "
-                          f"would reveal it reads {MASKED}. Numbers at risk are suppressed the same way and curves "
-                          "stop where fewer patients remain at risk. No patient identifier, birth date or exact "
-                          "event date is shown."),
+                          f"would reveal it from its table's totals reads {MASKED}. Numbers at risk are suppressed "
+                          "the same way and curves and rates stop where fewer patients remain at risk; a hazard "
+                          f"ratio is not shown for a level (or reference) with fewer than {study.disclosure.min_cell}"
+                          " events; rare treatment pathways are pooled until none can be worked out from the "
+                          "regimen counts. No patient identifier, birth date or exact event date is shown. Each "
+                          "table is checked against its own totals and the ones named here, not against every "
+                          "combination of tables, nor against other studies' outputs from the same data: outputs "
+                          "of several studies are released after a check of them together."),
     ]
     if safety.counts.get("patients_without_window"):
         blocks.append(_note("Some cohort patients have no index line in therapy_lines and so no safety window."))

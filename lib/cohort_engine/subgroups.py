@@ -97,6 +97,7 @@ def subgroup_table(endpoints: pd.DataFrame, levels: pd.DataFrame, study: StudyCo
             outside = ~table["compared"].astype(bool)
             table.loc[outside, ["hr_multivariable", "hr_multivariable_ci_low", "hr_multivariable_ci_high"]] = np.nan
             table.loc[outside, "note_multivariable"] = ""
+            table = without_few_event_ratios(table, references[factor], study.disclosure.min_cell)
             table.insert(0, "endpoint", endpoint)
             table.insert(3, "reference", references[factor])
             if len(table):
@@ -104,6 +105,34 @@ def subgroup_table(endpoints: pd.DataFrame, levels: pd.DataFrame, study: StudyCo
     if not parts:
         return pd.DataFrame(columns=SUBGROUP_COLUMNS)
     return pd.concat(parts, ignore_index=True)[SUBGROUP_COLUMNS]
+
+
+HAZARD_RATIO_COLUMNS = {"note": ["hr", "hr_ci_low", "hr_ci_high"],
+                        "note_multivariable": ["hr_multivariable", "hr_multivariable_ci_low",
+                                               "hr_multivariable_ci_high"]}
+
+
+def few_events_note(min_cell: int) -> str:
+    return f"fewer than {min_cell} events in the level or its reference: no hazard ratio"
+
+
+def without_few_event_ratios(table: pd.DataFrame, reference, min_cell: int) -> pd.DataFrame:
+    """One factor's rows with the hazard ratios (both models) of a level left empty where that
+    level, or the reference, has 1 to min_cell − 1 events, and a note saying so.
+
+    The Cox variance is about 1/d + 1/d_reference, so a CI gives back an events count the gate
+    shows as "<5" (0.54–3.98 against 150 reference events is d = 4), and a ratio of so few
+    events says nothing. A level whose events are withheld only as a complement ("*", at least
+    min_cell) keeps its ratio: its CI gives an approximate count, which pins none of the small ones."""
+    events = pd.to_numeric(table["events"], errors="coerce")
+    few = (events >= 1) & (events < min_cell)
+    is_reference = table["level"] == reference
+    withheld = ~is_reference & (few | bool((few & is_reference).any())) & table["compared"].astype(bool)
+    out = table.copy()
+    for note, columns in HAZARD_RATIO_COLUMNS.items():
+        out.loc[withheld, columns] = np.nan
+        out.loc[withheld, note] = few_events_note(min_cell)
+    return out
 
 
 def _levels_compared(values: pd.Series, factor: str, study: StudyConfig) -> pd.Series:
