@@ -5,6 +5,8 @@ tolerance of 1e-7 on the Newton step leaves a coefficient 1.6e-6 away from R on 
 data; we iterate to 1e-12). A factor's levels are compared with its reference level; a
 level whose hazard ratio does not exist (no events, separation) gets NaN and a note saying
 why. The tests hold the numbers to R's printed output (shared/reference/survival/).
+Case weights and R's robust (sandwich) variance, clustered or not, are `fit_cox`'s
+(tests/reference/comparison/).
 """
 from __future__ import annotations
 
@@ -13,7 +15,8 @@ import warnings
 import numpy as np
 import pandas as pd
 from lifelines import CoxPHFitter
-from lifelines.exceptions import ConvergenceError
+from lifelines.exceptions import ConvergenceError, StatisticalWarning
+from scipy import stats
 
 from .survival import DAYS_PER_MONTH, kaplan_meier, logrank, z_quantile
 
@@ -27,20 +30,66 @@ COX_COLUMNS = ["factor", "level", "reference", "n", "events", "coef", "se", "hr"
                "p_value", "note"]
 
 
+def efron_score_residuals(time, event, covariates, weight, coef) -> np.ndarray:
+    """Each patient's score residuals (one column per covariate) under Efron's ties, as R's
+    residuals(coxph, "score") (survival's coxscore2.c): at a time with k tied events the
+    k steps of Efron's approximation each remove 1/k of the events' risk from the risk set,
+    and the events' mean weight stands in for each event's own."""
+    time = np.asarray(time, dtype=float)
+    event = np.asarray(event, dtype=float)
+    x = np.asarray(covariates, dtype=float).reshape(len(time), -1)
+    weight = np.asarray(weight, dtype=float)
+    score = np.exp(x @ np.asarray(coef, dtype=float))
+    risk = weight * score
+    residuals = np.zeros_like(x)
+    for t in np.unique(time[event == 1]):
+        at_risk = time >= t
+        events = at_risk & (time == t) & (event == 1)
+        k = int(events.sum())
+        step = np.arange(k) / k  # the share of the events' risk already removed
+        denominator = risk[at_risk].sum() - step * risk[events].sum()
+        hazard = weight[events].mean() / denominator
+        mean = ((risk[at_risk] @ x[at_risk]) - np.outer(step, risk[events] @ x[events])) / denominator[:, None]
+        alive = at_risk & ~events
+        residuals[alive] -= score[alive, None] * (x[alive] * hazard.sum() - hazard @ mean)
+        kept = hazard * (1.0 - step)
+        residuals[events] += (x[events] - mean.mean(axis=0)) - score[events, None] * (x[events] * kept.sum() - kept @ mean)
+    return residuals
+
+
 def fit_cox(df: pd.DataFrame, covariates: list[str], *, time_col: str = "time_days", event_col: str = "event",
-            alpha: float = 0.05) -> pd.DataFrame:
+            alpha: float = 0.05, weight_col: str | None = None, cluster_col: str | None = None,
+            robust: bool = False) -> pd.DataFrame:
     """A Cox model (Efron ties) on numeric covariates: index covariate; coef, se, hr, ci_low, ci_high, p_value.
 
+    weight_col: case weights (inverse probability weights, say), as coxph's `weights`.
+    robust (or a cluster_col): the standard errors are R's coxph(…, robust = TRUE) sandwich,
+    D'D with D the weighted dfbeta residuals (score residuals × the model's variance),
+    summed per cluster first when cluster_col is given (matched sets, say). lifelines' own
+    robust variance treats tied times as if they were not tied, so it is not used.
     Raises lifelines' ConvergenceError (or numpy's LinAlgError) when the model cannot be fitted.
     """
     model = CoxPHFitter(alpha=alpha)
-    model.fit(df[[time_col, event_col, *covariates]], time_col, event_col,
-              fit_options={"precision": COX_PRECISION, "r_precision": COX_R_PRECISION})
+    columns = [time_col, event_col, *covariates] + ([weight_col] if weight_col else [])
+    with warnings.catch_warnings():
+        # lifelines warns that non-integer weights need a robust variance: we compute it below.
+        warnings.filterwarnings("ignore", message=".*weights are not integers.*", category=StatisticalWarning)
+        model.fit(df[columns], time_col, event_col, weights_col=weight_col,
+                  fit_options={"precision": COX_PRECISION, "r_precision": COX_R_PRECISION})
     coef = model.params_.reindex(covariates)
     se = model.standard_errors_.reindex(covariates)
+    p_value = model.summary["p"].reindex(covariates)
+    if robust or cluster_col:
+        weight = df[weight_col].to_numpy(dtype=float) if weight_col else np.ones(len(df))
+        residuals = efron_score_residuals(df[time_col], df[event_col], df[covariates], weight, coef.to_numpy())
+        dfbeta = pd.DataFrame(weight[:, None] * residuals @ model.variance_matrix_.loc[covariates, covariates].to_numpy())
+        if cluster_col:
+            dfbeta = dfbeta.groupby(df[cluster_col].to_numpy(), sort=False).sum()
+        se = pd.Series(np.sqrt(np.diag(dfbeta.T @ dfbeta)), index=covariates)
+        p_value = pd.Series(2.0 * stats.norm.sf(np.abs(coef / se)), index=covariates)
     z = z_quantile(alpha)
     return pd.DataFrame({"coef": coef, "se": se, "hr": np.exp(coef), "ci_low": np.exp(coef - z * se),
-                         "ci_high": np.exp(coef + z * se), "p_value": model.summary["p"].reindex(covariates)})
+                         "ci_high": np.exp(coef + z * se), "p_value": p_value})
 
 
 def _levels(values: pd.Series, reference) -> list:

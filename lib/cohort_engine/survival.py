@@ -1,4 +1,4 @@
-"""Survival analysis of the collected cohort (study rules §8): pandas and lifelines.
+"""Survival analysis of the collected cohort (study rules §8): pandas, numpy and lifelines.
 
 The conventions are R's `survival` package, the biostatistician's reference, and the
 tests hold the engine to R's printed output (shared/reference/survival/):
@@ -13,6 +13,10 @@ tests hold the engine to R's printed output (shared/reference/survival/):
   between that time and the next time the curve drops. lifelines reports the first
   time of such a flat (events at 1, 2, 3, 4: R 2.5, lifelines 2.0). A curve that never
   falls below one half has no median (NaN).
+- Case weights (inverse probability weights) as survfit's `weights`: the curve of the
+  weighted counts at risk and of events; the variance R's default, the infinitesimal
+  jackknife where a weight is not whole or a cluster is given, else Greenwood's. The
+  restricted mean survival time and its standard error as print.survfit's `rmean`.
 - Time points given in months are whole days: floor(months × 30.4375). Event times are
   whole days, so S at the whole day equals S at the exact month, and the 60-month rate
   (day 1826) stays inside the 5-year horizon. A rate after the last follow-up is NaN,
@@ -26,7 +30,6 @@ import dataclasses
 
 import numpy as np
 import pandas as pd
-from lifelines import KaplanMeierFitter
 from lifelines.statistics import multivariate_logrank_test
 from scipy import stats
 
@@ -37,7 +40,8 @@ ENDPOINT_ORDER = ("OS", "rwPFS", "TTP", "TTF", "TTNT")
 # R's tolerance for "exactly one half" (all.equal's).
 HALF_TOLERANCE = float(np.sqrt(np.finfo(float).eps))
 
-KM_TABLE_COLUMNS = ["time", "n_at_risk", "n_events", "n_censored", "survival", "std_err", "ci_low", "ci_high"]
+KM_TABLE_COLUMNS = ["time", "n_at_risk", "n_events", "n_censored", "survival", "std_err", "ci_low", "ci_high",
+                    "weighted_at_risk", "weighted_events"]
 
 
 def months_to_days(months) -> np.ndarray:
@@ -104,8 +108,9 @@ def r_median_time(times, curve, tolerance: float = HALF_TOLERANCE) -> float:
 class KaplanMeier:
     """A fitted curve: one row of `table` per distinct observed time (events and censorings).
 
-    table columns: time, n_at_risk, n_events, n_censored (int), survival, std_err (the
-    standard error of S, as R's summary prints it), ci_low, ci_high (float).
+    table columns: time, n_at_risk, n_events, n_censored (int, patients), survival, std_err
+    (the standard error of S, as R's summary prints it), ci_low, ci_high, weighted_at_risk,
+    weighted_events (float; the counts themselves without case weights).
     """
     table: pd.DataFrame
     ci_method: str = "log-log"
@@ -124,6 +129,25 @@ class KaplanMeier:
         t = self.table["time"]
         return (r_median_time(t, self.table["survival"]), r_median_time(t, self.table["ci_low"]),
                 r_median_time(t, self.table["ci_high"]))
+
+    def restricted_mean(self, horizon: float) -> tuple[float, float]:
+        """(restricted mean survival time up to `horizon`, its standard error), in the time unit
+        of the data, as R's print(survfit, rmean = horizon): the area under the curve from 0,
+        the curve held flat past its last time, and the variance
+        Σ (area after t)² · d / (n (n − d)) over the times t up to the horizon, of the weighted
+        counts. R gives this variance with weights too, not the infinitesimal jackknife of
+        the curve's own interval."""
+        table = self.table[self.table["time"] <= horizon]
+        n = table["weighted_at_risk"].to_numpy(dtype=float)
+        d = table["weighted_events"].to_numpy(dtype=float)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            terms = np.append(np.where(n - d == 0, 0.0, d / (n * (n - d))), 0.0)
+        times = np.append(table["time"].to_numpy(dtype=float), horizon)
+        survival = table["survival"].to_numpy(dtype=float)
+        # The rectangles under the step curve: each width at the level before its right end.
+        areas = np.diff(np.append(0.0, times)) * np.append(1.0, survival)
+        after = np.cumsum(areas[1:][::-1])
+        return float(areas.sum()), float(np.sqrt(np.sum(after ** 2 * terms[::-1][1:])))
 
     def at(self, times) -> pd.DataFrame:
         """S(t) with its interval at the given times, as R's summary(fit, times=…).
@@ -150,8 +174,53 @@ class KaplanMeier:
         return out
 
 
-def kaplan_meier(time, event, ci_method: str = "log-log", alpha: float = 0.05) -> KaplanMeier:
-    """Kaplan–Meier estimate (lifelines) with Greenwood variance and R's pointwise intervals."""
+def _checked_weights(weight, size: int) -> np.ndarray:
+    weights = np.ones(size) if weight is None else np.asarray(weight, dtype=float)
+    if weights.shape != (size,) or not np.isfinite(weights).all() or (weights < 0).any():
+        raise ValueError("case weights must be one finite, non-negative number per patient")
+    return weights
+
+
+def _infinitesimal_jackknife_se(position, observed, weights, groups, weighted_at_risk, hazard) -> np.ndarray:
+    """The standard error of S(t) at each distinct time by the infinitesimal jackknife, as R's
+    survfitkm.c: the influence of each group (a patient, or a cluster of patients) on S, its
+    squares summed. The influence is carried forward one event time at a time,
+    U(t) = U(t−)·(1 − h) + S(t−)·(weight at risk·h − weighted events)/n, where a group's
+    weight at risk falls to zero when its last member leaves (R does the same, against
+    rounding)."""
+    codes, labels = pd.factorize(pd.Series(groups), sort=False)
+    n_groups = len(labels)
+    order = np.argsort(position, kind="stable")
+    bounds = np.searchsorted(position[order], np.arange(len(hazard) + 1))
+    group_weight = np.bincount(codes, weights=weights, minlength=n_groups).astype(float)
+    members = np.bincount(codes, minlength=n_groups)
+    influence = np.zeros(n_groups)
+    before, variance = 1.0, 0.0
+    out = np.empty(len(hazard))
+    for j, h in enumerate(hazard):
+        rows = order[bounds[j]:bounds[j + 1]]
+        if h > 0:
+            events = np.bincount(codes[rows], weights=(weights * observed)[rows], minlength=n_groups)
+            influence = influence * (1.0 - h) + (group_weight * h - events) * before / weighted_at_risk[j]
+            before *= 1.0 - h
+            variance = float(influence @ influence)
+        out[j] = np.sqrt(variance)
+        np.subtract.at(group_weight, codes[rows], weights[rows])
+        np.subtract.at(members, codes[rows], 1)
+        group_weight[members == 0] = 0.0
+    return out
+
+
+def kaplan_meier(time, event, ci_method: str = "log-log", alpha: float = 0.05, *, weight=None, cluster=None
+                 ) -> KaplanMeier:
+    """Kaplan–Meier estimate with R's pointwise intervals, as R's survfit(…, weights = weight).
+
+    The curve uses the weighted numbers at risk and of events; the table's counts stay those
+    of patients (weighted_at_risk and weighted_events beside them). The variance is R's
+    default: Greenwood's (of the weighted counts), unless a weight is not a whole number or
+    a `cluster` (one label per patient, matched sets say) is given; then the infinitesimal
+    jackknife, clustered where asked.
+    """
     if ci_method not in CI_METHODS:
         raise ValueError(f"ci_method must be one of {CI_METHODS}, got {ci_method!r}")
     durations = np.asarray(time, dtype=float)
@@ -160,21 +229,36 @@ def kaplan_meier(time, event, ci_method: str = "log-log", alpha: float = 0.05) -
         raise ValueError("survival times must be present and not negative")
     if not np.isin(observed, (0, 1)).all():
         raise ValueError("the event flag must be 0 (censored) or 1 (event)")
+    weights = _checked_weights(weight, durations.size)
     if durations.size == 0:
         return KaplanMeier(pd.DataFrame({c: pd.Series(dtype=float) for c in KM_TABLE_COLUMNS}), ci_method, alpha)
-    fitter = KaplanMeierFitter(alpha=alpha).fit(durations, observed.astype(bool))
-    events = fitter.event_table[fitter.event_table["removed"] > 0]
-    n = events["at_risk"].to_numpy()
-    d = events["observed"].to_numpy()
-    survival = fitter.survival_function_.iloc[:, 0].reindex(events.index).to_numpy()
-    var_log = greenwood(n, d)
+    times, position = np.unique(durations, return_inverse=True)
+
+    def at_each_time(values, from_here_on=False):
+        per_time = np.bincount(position, weights=values, minlength=len(times))
+        return per_time[::-1].cumsum()[::-1] if from_here_on else per_time
+
+    leaving = at_each_time(np.ones_like(durations))
+    n, d = at_each_time(np.ones_like(durations), True), at_each_time(observed)
+    weighted_n, weighted_d = at_each_time(weights, True), at_each_time(weights * observed)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        hazard = np.where((d > 0) & (weighted_d > 0), weighted_d / weighted_n, 0.0)
+    survival = np.cumprod(1.0 - hazard)
+    if cluster is not None or (weights != np.floor(weights)).any():
+        groups = np.arange(durations.size) if cluster is None else np.asarray(cluster)
+        std_err = _infinitesimal_jackknife_se(position, observed, weights, groups, weighted_n, hazard)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            var_log = (std_err / survival) ** 2
+    else:
+        var_log = greenwood(weighted_n, weighted_d)
+        with np.errstate(invalid="ignore"):
+            std_err = survival * np.sqrt(var_log)
     low, high = confidence_band(survival, var_log, ci_method, alpha)
-    with np.errstate(invalid="ignore"):
-        std_err = survival * np.sqrt(var_log)
     table = pd.DataFrame({
-        "time": events.index.to_numpy(dtype=float), "n_at_risk": n.astype(int), "n_events": d.astype(int),
-        "n_censored": events["censored"].to_numpy().astype(int), "survival": survival,
+        "time": times, "n_at_risk": n.astype(int), "n_events": d.astype(int),
+        "n_censored": (leaving - d).astype(int), "survival": survival,
         "std_err": np.where(survival > 0, std_err, np.nan), "ci_low": low, "ci_high": high,
+        "weighted_at_risk": weighted_n, "weighted_events": weighted_d,
     })
     return KaplanMeier(table, ci_method, alpha)
 
@@ -238,16 +322,19 @@ def km_summary(endpoints: pd.DataFrame, *, by=None, rate_months=RATE_MONTHS, ci_
 
 
 def km_curves(endpoints: pd.DataFrame, *, by=None, ci_method: str = "log-log", alpha: float = 0.05,
-              endpoint_col: str = "endpoint", time_col: str = "time_days", event_col: str = "event"
-              ) -> pd.DataFrame:
+              endpoint_col: str = "endpoint", time_col: str = "time_days", event_col: str = "event",
+              weight_col: str | None = None, cluster_col: str | None = None) -> pd.DataFrame:
     """The step curves for plotting: [by…], endpoint, time_days, time_months, survival, ci_low, ci_high.
 
-    Each curve starts at time 0 with survival 1, then one row per observed time.
+    Each curve starts at time 0 with survival 1, then one row per observed time. With
+    weight_col (and cluster_col), the weighted curves of `kaplan_meier`.
     """
     keys = _keys(by, endpoint_col)
     parts = []
     for key, group in _groups(endpoints, keys, endpoint_col):
-        table = kaplan_meier(group[time_col], group[event_col], ci_method, alpha).table
+        table = kaplan_meier(group[time_col], group[event_col], ci_method, alpha,
+                             weight=None if weight_col is None else group[weight_col],
+                             cluster=None if cluster_col is None else group[cluster_col]).table
         curve = table[["time", "survival", "ci_low", "ci_high"]]
         if curve.empty or curve["time"].iloc[0] > 0:
             low, high = confidence_band([1.0], [0.0], ci_method, alpha)
