@@ -115,6 +115,67 @@ def test_bad_study_gets_one_error_naming_the_key(mutate, message):
         study_from_dict(data)
 
 
+def arms_dict():
+    path = default_study_path().parent / "her2_taxane_arms_first_line.yaml"
+    return yaml.safe_load(path.read_text(encoding="utf-8"))
+
+
+def test_the_arms_study_writes_every_default_of_its_comparison():
+    c = study_from_dict(arms_dict()).comparison
+    assert (c.treated, c.estimand, c.trim_percentiles, c.caliper_sd, c.balance_threshold) == (
+        "paclitaxel_liposome", "ATE", None, 0.2, 0.1)
+    assert c.covariates == ("age_at_index", "hr_status", "de_novo", "visceral", "brain_mets", "bone_only",
+                            "prior_anti_her2", "hospital_tier", "province", "index_year")
+    minimal = arms_dict()
+    minimal["comparison"] = {"treated": "other_taxane", "covariates": ["age_at_index"]}
+    c = study_from_dict(minimal).comparison
+    assert (c.treated, c.estimand, c.trim_percentiles, c.caliper_sd, c.balance_threshold) == (
+        "other_taxane", "ATE", None, 0.2, 0.1)
+    assert study_from_dict(seed_dict()).comparison is None
+
+
+def comparison(**changes):
+    return lambda d: d["comparison"].update(changes)
+
+
+@pytest.mark.parametrize("mutate, message", [
+    (lambda d: d.update(arms=d["arms"][:1]),
+     r"^comparison: compares two arms; the study has 1 \(paclitaxel_liposome\)$"),
+    (lambda d: d.update(arms=[]), r"^comparison: compares two arms; the study has 0 \(no arms\)$"),
+    (comparison(treated="paclitaxel"),
+     r"^comparison\.treated: 'paclitaxel' is not one of the arms \(paclitaxel_liposome, other_taxane\)$"),
+    (lambda d: d["comparison"].pop("treated"), r"^comparison\.treated: required key is missing$"),
+    (comparison(covariates=[]), r"^comparison\.covariates: names no variable$"),
+    (comparison(covariates=["age_at_index", "region"]),
+     r"^comparison\.covariates\[1\]: 'region' is not a variable of the study \(variables: anti_her2, "),
+    (comparison(covariates=["age_at_index", "age_group"]), r"^comparison\.covariates\[1\]: 'age_group' is not a"),
+    (comparison(covariates=["province", "province"]), r"^comparison\.covariates\[1\]: 'province' is named twice$"),
+    (comparison(estimand="ATC"), r"^comparison\.estimand: must be one of 'ATE' or 'ATT', got 'ATC'$"),
+    (comparison(trim_percentiles=[99, 1]),
+     r"^comparison\.trim_percentiles: expected \[low, high\] with 0 ≤ low < high ≤ 100, got \[99\.0, 1\.0\]$"),
+    (comparison(trim_percentiles=[1, 101]), r"^comparison\.trim_percentiles: expected \[low, high\]"),
+    (comparison(trim_percentiles=[-1, 99]), r"^comparison\.trim_percentiles\[0\]: must not be negative, got -1$"),
+    (comparison(caliper_sd="0.2"), r"^comparison\.caliper_sd: expected a number, got '0\.2'$"),
+    (comparison(caliper_sd=0), r"^comparison\.caliper_sd: must be above 0$"),
+    (comparison(balance_threshold=0), r"^comparison\.balance_threshold: must be above 0$"),
+    (comparison(matching="optimal"), r"^comparison\.matching: unknown key$"),
+])
+def test_a_bad_comparison_gets_one_error_naming_the_key(mutate, message):
+    data = arms_dict()
+    mutate(data)
+    with pytest.raises(ConfigError, match=message):
+        study_from_dict(data)
+
+
+def test_a_comparison_without_two_arms_names_the_study_file(tmp_path):
+    data = seed_dict()
+    data["comparison"] = {"treated": "a", "covariates": ["age_at_index"]}
+    path = tmp_path / "one_arm.yaml"
+    path.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"one_arm\.yaml: comparison: compares two arms; the study has 0"):
+        load_study(path, check_names=False)
+
+
 def test_bad_files(tmp_path):
     with pytest.raises(ConfigError, match=r"nope\.yaml: cannot read the study file"):
         load_study(tmp_path / "nope.yaml")

@@ -122,7 +122,16 @@ VARIABLE_CASES = {
 
 def test_every_example_of_the_docs_is_tested():
     assert set(doc_examples()) == set(CASES) | set(VARIABLE_CASES) | {
-        "header", "facts", "patterns", "endpoints", "safety", "report", "analysis"}
+        "header", "facts", "patterns", "endpoints", "safety", "report", "analysis", "comparison"}
+
+
+def test_comparison_example_is_the_arms_studys():
+    path = default_study_path({}).parent / "her2_taxane_arms_first_line.yaml"
+    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    shipped = study_from_dict(data).comparison
+    data.update(doc_examples()["comparison"])
+    assert study_from_dict(data).comparison == shipped
+    assert (shipped.treated, shipped.estimand, shipped.caliper_sd) == ("paclitaxel_liposome", "ATE", 0.2)
 
 
 def test_patterns_example_and_its_default():

@@ -66,12 +66,16 @@ def _levels_of(values: pd.Series) -> pd.Series:
 
 
 @dataclasses.dataclass(frozen=True)
-class _Characteristic:
+class Characteristic:
     """One block of Table 1: per patient, a measure (summarised as median and IQR) or a level."""
     words: str
     values: pd.Series
     measured: bool = False
     level_rank: typing.Callable[[str], typing.Any] = str
+
+    def levels(self) -> list[str]:
+        """The levels the patients have, in the order Table 1 shows them."""
+        return sorted(self.values.value_counts().index, key=self.level_rank)
 
 
 def _ranked_by(texts: typing.Sequence[str]) -> typing.Callable[[str], typing.Any]:
@@ -80,37 +84,38 @@ def _ranked_by(texts: typing.Sequence[str]) -> typing.Callable[[str], typing.Any
     return lambda level: (rank.get(level, len(rank)), str(level))
 
 
-def _characteristics(cohort: pd.DataFrame, variables: typing.Sequence) -> list[_Characteristic]:
+def variable_reading(column: pd.Series, v) -> Characteristic:
+    """A variable's own block, read by its kind: an age is a measure, every other kind levels
+    (a missing value the level "unknown")."""
+    words = variable_words(v)
+    if isinstance(v, AgeVariable):
+        return Characteristic(f"{words}, years", pd.to_numeric(column, errors="coerce"), measured=True)
+    if isinstance(v, AgeBandsVariable):
+        return Characteristic(words, _levels_of(column), level_rank=_ranked_by([text for _, _, text in v.bands()]))
+    if isinstance(v, DeNovoVariable):
+        return Characteristic(words, column.map(_de_novo_or_recurrent))
+    if isinstance(v, (MetastaticSiteVariable, EarlierTreatmentVariable)):
+        return Characteristic(words, column.map(_yes_no))
+    if isinstance(v, IndexYearVariable):
+        # a year collected with nulls arrives as a float: 2020, not "2020.0"
+        return Characteristic(words, column.astype("Int64").astype(str).replace("<NA>", "unknown"))
+    return Characteristic(words, _levels_of(column))
+
+
+def _characteristics(cohort: pd.DataFrame, variables: typing.Sequence) -> list[Characteristic]:
     """The study's variables held by the cohort as Table 1's blocks, in §8's order."""
     out = []
     for v in sorted((v for v in variables if v.name in cohort), key=lambda v: KIND_ORDER.index(v.kind)):
-        column, words = cohort[v.name], variable_words(v)
+        block = variable_reading(cohort[v.name], v)
+        out.append(block)
         if isinstance(v, AgeVariable):
-            age = pd.to_numeric(column, errors="coerce")
             # an age variable is in whole years; its §8 bands are the analysis's age_group subgroup
-            out += [_Characteristic(f"{words}, years", age, measured=True),
-                    _Characteristic("age group", age.map(age_group), level_rank=_ranked_by(
-                        [text for _, _, text in AGE_GROUPS]))]
-        elif isinstance(v, AgeBandsVariable):
-            out.append(_Characteristic(words, _levels_of(column),
-                                       level_rank=_ranked_by([text for _, _, text in v.bands()])))
-        elif isinstance(v, DeNovoVariable):
-            out.append(_Characteristic(words, column.map(_de_novo_or_recurrent)))
-        elif isinstance(v, (MetastaticSiteVariable, EarlierTreatmentVariable)):
-            out.append(_Characteristic(words, column.map(_yes_no)))
-        elif isinstance(v, IndexYearVariable):
-            # a year collected with nulls arrives as a float: 2020, not "2020.0"
-            out.append(_Characteristic(words, column.astype("Int64").astype(str).replace("<NA>", "unknown")))
-        else:
-            out.append(_Characteristic(words, _levels_of(column)))
+            out.append(Characteristic("age group", block.values.map(age_group),
+                                      level_rank=_ranked_by([text for _, _, text in AGE_GROUPS])))
     return out
 
 
-def _levels(block: _Characteristic) -> list[str]:
-    return sorted(block.values.value_counts().index, key=block.level_rank)
-
-
-def _rows(blocks: list[_Characteristic], members: pd.Series, levels: typing.Mapping[str, list[str]] | None = None
+def _rows(blocks: list[Characteristic], members: pd.Series, levels: typing.Mapping[str, list[str]] | None = None
           ) -> list[dict]:
     """Table 1's rows of the patients `members` marks; `levels`: each block's levels to show
     (a level no member has as 0), by default those the members have."""
@@ -126,7 +131,7 @@ def _rows(blocks: list[_Characteristic], members: pd.Series, levels: typing.Mapp
                          "q3": float(known.quantile(0.75)) if known.size else None})
             continue
         counts = values.value_counts()
-        for level in _levels(block) if levels is None else levels[block.words]:
+        for level in block.levels() if levels is None else levels[block.words]:
             count = int(counts.get(level, 0))
             rows.append({"characteristic": block.words, "level": str(level), "n": count,
                          "percent": 100.0 * count / n if n else None})
@@ -164,17 +169,21 @@ def _smd(difference: float, variance_sum: float) -> float:
     return float(difference / np.sqrt(variance_sum / 2))
 
 
-def proportion_smd(p1: float, p0: float) -> float:
-    """The standardised mean difference of a level's indicator, arm (p1) vs reference (p0)."""
-    return _smd(p1 - p0, p1 * (1 - p1) + p0 * (1 - p0))
+def proportion_smd(p1: float, p0: float, difference: float | None = None) -> float:
+    """The standardised mean difference of a level's indicator, arm (p1) vs reference (p0).
+    difference: an adjusted (weighted, matched) difference of the shares, standardised by the
+    spread of the unadjusted arms' p1 and p0 (kept fixed, as cobalt does); default p1 − p0."""
+    return _smd(p1 - p0 if difference is None else difference, p1 * (1 - p1) + p0 * (1 - p0))
 
 
-def measure_smd(arm: pd.Series, reference: pd.Series) -> float:
-    """The standardised mean difference of a measure: means over the pooled sample SDs."""
+def measure_smd(arm: pd.Series, reference: pd.Series, difference: float | None = None) -> float:
+    """The standardised mean difference of a measure: means over the pooled sample SDs.
+    difference: an adjusted difference of the means over the unadjusted arms' SDs."""
     arm, reference = arm.dropna().astype(float), reference.dropna().astype(float)
     if arm.size < 2 or reference.size < 2:
         return np.nan  # a sample SD needs two values
-    return _smd(arm.mean() - reference.mean(), arm.var(ddof=1) + reference.var(ddof=1))
+    return _smd(arm.mean() - reference.mean() if difference is None else difference,
+                arm.var(ddof=1) + reference.var(ddof=1))
 
 
 def table1_by_arm(cohort: pd.DataFrame, variables: typing.Sequence, arms: typing.Sequence[Arm],
@@ -198,7 +207,7 @@ def table1_by_arm(cohort: pd.DataFrame, variables: typing.Sequence, arms: typing
         raise ValueError(f"an arm named {EVERYONE!r} would read as every patient in Table 1 by arm")
     blocks = _characteristics(cohort, variables)
     overall = _rows(blocks, pd.Series(True, index=cohort.index))
-    levels = {block.words: _levels(block) for block in blocks if not block.measured}
+    levels = {block.words: block.levels() for block in blocks if not block.measured}
     arm_of = cohort["arm"] if "arm" in cohort else pd.Series(None, index=cohort.index, dtype=object)
     parts = [pd.DataFrame(overall, columns=TABLE1_COLUMNS).assign(arm=EVERYONE)]
     for name in names:

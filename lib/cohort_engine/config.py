@@ -84,6 +84,7 @@ def _message(error: dict, data: Any) -> str:
 
 _WORDS = {
     **dict.fromkeys(("int_type", "int_parsing", "int_from_float"), "expected a whole number"),
+    **dict.fromkeys(("float_type", "float_parsing"), "expected a number"),
     "greater_than_equal": "must not be negative",
     **dict.fromkeys(("date_type", "date_parsing", "date_from_datetime_parsing", "date_from_datetime_inexact"),
                     "expected a date YYYY-MM-DD"),
@@ -168,6 +169,32 @@ def _check_rules(study: StudyConfig) -> None:
             raise ConfigError(f"arms[{i}].name: is empty")
         if name in names[:i]:
             raise ConfigError(f"arms[{i}].name: {name!r} names two arms")
+    if study.comparison is not None:
+        _check_comparison(study)
+
+
+def _check_comparison(study: StudyConfig) -> None:
+    c, names = study.comparison, [a.name for a in study.arms]
+    if len(names) != 2:
+        raise ConfigError(f"comparison: compares two arms; the study has {len(names)} "
+                          f"({', '.join(names) or 'no arms'})")
+    if c.treated not in names:
+        raise ConfigError(f"comparison.treated: {c.treated!r} is not one of the arms ({', '.join(names)})")
+    if not c.covariates:
+        raise ConfigError("comparison.covariates: names no variable")
+    variables = [v.name for v in study.variables]
+    for i, name in enumerate(c.covariates):
+        if name not in variables:
+            raise ConfigError(f"comparison.covariates[{i}]: {name!r} is not a variable of the study "
+                              f"(variables: {', '.join(variables) or 'none'})")
+        if name in c.covariates[:i]:
+            raise ConfigError(f"comparison.covariates[{i}]: {name!r} is named twice")
+    if c.trim_percentiles is not None and not c.trim_percentiles[0] < c.trim_percentiles[1] <= 100:
+        raise ConfigError(f"comparison.trim_percentiles: expected [low, high] with 0 ≤ low < high ≤ 100, "
+                          f"got {list(c.trim_percentiles)}")
+    if c.caliper_sd == 0 or c.balance_threshold == 0:
+        raise ConfigError(f"comparison.{'caliper_sd' if c.caliper_sd == 0 else 'balance_threshold'}: must be "
+                          "above 0")
 
 
 def _check_regions(v: RegionVariable, key: str) -> None:

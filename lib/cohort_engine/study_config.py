@@ -1,5 +1,6 @@
 """A study as one typed, frozen object: its sections (period, lines, index, population,
-arms, variables, facts, patterns, endpoints, safety, analysis, disclosure, report) with
+arms, variables, facts, patterns, endpoints, safety, analysis, comparison, disclosure,
+report) with
 every default of the study rules, since a study is a file, never new code.
 """
 from __future__ import annotations
@@ -101,6 +102,31 @@ class AnalysisConfig:
     levels_compared: typing.Annotated[tuple[tuple[str, Texts], ...], pydantic.BeforeValidator(as_pairs)] = ()
 
 
+# A number ≥ 0 (a whole number or a decimal; not `true`, not "0.2").
+Number = typing.Annotated[float, pydantic.Strict(), pydantic.Field(ge=0)]
+
+
+@section
+class ComparisonConfig:
+    """The weighted comparison of a study's two arms (only a study with two arms has one).
+
+    treated: the arm whose name is the "treated" group of the propensity score (its
+    probability), of the average effect on the treated and of the matching; the other arm
+    is the comparator. covariates: the study's variables in the score model.
+    estimand: the primary weights (ATE: stabilised inverse probability of treatment
+    weights; ATT: the treated 1, the comparator e / (1 − e)); the other estimand and the
+    matching are sensitivity analyses. trim_percentiles: [low, high] percentiles of the
+    score outside which patients are left out before weighting; null keeps everyone.
+    caliper_sd: the matching caliper in SDs of the score's logit. balance_threshold: an
+    |SMD| above it after weighting is flagged."""
+    treated: str
+    covariates: tuple[str, ...]
+    estimand: typing.Literal["ATE", "ATT"] = "ATE"
+    trim_percentiles: tuple[Number, Number] | None = None
+    caliper_sd: Number = 0.2
+    balance_threshold: Number = 0.1
+
+
 @section
 class DisclosureConfig:
     min_cell: Count = 5
@@ -123,6 +149,7 @@ class StudyConfig:
     endpoints: EndpointsConfig = EndpointsConfig()
     safety: SafetyConfig = SafetyConfig()
     analysis: AnalysisConfig = AnalysisConfig()
+    comparison: ComparisonConfig | None = None
     disclosure: DisclosureConfig = DisclosureConfig()
     source_path: str | None = dataclasses.field(default=None, compare=False)
 
