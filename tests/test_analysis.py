@@ -281,6 +281,66 @@ def test_a_study_with_arms_describes_each_arm(arms_run):
     assert {f"figures/km_{e}_by_arm.png" for e in ("OS", "rwPFS")} <= set(result.files)
 
 
+@pytest.fixture(scope="module")
+def comparison_run(seed_study, tmp_path_factory):
+    # The arms above (H, HP; the three I patients in no arm), compared on four covariates.
+    from cohort_engine.regimen_rules import Arm, RegimenRule
+    from cohort_engine.study_config import ComparisonConfig
+    arms = (Arm("h", RegimenRule(all_of=("trastuzumab",)), label="H arm"),
+            Arm("hp", RegimenRule(all_of=("pertuzumab",)), label="HP arm"))
+    config = ComparisonConfig(treated="hp", covariates=("age_at_index", "hr_status", "de_novo", "visceral"),
+                              safety_terms=("Neutrophil count decreased",))
+    inputs = synthetic_inputs(dataclasses.replace(seed_study, arms=arms, comparison=config))
+    inputs.cohort["arm"] = inputs.cohort["anti_her2"].map({"H": "h", "HP": "hp"})
+    out = tmp_path_factory.mktemp("comparison")
+    return inputs, out, run_analysis(inputs, out)
+
+
+def test_a_comparative_study_publishes_its_comparison_and_keeps_its_analysis_data(comparison_run):
+    from cohort_engine.comparative import DATASET_COLUMNS, MATCHED, primary_method_name
+    from cohort_engine.propensity import patient_weights
+    inputs, out, result = comparison_run
+    study = inputs.study
+    for name in ("balance", "comparison", "safety_comparison", "comparison_weights"):
+        assert f"tables/{name}.csv" in result.files
+    # gold/comparison_dataset: every patient of the two arms once per endpoint they have.
+    dataset = result.comparison_dataset
+    assert list(dataset.columns) == DATASET_COLUMNS and (dataset["study"] == study.name).all()
+    in_arms = inputs.cohort.loc[inputs.cohort["arm"].notna(), "patient_id"]
+    expected = inputs.endpoints[inputs.endpoints["patient_id"].isin(in_arms)]
+    assert len(dataset) == len(expected) and dataset["patient_id"].nunique() == N_PATIENTS - 3
+    weights = patient_weights(inputs.cohort, study.variables, study.arms, study.comparison)
+    by_patient = dataset.drop_duplicates("patient_id").set_index("patient_id")
+    ids = inputs.cohort.loc[weights.index, "patient_id"]
+    assert np.allclose(by_patient.loc[ids, "weight"].to_numpy(dtype=float), weights["weight_ate"].to_numpy())
+    assert np.allclose(by_patient.loc[ids, "propensity_score"].to_numpy(dtype=float), weights["score"].to_numpy())
+    assert by_patient["matched_set"].notna().sum() == weights["pair"].notna().sum()
+    # comparison.csv: every endpoint under each of the three methods, the primary first.
+    table = pd.read_csv(out / "tables/comparison.csv", dtype=str, keep_default_na=False)
+    assert table["method"].drop_duplicates().tolist() == [primary_method_name("ATE"), "IPTW, ATT", MATCHED]
+    assert set(table["endpoint"]) == set(inputs.endpoints["endpoint"])
+    safety = pd.read_csv(out / "tables/safety_comparison.csv", dtype=str, keep_default_na=False)
+    assert safety["outcome"].drop_duplicates().tolist() == ["any grade ≥ 3 event", "Neutrophil count decreased"]
+    html = (out / "report.html").read_text(encoding="utf-8")
+    assert 'id="comparison"' in html and "E-value of the primary hazard ratio" in html
+    assert {"figures/comparison_love_plot.png", "figures/comparison_overlap.png",
+            "figures/comparison_km_OS.png"} <= set(result.files)
+    assert audit(out, study) == []
+
+
+def test_the_balance_table_withholds_a_level_of_few_patients(comparison_run):
+    # Each arm's patients of a level are counts: none from 1 to 4 is shown, and the shares and
+    # SMDs beside a withheld count are withheld with it.
+    _, out, _ = comparison_run
+    balance = pd.read_csv(out / "tables/balance.csv", dtype=str, keep_default_na=False)
+    for arm in ("treated", "comparator"):
+        counts = balance[f"{arm}_n_before"]
+        assert not counts.isin(["1", "2", "3", "4"]).any()
+        withheld = counts.isin(["<5", "*"])
+        assert (balance.loc[withheld, f"{arm}_before"] == "*").all()
+        assert (balance.loc[withheld, "smd_before"] == "*").all()
+
+
 def test_a_rate_with_fewer_than_five_at_risk_is_withheld():
     # Six patients, no censoring: at 6 months (day 182) five are still at risk (times 200 …
     # 1900), so S = 5/6 stands; at 24 months (day 730) three are (800, 1500, 1900): withheld

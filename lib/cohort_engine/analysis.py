@@ -9,8 +9,9 @@ gated once for both its CSV and the report (a frame the report alone shows throu
 disclosure control, and the finished files are audited (`publish.audit`).
 
 Each table is computed by the module named after it (`efficacy`, `subgroups`,
-`sensitivity`, `baseline`, `patterns`, `safety`) and put in words by `report_sections`;
-`run_analysis` only strings them together.
+`sensitivity`, `baseline`, `patterns`, `safety`, and for two arms compared `comparative`)
+and put in words by `report_sections` (`comparison_sections`); `run_analysis` only strings
+them together.
 """
 from __future__ import annotations
 
@@ -20,8 +21,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from . import figures, report, report_sections
+from . import comparison_figures, comparison_sections, figures, report, report_sections
+from .balance import BALANCE_GATE, love_plot_data
 from .baseline import TABLE1_BY_ARM_GATE, TABLE1_GATE, table1, table1_by_arm
+from .comparative import compare_arms, primary_method_name
+from .comparison import SAFETY_COMPARISON_GATE, comparison_gate
 from .disclosure import suppress_attrition
 from .efficacy import (ENDPOINT_NAMES, endpoint_order, km_by_arm_gate, km_figure, km_gate, km_table, km_table_by_arm,
                        with_arms)
@@ -60,10 +64,12 @@ class AnalysisInputs:
 
 @dataclasses.dataclass
 class AnalysisResult:
-    """safety_events: gold/safety_events (exact; for the lake, never written under out_dir).
-    files: every file written, by name relative to out_dir ("tables/km_summary.csv", …)."""
+    """safety_events: gold/safety_events and comparison_dataset: gold/comparison_dataset
+    (None for a study without a comparison); both exact, for the lake, never written under
+    out_dir. files: every file written, by name relative to out_dir ("tables/km_summary.csv", …)."""
     safety_events: pd.DataFrame
     files: dict[str, Path]
+    comparison_dataset: pd.DataFrame | None = None
 
 
 # -- Writing -----------------------------------------------------------------------------------
@@ -197,6 +203,40 @@ def _arms_section(inputs: AnalysisInputs, writer: _Writer) -> report.Section:
     return report_sections.arms_section(study, by_arm, shown_km, pngs, shown_patterns)
 
 
+def _comparison_section(inputs: AnalysisInputs, writer: _Writer, safety_events: pd.DataFrame
+                        ) -> tuple[report.Section, pd.DataFrame]:
+    """The two arms compared (comparative.compare_arms), published, drawn and put in words;
+    and gold/comparison_dataset."""
+    study = inputs.study
+    config = study.comparison
+    analysis = compare_arms(study, inputs.cohort, inputs.endpoints, safety_events)
+    labels = comparison_sections.arm_labels(study)
+    shown = {"weights": writer.publish(analysis.weights, comparison_sections.WEIGHTS_GATE),
+             "balance": writer.publish(analysis.balance, BALANCE_GATE),
+             "efficacy": writer.publish(analysis.efficacy, comparison_gate(config.rmst_months)),
+             "safety": writer.publish(analysis.safety, SAFETY_COMPARISON_GATE)}
+    # The Love plot draws the SMDs the balance table shows: a withheld one is not drawn.
+    love = love_plot_data(shown["balance"].assign(**{c: pd.to_numeric(shown["balance"][c], errors="coerce")
+                                                     for c in ("smd_before", "smd_weighted", "smd_matched")}))
+    love["label"] = love["characteristic"] + ": " + love["level"].astype(str)
+    pngs = {"love": writer.figure("comparison_love_plot", comparison_figures.love_plot(
+                love, config.balance_threshold, "Covariate balance")),
+            "overlap": writer.figure("comparison_overlap", comparison_figures.score_overlap(
+                analysis.patients, (analysis.treated, analysis.comparator), labels,
+                "Propensity score by arm", study.disclosure.min_cell))}
+    forest = comparison_sections.forest_rows(shown["efficacy"])
+    if len(forest):
+        pngs["forest"] = writer.figure("comparison_forest", figures.forest(
+            forest, "Hazard ratios, first arm against second"))
+    primary = analysis.analysed[primary_method_name(config.estimand)]
+    for endpoint in endpoint_order(primary):
+        rows = primary[primary["endpoint"] == endpoint]
+        pngs[f"km_{endpoint}"] = writer.figure(f"comparison_km_{endpoint}", km_figure(
+            rows, study, "arm", f"{ENDPOINT_NAMES.get(endpoint, endpoint)} ({endpoint}) by arm, weighted",
+            order=[analysis.treated, analysis.comparator], weight_col="weight"))
+    return comparison_sections.comparison_section(study, analysis, shown, pngs), analysis.dataset
+
+
 def run_analysis(inputs: AnalysisInputs, out_dir: Path) -> AnalysisResult:
     """Write tables/*.csv, figures/*.png and report.html under out_dir; audit them; return the
     exact safety events for the lake and the files written (a DisclosureError if the audit
@@ -220,6 +260,10 @@ def run_analysis(inputs: AnalysisInputs, out_dir: Path) -> AnalysisResult:
 
     safety = analyse_safety(inputs.cohort, inputs.labs, inputs.adverse_events, study)
     shown_safety = writer.publish(safety.incidence, SAFETY_GATE)
+    comparison, dataset = [], None
+    if study.comparison is not None:
+        section, dataset = _comparison_section(inputs, writer, safety.events)
+        comparison = [section]
 
     shown_unmatched = None
     if inputs.unmatched_names is not None:
@@ -235,9 +279,10 @@ def run_analysis(inputs: AnalysisInputs, out_dir: Path) -> AnalysisResult:
         report_sections.subgroups_section(shown_subgroups, forest_pngs, study),
         report_sections.sensitivity_section(shown_sensitivity, sensitivity_pngs, study),
         report_sections.safety_section(safety, shown_safety, study),
+        *comparison,
         report_sections.methods_section(study, inputs.endpoints, safety),
     ]
     writer.text("report.html", report.render(*report_sections.report_heading(study), sections))
     _audit_written(writer, study)
     log.info("analysis: %d files written", len(writer.files))
-    return AnalysisResult(safety_events=safety.events, files=dict(writer.files))
+    return AnalysisResult(safety_events=safety.events, files=dict(writer.files), comparison_dataset=dataset)

@@ -17,12 +17,37 @@ import pandas as pd
 
 from .baseline import measure_smd, proportion_smd
 from .propensity import UNKNOWN, covariate_blocks
+from .publish import Gate
 
 MEAN = "mean"
 SAMPLES = ("before", "weighted", "matched")
+COUNTED = ("before", "matched")  # the samples of whole patients: their counts are published
 BALANCE_COLUMNS = ["variable", "characteristic", "level",
+                   *(f"{arm}_n_{sample}" for sample in COUNTED for arm in ("treated", "comparator")),
+                   *(f"n_{sample}" for sample in COUNTED),
                    *(f"{arm}_{sample}" for sample in SAMPLES for arm in ("treated", "comparator")),
                    *(f"smd_{sample}" for sample in SAMPLES), "imbalanced"]
+
+
+def _balance_gate() -> Gate:
+    """The patients of a level per arm, before and after matching, are counts: with 2 of 250
+    treated patients in a province, its share (0.8%) is the count. A share, and the SMDs, go
+    with their arm's count; the weighted share with the count before weighting (weights do not
+    hide who is counted). The levels of a covariate add up to the arm (a partition), and the two
+    arms to the level's patients (n_before, n_matched: the complement rule)."""
+    dependents = {}
+    for sample in COUNTED:
+        shares = [f"{{arm}}_{sample}"] + (["{arm}_weighted"] if sample == "before" else [])
+        smds = [f"smd_{sample}"] + (["smd_weighted", "imbalanced"] if sample == "before" else [])
+        for arm in ("treated", "comparator"):
+            dependents[f"{arm}_n_{sample}"] = tuple(c.format(arm=arm) for c in shares) + tuple(smds)
+    counts = tuple(c for c in BALANCE_COLUMNS if "_n_" in c or c.startswith("n_"))
+    return Gate("balance", count_columns=counts, partition_by=("variable",), dependents=dependents,
+                complements={f"{arm}_n_{sample}": f"n_{sample}" for sample in COUNTED
+                             for arm in ("treated", "comparator")})
+
+
+BALANCE_GATE = _balance_gate()
 LOVE_PLOT_COLUMNS = ["variable", "characteristic", "level", "sample", "smd", "abs_smd"]
 
 
@@ -63,6 +88,12 @@ def balance_table(cohort: pd.DataFrame, variables: typing.Sequence, covariates: 
     for name, block in covariate_blocks(cohort.loc[patients.index], variables, covariates):
         for level, values, measured in _rows_of(block):
             row = {"variable": name, "characteristic": block.words, "level": level}
+            for sample in COUNTED:
+                # A share's patients: those with the level (a mean's: those with a value).
+                has = (values.notna() if measured else values == 1) & samples[sample].notna()
+                row[f"treated_n_{sample}"], row[f"comparator_n_{sample}"] = int((has & treated).sum()), \
+                    int((has & ~treated).sum())
+                row[f"n_{sample}"] = int(has.sum())
             means = {sample: _arm_means(values, treated, w) for sample, w in samples.items()}
             for sample, (treated_mean, comparator_mean) in means.items():
                 row[f"treated_{sample}"], row[f"comparator_{sample}"] = treated_mean, comparator_mean

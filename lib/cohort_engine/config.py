@@ -218,16 +218,20 @@ def _check_endpoints_and_safety(study: StudyConfig) -> None:
     for j, name in enumerate(include):
         if name in include[:j]:
             raise ConfigError(f"endpoints.include[{j}]: {name!r} is named twice")
+    every_term = list(dict.fromkeys([*TERMS.values(), *AE_TERMS]))
+    compared = study.comparison.safety_terms if study.comparison is not None else ()
     for key, names, known, what in (
-            ("lab_toxicities", study.safety.lab_toxicities, list(TERMS.values()), "a lab toxicity the engine grades"),
-            ("recorded_terms", study.safety.recorded_terms, list(AE_TERMS), "a CTCAE term recorded events map to")):
+            ("safety.lab_toxicities", study.safety.lab_toxicities, list(TERMS.values()),
+             "a lab toxicity the engine grades"),
+            ("safety.recorded_terms", study.safety.recorded_terms, list(AE_TERMS), "a CTCAE term recorded events map to"),
+            ("comparison.safety_terms", compared, every_term, "a CTCAE term the engine grades or maps")):
         for j, name in enumerate(names):
             if name in names[:j]:
-                raise ConfigError(f"safety.{key}[{j}]: {name!r} is named twice")
+                raise ConfigError(f"{key}[{j}]: {name!r} is named twice")
             if name not in known:
                 near = difflib_near(name, known)
                 hint = f" (did you mean {near!r}?)" if near else f" (one of: {', '.join(known)})"
-                raise ConfigError(f"safety.{key}[{j}]: {name!r} is not {what}{hint}")
+                raise ConfigError(f"{key}[{j}]: {name!r} is not {what}{hint}")
 
 
 def drug_names(study: StudyConfig) -> list[tuple[str, str]]:

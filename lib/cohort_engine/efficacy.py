@@ -120,13 +120,14 @@ def curves_fit_to_show(curves: pd.DataFrame, endpoints: pd.DataFrame, group_col:
 
 
 def km_figure(endpoints: pd.DataFrame, study: StudyConfig, group_col: str, title: str, order=None,
-              risk_groups=None) -> bytes:
+              risk_groups=None, weight_col: str | None = None) -> bytes:
     """figures.km_with_risk_table for one endpoint, one curve per value of group_col.
 
-    risk_groups: the groups whose numbers at risk are printed (default all)."""
+    risk_groups: the groups whose numbers at risk are printed (default all); weight_col: the
+    curves weighted by it (the numbers at risk stay counts of patients)."""
     min_cell = study.disclosure.min_cell
     by = None if group_col == "endpoint" else group_col
-    curves = survival.km_curves(endpoints, by=by, ci_method=study.analysis.ci_method)
+    curves = survival.km_curves(endpoints, by=by, ci_method=study.analysis.ci_method, weight_col=weight_col)
     curves, withheld = curves_fit_to_show(curves, endpoints, group_col, min_cell)
     if withheld:
         if set(withheld) == set(endpoints[group_col]):

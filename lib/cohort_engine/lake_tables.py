@@ -207,6 +207,20 @@ GOLD_SAFETY_EVENTS = _table(
     ("onset_date", "date", "the earliest date at that grade"),
     per_study=True)
 
+GOLD_COMPARISON_DATASET = _table(
+    "gold", "comparison_dataset",
+    "A comparative study's analysis data: one row per patient of its two arms and endpoint. It never leaves the lake.",
+    ("study", "string", "the study"),
+    ("patient_id", "string", "the patient"),
+    ("arm", "string", "the patient's arm"),
+    ("propensity_score", "double", "the probability of the study's treated arm given the covariates"),
+    ("weight", "double", "the primary weight (stabilised IPTW of the study's estimand; null: left out by trimming)"),
+    ("matched_set", "string", "the 1:1 matched pair (null: left unmatched)"),
+    ("endpoint", "string", "OS, rwPFS, TTP, TTF or TTNT"),
+    ("time_days", "int", "days from the index date to the event or censoring"),
+    ("event", "int", "1 event, 0 censored"),
+    per_study=True)
+
 _DATA_QUALITY_COLUMNS = (
     ("stage", "string", "the stage that counted"),
     ("table", "string", "the table it read"),
@@ -236,7 +250,7 @@ GOLD_UNMATCHED_DRUG_NAMES = _table(
 LAKE_TABLES: dict[str, LakeTable] = {t.key: t for t in (
     QUARANTINE_SOURCE, QUARANTINE_DRUG_EXPOSURES,
     SILVER_DRUG_EXPOSURES, SILVER_LAST_CONTACTS, SILVER_PATIENT_FACTS,
-    GOLD_THERAPY_LINES, GOLD_COHORT, GOLD_ATTRITION, GOLD_ENDPOINTS, GOLD_SAFETY_EVENTS,
+    GOLD_THERAPY_LINES, GOLD_COHORT, GOLD_ATTRITION, GOLD_ENDPOINTS, GOLD_SAFETY_EVENTS, GOLD_COMPARISON_DATASET,
     GOLD_DATA_QUALITY, GOLD_LAKE_DATA_QUALITY, GOLD_UNMATCHED_DRUG_NAMES,
 )}
 

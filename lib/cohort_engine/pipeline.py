@@ -22,7 +22,8 @@ from .conf_folder import DEFAULT_STUDY
 from .data_quality import LAKE_STAGES, write_data_quality, write_lake_data_quality
 from .errors import ConfigError, StageError
 from .lake import Lake
-from .lake_tables import GOLD_SAFETY_EVENTS, GOLD_UNMATCHED_DRUG_NAMES, LAKE_TABLES, STUDIES_FOLDER, conform, lake_table
+from .lake_tables import (GOLD_COMPARISON_DATASET, GOLD_SAFETY_EVENTS, GOLD_UNMATCHED_DRUG_NAMES, LAKE_TABLES, STUDIES_FOLDER,
+                          conform, lake_table)
 from .manifest import DEFAULT_REPLAY_STAGES, REPLAY_STAGES, write_manifest
 from .study_config import StudyConfig
 
@@ -341,6 +342,13 @@ def stage_analysis(ctx: RunContext) -> None:
     ctx.write(spark_events, *ctx.table("gold", "safety_events"))
     ctx.row_counts["analysis"] = {"cohort_patients": len(inputs.cohort),
                                   "gold/safety_events": len(result.safety_events)}
+    if result.comparison_dataset is not None:
+        dataset = result.comparison_dataset.astype({"matched_set": object})
+        dataset["matched_set"] = dataset["matched_set"].where(dataset["matched_set"].notna(), None)
+        dataset["weight"] = dataset["weight"].astype(object).where(dataset["weight"].notna(), None)
+        ctx.write(ctx.spark.createDataFrame(dataset, GOLD_COMPARISON_DATASET.ddl),
+                  *ctx.table("gold", "comparison_dataset"))
+        ctx.row_counts["analysis"]["gold/comparison_dataset"] = len(dataset)
 
 
 SAFETY_EVENTS_SCHEMA = GOLD_SAFETY_EVENTS.ddl

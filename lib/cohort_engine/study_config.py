@@ -118,13 +118,17 @@ class ComparisonConfig:
     matching are sensitivity analyses. trim_percentiles: [low, high] percentiles of the
     score outside which patients are left out before weighting; null keeps everyone.
     caliper_sd: the matching caliper in SDs of the score's logit. balance_threshold: an
-    |SMD| above it after weighting is flagged."""
+    |SMD| above it after weighting is flagged. rmst_months: the horizons of the restricted
+    mean survival times compared. safety_terms: the CTCAE terms whose grade ≥ 3 risk is
+    compared (besides any grade ≥ 3 event), as gold/safety_events names them."""
     treated: str
     covariates: tuple[str, ...]
     estimand: typing.Literal["ATE", "ATT"] = "ATE"
     trim_percentiles: tuple[Number, Number] | None = None
     caliper_sd: Number = 0.2
     balance_threshold: Number = 0.1
+    rmst_months: tuple[Count, ...] = (24, 36)
+    safety_terms: Texts = ()
 
 
 @section
