@@ -96,6 +96,12 @@ def vocabulary(ctx: RunContext):
     return load_vocabulary(ctx.study.vocabulary_path(ctx.environ), overrides=ctx.vocabulary_overrides)
 
 
+def class_names(ctx: RunContext) -> dict[str, str]:
+    """drug_class → its name in sentences, from the study's vocabulary folder."""
+    from .vocabulary import class_names as names_beside
+    return names_beside(ctx.study.vocabulary_path(ctx.environ))
+
+
 def stage_ingest(ctx: RunContext) -> None:
     from .ingest import ingest
     from .name_matcher import NameMatcher
@@ -242,7 +248,8 @@ def stage_cohort(ctx: RunContext) -> None:
     facts_written = ctx.write(build_patient_facts(bronze, ctx.study), *ctx.table("silver", "patient_facts"))
     facts = ctx.lake.read(*ctx.table("silver", "patient_facts"))
     cohort, attrition, dq = build_cohort(facts, ctx.lake.read("gold", "therapy_lines"),
-                                         ctx.lake.read("silver", "drug_exposures"), bronze, ctx.study)
+                                         ctx.lake.read("silver", "drug_exposures"), bronze, ctx.study,
+                                         class_names(ctx))
     cohort_written = ctx.write(cohort, *ctx.table("gold", "cohort"))
     ctx.write(attrition, *ctx.table("gold", "attrition"))
     _collect_dq(ctx, "cohort", dq)
@@ -330,7 +337,7 @@ def stage_analysis(ctx: RunContext) -> None:
             adverse_events=windowed("adverse_events", "onset_date", 0,
                                     ["patient_id", "onset_date", "term", "grade", "serious"]),
             sensitivity=sensitivity,
-            pattern_drugs=pattern_drugs,
+            pattern_drugs=pattern_drugs, class_names=class_names(ctx),
             unmatched_names=(ctx.lake.read_pandas("gold", "unmatched_drug_names")
                              if ctx.lake.exists("gold", "unmatched_drug_names") else None),
         )
