@@ -58,7 +58,9 @@ class AnalysisInputs:
     adverse_events: pd.DataFrame | None = None
     sensitivity: dict[str, pd.DataFrame] = dataclasses.field(default_factory=dict)
     unmatched_names: pd.DataFrame | None = None  # gold/unmatched_drug_names (None: lines not built by this engine)
-    pattern_drugs: tuple[str, ...] = ()  # ingredients whose dose and schedule patterns describe (study.patterns)
+    # The ingredients whose dose and schedule patterns describe (study.patterns), each with the
+    # basis its dose is prescribed on (vocabulary.dose_bases).
+    pattern_drugs: typing.Mapping[str, str] = dataclasses.field(default_factory=dict)
 
 
 @dataclasses.dataclass

@@ -291,6 +291,7 @@ def stage_analysis(ctx: RunContext) -> None:
 
     from .analysis import AnalysisInputs, run_analysis
     from .sensitivity import rebuild_endpoints, sensitivity_studies
+    from .vocabulary import dose_bases
     require(ctx, "gold/cohort", "gold/endpoints", "gold/attrition", "gold/therapy_lines", "silver/drug_exposures")
     write_data_quality(ctx)
     study = ctx.study
@@ -310,7 +311,8 @@ def stage_analysis(ctx: RunContext) -> None:
                                          F.date_add("__last", study.safety.window_after_last_admin_days))
         return _pandas(bronze[table].join(F.broadcast(index_lines), "patient_id").where(window).select(*columns))
 
-    pattern_drugs = study.pattern_drugs(set(vocabulary(ctx)["ingredient"]))
+    pattern_drugs = dose_bases(study.vocabulary_path(ctx.environ),
+                               study.pattern_drugs(set(vocabulary(ctx)["ingredient"])))
     # Within `run`, the studies of the run share their rebuilds; a stage run alone keeps its own.
     shared = ctx.shared if len(ctx.run_studies) > 1 else {}
     sensitivity = {}
@@ -328,7 +330,7 @@ def stage_analysis(ctx: RunContext) -> None:
             data_quality=ctx.lake.read_pandas(*ctx.table("gold", "data_quality")),
             lines=_pandas(lines),
             exposures=_pandas(exposures.join(ids, "patient_id", "left_semi").where(F.col("ingredient").isin(*pattern_drugs))
-                              .select("patient_id", "admin_date", "ingredient", "dose", "dose_unit")),
+                              .select("patient_id", "admin_date", "ingredient", "dose", "dose_unit", "route")),
             vitals=(_pandas(bronze["vitals"].join(ids, "patient_id", "left_semi")
                             .select("patient_id", "measure_date", "height_cm", "weight_kg"))
                     if "vitals" in bronze else None),
