@@ -254,3 +254,36 @@ def test_an_oral_drug_s_schedule_reads_as_dispensings():
 ])
 def test_dispensing_schedule_boundaries(days, expected):
     assert dispensing_schedule_of(days) == expected
+
+
+def _gate_world():
+    """Four patients of 150 cm and 54 kg (BSA exactly 1.5 m²) on one drug at 120 mg = 80 mg/m²:
+    P1 and P2 weekly (6 administrations each), P3 every 3 weeks (6), P4 once."""
+    start = D(2021, 1, 4)
+    schedules = {"P1": (7, 6), "P2": (7, 6), "P3": (21, 6), "P4": (0, 1)}
+    days = {p: [start + dt.timedelta(days=every * k) for k in range(times)] for p, (every, times) in schedules.items()}
+    cohort = pd.DataFrame({"patient_id": list(schedules), "index_date": start, "regimen": PL,
+                           "index_setting": "advanced", "index_line_number": 1,
+                           "index_last_admin_date": [max(d) for d in days.values()]})
+    exposures = pd.DataFrame([(p, day, PL, 120.0, "mg", "iv") for p, ds in days.items() for day in ds],
+                             columns=EXPOSURES.columns)
+    vitals = pd.DataFrame([(p, start, 150.0, 54.0) for p in schedules], columns=VITALS.columns)
+    return cohort, LINES.iloc[:0], exposures, vitals
+
+
+def test_the_dose_by_schedule_rows_are_one_set_under_the_gate(seed_study):
+    # Administrations with mg/m2: weekly 12, every 3 weeks 6, single 1; their total 19 is shown
+    # in the dose row. Alone, the single administration's "<5" would be 19 − 12 − 6 = 1; as one
+    # set the next smallest, every 3 weeks (6), is withheld too: 7 hidden, split 5–6 and 1–2.
+    from cohort_engine.patterns import PATTERNS_GATE, patterns_with_sets
+    from cohort_engine.publish import shown
+    table = patterns_with_sets(*_gate_world(), min_cell=5, drugs={PL: "body_surface_area"})
+    cells = shown(table, PATTERNS_GATE, seed_study)
+    dose = cells[cells["section"].isin([f"{PL} dose", f"{PL} dose by schedule"])]
+    assert dose[["item", "n", "median", "q1", "q3"]].to_numpy().tolist() == [
+        ["mg per administration", 19, 120.0, 120.0, 120.0],
+        ["mg/m2 per administration", 19, 80.0, 80.0, 80.0],
+        ["every 3 weeks: mg/m2 per administration", "*", "*", "*", "*"],
+        ["single administration: mg/m2 per administration", "<5", "*", "*", "*"],
+        ["weekly: mg/m2 per administration", 12, 80.0, 80.0, 80.0],
+    ]

@@ -174,6 +174,7 @@ def sequences(cohort: pd.DataFrame, lines: pd.DataFrame) -> pd.DataFrame:
 # body size (nearest_body_size's column) that turns mg into it; a record in that unit is taken
 # as written. A flat dose reads in mg alone: per m² or kg it would vary with the patient only.
 PER_BODY_SIZE = {"body_surface_area": ("mg/m2", "bsa_m2"), "body_weight": ("mg/kg", "weight_kg"), "flat": ("mg", None)}
+BY_SCHEDULE = "dose by schedule"  # the section "<drug> dose by schedule"
 
 
 def dose_and_schedule(cohort: pd.DataFrame, exposures: pd.DataFrame, vitals: pd.DataFrame,
@@ -220,7 +221,7 @@ def dose_and_schedule(cohort: pd.DataFrame, exposures: pd.DataFrame, vitals: pd.
     # many administrations at a third of the dose): the dose reads per schedule too.
     by_schedule = per_day.merge(per_patient["schedule"].reset_index(), on="patient_id")
     for schedule, doses in by_schedule.groupby("schedule", sort=True):
-        rows.append(_distribution(f"{drug} dose by schedule", f"{schedule}: {unit} per administration",
+        rows.append(_distribution(f"{drug} {BY_SCHEDULE}", f"{schedule}: {unit} per administration",
                                   doses["dose_per_basis"]))
     rows.append(_distribution(f"{drug} administrations", "number per patient", per_patient["n_admin"]))
     return rows
@@ -288,7 +289,8 @@ def patterns_with_sets(cohort, lines, exposures, vitals, min_cell: int, drugs,
     rows whose counts add up to one total.
 
     Counts of a section share the cohort as their total; a distribution row (median, IQR,
-    no percent) stands alone.
+    no percent) stands alone, but for the rows of a drug's dose by schedule: their numbers of
+    administrations add up to the dose row's, shown, so they are one set.
     """
     vitals = vitals if vitals is not None else pd.DataFrame(columns=["patient_id", "measure_date", "height_cm",
                                                                      "weight_kg"])
@@ -296,7 +298,8 @@ def patterns_with_sets(cohort, lines, exposures, vitals, min_cell: int, drugs,
     table = pooled_cross_tables(patterns_table(cohort, lines, exposures, vitals, drugs, variables), min_cell,
                                 sections)
     distribution = table["percent"].isna()
-    table["count_set"] = np.where(distribution, table["section"] + " | " + table["item"], table["section"])
+    alone = distribution & ~table["section"].str.endswith(f" {BY_SCHEDULE}")
+    table["count_set"] = np.where(alone, table["section"] + " | " + table["item"], table["section"])
     # A cross-table's cells also add up along its rows and columns to margins shown in other
     # sections ("2020 | H" + "2020 | HP" = index year 2020; sequences by line 1 = the index
     # regimen, by line 2 = the second-line regimen): row_set and column_set name those sets.
