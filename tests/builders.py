@@ -6,7 +6,12 @@ from __future__ import annotations
 
 import datetime as dt
 
+from cohort_engine.conf_folder import shipped_conf_dir
 from cohort_engine.contract import SOURCE_TABLES
+from cohort_engine.vocabulary import class_names
+
+# The shipped classes' names, as a run reads them beside the shipped vocabulary.
+CLASS_NAMES = class_names(shipped_conf_dir() / "vocabulary" / "drugs.csv")
 
 DRUG_EXPOSURES_DDL = ("record_id string, patient_id string, hospital_id string, admin_date date, "
                       "drug_name string, ingredient string, drug_class string, matched_by string, "

@@ -20,6 +20,7 @@ from cohort_engine.analysis import AnalysisInputs, run_analysis
 from cohort_engine.subgroups import reference_level, subgroup_levels
 from cohort_engine.disclosure import audit_output_dir
 from cohort_engine.publish import audit
+from builders import CLASS_NAMES
 
 PL = "paclitaxel liposome"
 REGIMENS = {"H": f"{PL}+trastuzumab", "HP": f"{PL}+pertuzumab+trastuzumab", "I": f"{PL}+inetetumab"}
@@ -192,7 +193,7 @@ def synthetic_inputs(study, *, n: int = N_PATIENTS, seed: int = 20240611, safety
     gap60 = gap60.assign(time_days=lambda f: (f["time_days"] * 0.95).astype("int64"))
     return AnalysisInputs(
         study=study, cohort=cohort, endpoints=endpoints, attrition=_attrition(), data_quality=_data_quality(),
-        lines=lines, exposures=_exposures(lines), vitals=_vitals(rng, cohort),
+        lines=lines, exposures=_exposures(lines), class_names=CLASS_NAMES, vitals=_vitals(rng, cohort),
         labs=_labs(rng, cohort, lines) if safety_sources else None,
         adverse_events=_adverse_events(rng, cohort) if safety_sources else None,
         sensitivity={"OS censored at last contact": os_last_contact, "lines rebuilt with a 60-day gap": gap60,

@@ -7,7 +7,7 @@ import datetime as dt
 import pytest
 from pyspark.sql import functions as F
 
-from builders import bronze, d, drug_exposures, therapy_lines
+from builders import CLASS_NAMES, bronze, d, drug_exposures, therapy_lines
 from cohort_engine import cohort as cohort_mod
 from cohort_engine.conf_folder import default_study_path
 from cohort_engine.config import load_study
@@ -143,7 +143,7 @@ def build_world(spark, study):
     # Cached only to keep the test quick: the three outputs all read the same facts.
     facts = build_patient_facts(b, study).cache()
     return cohort_mod.build_cohort(facts, therapy_lines(spark, parts["lines"]),
-                                   drug_exposures(spark, parts["exposures"]), b, study)
+                                   drug_exposures(spark, parts["exposures"]), b, study, CLASS_NAMES)
 
 
 @pytest.fixture(scope="module")

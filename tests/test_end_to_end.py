@@ -155,9 +155,10 @@ def _study_words(study) -> set[str]:
     """What a study's definition names: its index regimen's ingredients and classes, its index
     line in words, its biomarker criteria."""
     from cohort_engine.population_criteria import Biomarker
+    from builders import CLASS_NAMES
     from cohort_engine.studies import index_line_words
     rule = study.index.regimen
-    words = {*rule.all_of, *rule.any_of, index_line_words(study)}
+    words = {*rule.all_of, *rule.any_of, index_line_words(study, CLASS_NAMES)}
     words |= {f"{c.marker}-{status}" for c in study.population if isinstance(c, Biomarker) for status in c.status}
     return {w.lower() for w in words}
 

@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 
 from cohort_engine.pathways import NO_LINE
-from cohort_engine.patterns import (PATHWAY_SECTION, PatternVariables, dose_in_mg, mosteller_bsa, nearest_body_size,
-                                    patterns_table, schedule_of)
+from cohort_engine.patterns import (PATHWAY_SECTION, PatternVariables, dispensing_schedule_of, dose_in_mg,
+                                    mosteller_bsa, nearest_body_size, patterns_table, schedule_of)
 
 D = dt.date
 PL = "paclitaxel liposome"
@@ -35,15 +35,15 @@ LINES = pd.DataFrame([
 ], columns=["patient_id", "setting", "line_number", "start_date", "last_admin_date", "regimen"])
 EXPOSURES = pd.DataFrame([
     # A: every 3 weeks, 175 mg/m2
-    ("A", D(2020, 1, 1), PL, 175.0, "mg/m2"), ("A", D(2020, 1, 22), PL, 175.0, "mg/m2"),
-    ("A", D(2020, 2, 12), PL, 175.0, "mg/m2"), ("A", D(2020, 1, 1), "trastuzumab", 8.0, "mg/kg"),
+    ("A", D(2020, 1, 1), PL, 175.0, "mg/m2", "iv"), ("A", D(2020, 1, 22), PL, 175.0, "mg/m2", "iv"),
+    ("A", D(2020, 2, 12), PL, 175.0, "mg/m2", None), ("A", D(2020, 1, 1), "trastuzumab", 8.0, "mg/kg", "iv"),
     # B: weekly, 120 mg; the administration after the index line does not count
-    ("B", D(2021, 3, 1), PL, 120.0, "mg"), ("B", D(2021, 3, 8), PL, 120.0, "mg"),
-    ("B", D(2021, 3, 15), PL, 120.0, "mg"), ("B", D(2021, 3, 22), PL, 120.0, "mg"),
-    ("B", D(2021, 9, 1), PL, 120.0, "mg"),
+    ("B", D(2021, 3, 1), PL, 120.0, "mg", "iv"), ("B", D(2021, 3, 8), PL, 120.0, "mg", "iv"),
+    ("B", D(2021, 3, 15), PL, 120.0, "mg", "iv"), ("B", D(2021, 3, 22), PL, 120.0, "mg", "iv"),
+    ("B", D(2021, 9, 1), PL, 120.0, "mg", "iv"),
     # C: once, 0.3 g
-    ("C", D(2021, 6, 1), PL, 0.3, "g"),
-], columns=["patient_id", "admin_date", "ingredient", "dose", "dose_unit"])
+    ("C", D(2021, 6, 1), PL, 0.3, "g", None),
+], columns=["patient_id", "admin_date", "ingredient", "dose", "dose_unit", "route"])
 VITALS = pd.DataFrame([
     ("A", D(2019, 12, 20), 160.0, 64.0),
     ("B", D(2021, 2, 19), 150.0, 54.0),   # 10 days before index: the nearest
@@ -61,7 +61,7 @@ BSA_B = math.sqrt(150 * 54 / 3600)  # exactly 1.5
 
 @pytest.fixture(scope="module")
 def table():
-    t = patterns_table(COHORT, LINES, EXPOSURES, VITALS, ["paclitaxel liposome"], SEED_VARIABLES)
+    t = patterns_table(COHORT, LINES, EXPOSURES, VITALS, {"paclitaxel liposome": "body_surface_area"}, SEED_VARIABLES)
     return {(r.section, r.item): r for r in t.itertuples()}
 
 
@@ -109,7 +109,7 @@ def test_second_lines(table):
 def test_the_pooled_pathways_are_the_sequences_section():
     # Pathways as pathways.pooled_pathways gives them, each a share of the 3 patients.
     pathways = pd.DataFrame({"pathway": [f"{HP} > trastuzumab deruxtecan > died", "(other pathways)"], "n": [2, 1]})
-    t = patterns_table(COHORT, LINES, EXPOSURES, VITALS, [], PatternVariables(), pathways)
+    t = patterns_table(COHORT, LINES, EXPOSURES, VITALS, {}, PatternVariables(), pathways)
     rows = t[t["section"] == PATHWAY_SECTION]
     assert rows[["item", "n"]].values.tolist() == pathways.values.tolist()
     assert rows["percent"].tolist() == [pytest.approx(200 / 3), pytest.approx(100 / 3)]
@@ -168,7 +168,7 @@ def test_the_variables_described_are_the_study_s(seed_study):
 
 
 def test_a_study_without_a_regimen_label_has_no_cross_tables():
-    t = patterns_table(COHORT, LINES, EXPOSURES, VITALS, [], PatternVariables(places=(("province", "province"),)))
+    t = patterns_table(COHORT, LINES, EXPOSURES, VITALS, {}, PatternVariables(places=(("province", "province"),)))
     sections = list(dict.fromkeys(t["section"]))
     assert "anti-HER2 label" not in sections and not any(" by " in s for s in sections)
     assert dict(zip(t[t["section"] == "province"]["item"], t[t["section"] == "province"]["n"])) == {"北京": 2, "上海": 1}
@@ -186,3 +186,112 @@ def test_the_next_line_follows_the_index_line_whatever_its_number():
     assert regimens.tolist() == ["B", NO_LINE]
     first, _ = next_line_regimens(cohort.assign(index_line_number=[1, 1]), lines)
     assert first == "second-line regimen"
+
+
+def _rows(t: pd.DataFrame, drug: str) -> dict:
+    return {(r.section, r.item): r for r in t.itertuples() if r.section.startswith(drug)}
+
+
+def test_a_drug_dosed_by_body_weight_reads_in_mg_and_mg_per_kg():
+    # Weights nearest the index date: A 64 kg, B 54 kg (10 days before, not 60 kg 30 days
+    # after), C none. A: 8 mg/kg, 6 mg/kg, 384 mg = 512, 384, 384 mg = 8, 6, 6 mg/kg, every 3
+    # weeks. B: 216, 108, 108 mg = 4, 2, 2 mg/kg, weekly. C: 0.44 g = 440 mg, no mg/kg, once.
+    exposures = pd.DataFrame([
+        ("A", D(2020, 1, 1), "trastuzumab", 8.0, "mg/kg", "iv"), ("A", D(2020, 1, 22), "trastuzumab", 6.0, "mg/kg", "iv"),
+        ("A", D(2020, 2, 12), "trastuzumab", 384.0, "mg", "iv"),
+        ("B", D(2021, 3, 1), "trastuzumab", 216.0, "mg", "iv"), ("B", D(2021, 3, 8), "trastuzumab", 108.0, "mg", "iv"),
+        ("B", D(2021, 3, 15), "trastuzumab", 108.0, "mg", "iv"),
+        ("C", D(2021, 6, 1), "trastuzumab", 0.44, "g", "iv"),
+    ], columns=EXPOSURES.columns)
+    rows = _rows(patterns_table(COHORT, LINES, exposures, VITALS, {"trastuzumab": "body_weight"}), "trastuzumab")
+    got = {key: (r.n, r.median, r.q1, r.q3) if np.isnan(r.percent) else (r.n, r.percent) for key, r in rows.items()}
+    assert got == {
+        # 108, 108, 216, 384, 384, 440, 512: median 384; q1 at 1.5 = 162, q3 at 4.5 = 412
+        ("trastuzumab dose", "mg per administration"): (7, 384.0, 162.0, 412.0),
+        # 2, 2, 4, 6, 6, 8: median 5; q1 at 1.25 = 2.5, q3 at 3.75 = 6
+        ("trastuzumab dose", "mg/kg per administration"): (6, 5.0, 2.5, 6.0),
+        ("trastuzumab schedule", "every 3 weeks"): (1, pytest.approx(100 / 3)),
+        ("trastuzumab schedule", "single administration"): (1, pytest.approx(100 / 3)),
+        ("trastuzumab schedule", "weekly"): (1, pytest.approx(100 / 3)),
+        ("trastuzumab dose by schedule", "every 3 weeks: mg/kg per administration"): (3, 6.0, 6.0, 7.0),
+        ("trastuzumab dose by schedule", "single administration: mg/kg per administration"): (0, *[pytest.approx(np.nan, nan_ok=True)] * 3),
+        ("trastuzumab dose by schedule", "weekly: mg/kg per administration"): (3, 2.0, 2.0, 3.0),
+        ("trastuzumab administrations", "number per patient"): (3, 3.0, 2.0, 3.0),
+    }
+
+
+def test_a_flat_dosed_drug_reads_in_mg_only():
+    # A: 840 mg then 420 mg twice, every 3 weeks; B: 420 mg once. No mg/m2 nor mg/kg row.
+    exposures = pd.DataFrame([
+        ("A", D(2020, 1, 1), "pertuzumab", 840.0, "mg", "iv"), ("A", D(2020, 1, 22), "pertuzumab", 420.0, "mg", "iv"),
+        ("A", D(2020, 2, 12), "pertuzumab", 420.0, "mg", "iv"), ("B", D(2021, 3, 1), "pertuzumab", 420.0, "mg", "iv"),
+    ], columns=EXPOSURES.columns)
+    rows = _rows(patterns_table(COHORT, LINES, exposures, VITALS, {"pertuzumab": "flat"}), "pertuzumab")
+    dose = {item: (r.n, r.median, r.q1, r.q3) for (section, item), r in rows.items() if "dose" in section}
+    assert dose == {
+        "mg per administration": (4, 420.0, 420.0, 525.0),                    # 420, 420, 420, 840
+        "every 3 weeks: mg per administration": (3, 420.0, 420.0, 630.0),     # 420, 420, 840
+        "single administration: mg per administration": (1, 420.0, 420.0, 420.0),
+    }
+
+
+def test_an_oral_drug_s_schedule_reads_as_dispensings():
+    # Rows by mouth are dispensings. A: every 21 days; B: every 28 days (one row without a
+    # route: the others say po); C: no route recorded, so its one row reads as an administration.
+    exposures = pd.DataFrame([
+        ("A", D(2020, 1, 1), "pyrotinib", 400.0, "mg", "po"), ("A", D(2020, 1, 22), "pyrotinib", 400.0, "mg", "po"),
+        ("A", D(2020, 2, 12), "pyrotinib", 400.0, "mg", "PO "),
+        ("B", D(2021, 3, 1), "pyrotinib", 320.0, "mg", "po"), ("B", D(2021, 3, 29), "pyrotinib", 320.0, "mg", None),
+        ("B", D(2021, 4, 26), "pyrotinib", 320.0, "mg", "po"),
+        ("C", D(2021, 6, 1), "pyrotinib", 400.0, "mg", None),
+    ], columns=EXPOSURES.columns)
+    rows = _rows(patterns_table(COHORT, LINES, exposures, VITALS, {"pyrotinib": "flat"}), "pyrotinib")
+    assert {item: r.n for (section, item), r in rows.items() if section == "pyrotinib schedule"} == {
+        "oral, dispensed every 17–25 days": 1, "oral, dispensed every 26–35 days": 1, "single administration": 1}
+    assert {item: (r.n, r.median) for (section, item), r in rows.items() if section == "pyrotinib dose by schedule"} == {
+        "oral, dispensed every 17–25 days: mg per administration": (3, 400.0),
+        "oral, dispensed every 26–35 days: mg per administration": (3, 320.0),
+        "single administration: mg per administration": (1, 400.0)}
+
+
+@pytest.mark.parametrize("days, expected", [
+    (None, "oral, dispensed once"), (7, "oral, dispensed every ≤ 10 days"), (11, "oral, dispensed every 11–16 days"),
+    (16, "oral, dispensed every 11–16 days"), (25, "oral, dispensed every 17–25 days"),
+    (26, "oral, dispensed every 26–35 days"), (35, "oral, dispensed every 26–35 days"),
+    (35.5, "oral, dispensed less often than every 35 days"),
+])
+def test_dispensing_schedule_boundaries(days, expected):
+    assert dispensing_schedule_of(days) == expected
+
+
+def _gate_world():
+    """Four patients of 150 cm and 54 kg (BSA exactly 1.5 m²) on one drug at 120 mg = 80 mg/m²:
+    P1 and P2 weekly (6 administrations each), P3 every 3 weeks (6), P4 once."""
+    start = D(2021, 1, 4)
+    schedules = {"P1": (7, 6), "P2": (7, 6), "P3": (21, 6), "P4": (0, 1)}
+    days = {p: [start + dt.timedelta(days=every * k) for k in range(times)] for p, (every, times) in schedules.items()}
+    cohort = pd.DataFrame({"patient_id": list(schedules), "index_date": start, "regimen": PL,
+                           "index_setting": "advanced", "index_line_number": 1,
+                           "index_last_admin_date": [max(d) for d in days.values()]})
+    exposures = pd.DataFrame([(p, day, PL, 120.0, "mg", "iv") for p, ds in days.items() for day in ds],
+                             columns=EXPOSURES.columns)
+    vitals = pd.DataFrame([(p, start, 150.0, 54.0) for p in schedules], columns=VITALS.columns)
+    return cohort, LINES.iloc[:0], exposures, vitals
+
+
+def test_the_dose_by_schedule_rows_are_one_set_under_the_gate(seed_study):
+    # Administrations with mg/m2: weekly 12, every 3 weeks 6, single 1; their total 19 is shown
+    # in the dose row. Alone, the single administration's "<5" would be 19 − 12 − 6 = 1; as one
+    # set the next smallest, every 3 weeks (6), is withheld too: 7 hidden, split 5–6 and 1–2.
+    from cohort_engine.patterns import PATTERNS_GATE, patterns_with_sets
+    from cohort_engine.publish import shown
+    table = patterns_with_sets(*_gate_world(), min_cell=5, drugs={PL: "body_surface_area"})
+    cells = shown(table, PATTERNS_GATE, seed_study)
+    dose = cells[cells["section"].isin([f"{PL} dose", f"{PL} dose by schedule"])]
+    assert dose[["item", "n", "median", "q1", "q3"]].to_numpy().tolist() == [
+        ["mg per administration", 19, 120.0, 120.0, 120.0],
+        ["mg/m2 per administration", 19, 80.0, 80.0, 80.0],
+        ["every 3 weeks: mg/m2 per administration", "*", "*", "*", "*"],
+        ["single administration: mg/m2 per administration", "<5", "*", "*", "*"],
+        ["weekly: mg/m2 per administration", 12, 80.0, 80.0, 80.0],
+    ]

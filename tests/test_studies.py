@@ -19,7 +19,7 @@ import yaml
 from pyspark.sql import functions as F
 from test_cohort import world_parts
 
-from builders import bronze, drug_exposures, therapy_lines
+from builders import CLASS_NAMES, bronze, drug_exposures, therapy_lines
 from cohort_engine import cohort as cohort_mod
 from cohort_engine.conf_folder import REPO_ROOT, default_study_path
 from cohort_engine.config import load_study, study_from_dict
@@ -97,7 +97,7 @@ def run(world, study):
     key = (study.diagnosis_icd10, study.facts.de_novo_days, study.data_cutoff)
     if key not in _FACTS:
         _FACTS[key] = build_patient_facts(b, study).cache()
-    cohort, attrition, _ = cohort_mod.build_cohort(_FACTS[key], lines, exposures, b, study)
+    cohort, attrition, _ = cohort_mod.build_cohort(_FACTS[key], lines, exposures, b, study, CLASS_NAMES)
     rows = {r["patient_id"]: r.asDict() for r in cohort.collect()}
     return rows, [tuple(r) for r in attrition.orderBy("step").collect()]
 
@@ -218,7 +218,7 @@ def test_report_example_heads_the_report_and_the_plan():
         "First-line paclitaxel liposome, HER2-positive advanced breast cancer",
         "Study her2_paclitaxel_liposome. Data cut-off 2025-06-30. "
         "One paragraph for the report: who is in the study and why.")
-    assert attrition_plan(s)[0] == (
+    assert attrition_plan(s, CLASS_NAMES)[0] == (
         "her2_paclitaxel_liposome: First-line paclitaxel liposome, HER2-positive advanced breast cancer")
     del data["report"]
     assert report_heading(study_from_dict(data)) == (
@@ -316,7 +316,7 @@ def test_index_line_of_any_setting_is_recorded_in_the_cohort(world):
     assert rows["x5"]["index_last_admin_date"] == dt.date(2020, 7, 28)
     assert [a[1] for a in attrition] == [
         "all valid patients", "diagnosis with ICD-10 C50",
-        "a line containing paclitaxel liposome and a drug of class anti_her2_mab"]
+        "a line containing paclitaxel liposome and an anti-HER2 antibody"]
 
 
 def test_second_line_attrition_texts(world):
@@ -384,13 +384,27 @@ def test_study_check_prints_the_plan_without_spark(tmp_path):
     assert done.stderr.strip() == (f"cohort-engine: {bad}: population[5].min: expected a whole number, got '18'")
 
 
+def test_an_index_rule_naming_a_class_reads_in_the_class_s_name():
+    from cohort_engine.studies import index_line_words
+    cdk46 = load_study(default_study_path({}).parent / "hr_positive_cdk46_first_line.yaml")
+    assert index_line_words(cdk46, CLASS_NAMES) == (
+        "the first advanced-setting line containing a CDK4/6 inhibitor and one of letrozole, anastrozole, "
+        "exemestane or fulvestrant, line 1")
+    data = seed_dict()
+    data["index"]["regimen"] = {"all_of": ["paclitaxel liposome"], "any_of": ["anti_her2_mab"],
+                                "none_of": ["anti_her2_tki"]}
+    assert index_line_words(study_from_dict(data), CLASS_NAMES) == (
+        "the first advanced-setting line containing paclitaxel liposome and an anti-HER2 antibody, without an "
+        "anti-HER2 tyrosine kinase inhibitor, line 1")
+
+
 def test_arms_are_named_in_the_plan():
     study = load_study(default_study_path({}).parent / "her2_taxane_arms_first_line.yaml")
-    plan = attrition_plan(study, {"anti_her2_mab"})
+    plan = attrition_plan(study, CLASS_NAMES)
     assert plan[-3:] == [
         "Arms (a patient whose index regimen meets two arms is in neither):",
-        "  paclitaxel liposome + anti-HER2 antibody: index regimen containing paclitaxel liposome and a drug "
-        "of class anti_her2_mab",
-        "  paclitaxel, docetaxel or nab-paclitaxel + anti-HER2 antibody: index regimen containing a drug of "
-        "class anti_her2_mab and one of paclitaxel, docetaxel or nab-paclitaxel, without paclitaxel liposome",
+        "  paclitaxel liposome + anti-HER2 antibody: index regimen containing paclitaxel liposome and an "
+        "anti-HER2 antibody",
+        "  paclitaxel, docetaxel or nab-paclitaxel + anti-HER2 antibody: index regimen containing an anti-HER2 "
+        "antibody and one of paclitaxel, docetaxel or nab-paclitaxel, without paclitaxel liposome",
     ]

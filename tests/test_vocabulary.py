@@ -13,7 +13,7 @@ from cohort_engine.drug_names import normalise_code, normalise_name
 from cohort_engine.errors import VocabularyError
 from cohort_engine.name_matcher import NameMatcher
 from cohort_engine.unmatched_names import unmatched_name_counts
-from cohort_engine.vocabulary import DRUG_CLASSES, load_vocabulary
+from cohort_engine.vocabulary import DOSE_BASES, DRUG_CLASSES, class_names, dose_bases, load_vocabulary
 
 REPO = Path(__file__).resolve().parents[1]
 VOCABULARY = REPO / "conf" / "vocabulary" / "drugs.csv"
@@ -289,6 +289,53 @@ def test_same_key_same_set_is_accepted(tmp_path):
                                             "phesgo,name,pertuzumab,anti_her2_mab,\nphesgo,name,trastuzumab,anti_her2_mab,\n"))
     assert list(vocab["key"]) == ["紫杉醇", "紫杉醇", "phesgo", "phesgo"]
     assert list(vocab["line"]) == [2, 3, 4, 5]
+
+
+# -- the classes' names and the ingredients' dose bases beside the vocabulary --------------------
+
+def test_every_shipped_class_has_a_name_and_every_ingredient_a_dose_basis(vocab):
+    names = class_names(VOCABULARY)
+    assert sorted(names) == sorted(DRUG_CLASSES)
+    assert (names["anti_her2_mab"], names["cdk46_inhibitor"], names["anti_her2_tki"]) == (
+        "anti-HER2 antibody", "CDK4/6 inhibitor", "anti-HER2 tyrosine kinase inhibitor")
+    ingredients = sorted(set(vocab["ingredient"]))
+    bases = dose_bases(VOCABULARY, ingredients)
+    assert set(bases.values()) == set(DOSE_BASES)
+    assert dose_bases(VOCABULARY, ["paclitaxel liposome", "trastuzumab", "pertuzumab", "pyrotinib"]) == {
+        "paclitaxel liposome": "body_surface_area", "trastuzumab": "body_weight", "pertuzumab": "flat",
+        "pyrotinib": "flat"}
+
+
+def test_a_vocabulary_folder_without_its_own_files_takes_the_shipped_ones(tmp_path):
+    path = write(tmp_path, "紫杉醇,name,paclitaxel,taxane,\n")
+    assert class_names(path) == class_names(VOCABULARY)
+    assert dose_bases(path, ["paclitaxel"]) == {"paclitaxel": "body_surface_area"}
+
+
+def test_a_class_without_a_name_is_an_error_naming_the_file_and_class(tmp_path):
+    path = write(tmp_path, "紫杉醇,name,paclitaxel,taxane,\n曲妥珠单抗,name,trastuzumab,anti_her2_mab,\n")
+    (tmp_path / "drug_classes.csv").write_text("drug_class,name,note\ntaxane,taxane,\n", encoding="utf-8")
+    with pytest.raises(VocabularyError, match=re.escape(
+            f"{tmp_path / 'drug_classes.csv'}: no name for drug_class 'anti_her2_mab', which {path}:3 uses")):
+        load_vocabulary(path)
+
+
+@pytest.mark.parametrize("file, body, message", [
+    ("drug_classes.csv", "drug_class,name,note\ntaxanes,taxane,\n", r"drug_classes.csv:2: unknown drug_class 'taxanes'"),
+    ("drug_classes.csv", "drug_class,name,note\ntaxane,,\n", r"drug_classes.csv:2: empty name for 'taxane'"),
+    ("drug_classes.csv", "drug_class,note\ntaxane,\n", r"drug_classes.csv:1: missing column\(s\) name"),
+    ("dosing.csv", "ingredient,dose_basis,note\npaclitaxel,bsa,\n",
+     r"dosing.csv:2: unknown dose_basis 'bsa' for 'paclitaxel' \(allowed: body_surface_area, body_weight, flat\)"),
+    ("dosing.csv", "ingredient,dose_basis,note\ndocetaxel,body_surface_area,\n",
+     r"dosing.csv: no dose_basis for 'paclitaxel', whose dose the study describes"),
+    ("dosing.csv", "ingredient,dose_basis,note\npaclitaxel,flat,\npaclitaxel,flat,\n",
+     r"dosing.csv:3: ingredient 'paclitaxel' is listed twice"),
+])
+def test_the_files_beside_the_vocabulary_are_checked(tmp_path, file, body, message):
+    path = write(tmp_path, "紫杉醇,name,paclitaxel,taxane,\n")
+    (tmp_path / file).write_text(body, encoding="utf-8")
+    with pytest.raises(VocabularyError, match=message):
+        class_names(path) if file == "drug_classes.csv" else dose_bases(path, ["paclitaxel"])
 
 
 # -- the forms the synthetic extract writes (an independent list, kept by the generator) ---------------

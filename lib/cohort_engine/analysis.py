@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import typing
 from pathlib import Path
 
 import pandas as pd
@@ -37,7 +38,7 @@ from .publish import publish as publish_table
 from .publish import shown as gated
 from .safety import SAFETY_GATE, analyse_safety
 from .sensitivity import MAIN, sensitivity_frames, sensitivity_gate, sensitivity_table
-from .studies import ATTRITION_GATE
+from .studies import ATTRITION_GATE, index_line_words
 from .study_config import StudyConfig
 from .subgroups import SUBGROUP_GATE, factor_labels, subgroup_levels, subgroup_table
 
@@ -54,12 +55,15 @@ class AnalysisInputs:
     data_quality: pd.DataFrame
     lines: pd.DataFrame
     exposures: pd.DataFrame
+    class_names: typing.Mapping[str, str]  # drug_class → its name in sentences (vocabulary.class_names)
     vitals: pd.DataFrame | None = None
     labs: pd.DataFrame | None = None
     adverse_events: pd.DataFrame | None = None
     sensitivity: dict[str, pd.DataFrame] = dataclasses.field(default_factory=dict)
     unmatched_names: pd.DataFrame | None = None  # gold/unmatched_drug_names (None: lines not built by this engine)
-    pattern_drugs: tuple[str, ...] = ()  # ingredients whose dose and schedule patterns describe (study.patterns)
+    # The ingredients whose dose and schedule patterns describe (study.patterns), each with the
+    # basis its dose is prescribed on (vocabulary.dose_bases).
+    pattern_drugs: typing.Mapping[str, str] = dataclasses.field(default_factory=dict)
 
 
 @dataclasses.dataclass
@@ -269,18 +273,19 @@ def run_analysis(inputs: AnalysisInputs, out_dir: Path) -> AnalysisResult:
     if inputs.unmatched_names is not None:
         unmatched = report_sections.unmatched_names_table(inputs.unmatched_names)
         shown_unmatched = writer.publish(unmatched, report_sections.UNMATCHED_GATE)
+    index_line = index_line_words(study, inputs.class_names)
     sections = [
         report_sections.data_quality_section(inputs.data_quality, study, shown_unmatched),
         report_sections.attrition_section(shown_attrition, flow),
         report_sections.table1_section(shown_baseline, study),
         *arms,
-        report_sections.patterns_section(shown_patterns, sunburst, study, pathways),
+        report_sections.patterns_section(shown_patterns, sunburst, study, index_line, pathways),
         report_sections.efficacy_section(shown_km, km_pngs, study),
         report_sections.subgroups_section(shown_subgroups, forest_pngs, study),
         report_sections.sensitivity_section(shown_sensitivity, sensitivity_pngs, study),
         report_sections.safety_section(safety, shown_safety, study),
         *comparison,
-        report_sections.methods_section(study, inputs.endpoints, safety),
+        report_sections.methods_section(study, index_line, inputs.endpoints, safety),
     ]
     writer.text("report.html", report.render(*report_sections.report_heading(study), sections))
     _audit_written(writer, study)

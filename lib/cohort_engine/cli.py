@@ -341,11 +341,10 @@ def cmd_demo(args, environ, progress) -> int:
 def cmd_study(args, environ, progress) -> int:
     """`study check FILE`: the plan in words, or one line naming the key; `study list`."""
     from .studies import attrition_plan, shipped_studies
-    from .vocabulary import load_vocabulary
+    from .vocabulary import class_names
     if args.study_command == "check":
         study = load_study(args.file, environ)
-        classes = set(load_vocabulary(study.vocabulary_path(environ))["drug_class"])
-        print("\n".join(attrition_plan(study, classes)))
+        print("\n".join(attrition_plan(study, class_names(study.vocabulary_path(environ)))))
         return 0
     for path, study in shipped_studies(environ):
         if isinstance(study, str):

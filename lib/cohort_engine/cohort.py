@@ -354,10 +354,10 @@ def _attrition_counts(study: StudyConfig) -> list[Column]:
     return [F.sum(F.when(_passed(k), 1).otherwise(0)).cast("long").alias(f"n{k}") for k in range(1, n_steps(study) + 1)]
 
 
-def attrition_table(counts: DataFrame, study: StudyConfig, classes: typing.Collection[str] = ()) -> DataFrame:
+def attrition_table(counts: DataFrame, study: StudyConfig, class_names: typing.Mapping[str, str]) -> DataFrame:
     """gold/attrition (step int, criterion string, n_remaining long, n_excluded long) from the
     one-row `counts` of the steps (`_attrition_counts`)."""
-    texts = criteria(study, classes)
+    texts = criteria(study, class_names)
     n = n_steps(study)
     rows = [F.struct(F.lit(k).cast("int").alias("step"), F.lit(texts[k - 1]).alias("criterion"),
                      F.col(f"n{k}").alias("n_remaining"),
@@ -381,11 +381,11 @@ def arm_of(study: StudyConfig) -> Column:
 
 def build_cohort(facts: DataFrame, therapy_lines: DataFrame, drug_exposures: DataFrame,
                  bronze: dict[str, DataFrame], study: StudyConfig,
-                 classes: typing.Collection[str] | None = None) -> tuple[DataFrame, DataFrame, DataFrame]:
+                 class_names: typing.Mapping[str, str]) -> tuple[DataFrame, DataFrame, DataFrame]:
     """(gold/cohort, gold/attrition, data quality) of §4.
 
-    classes: the vocabulary's drug classes, which word the attrition ("a drug of class …");
-    without them they are read off drug_exposures (one more pass over it).
+    class_names: drug_class → its name (vocabulary.class_names), which words the attrition
+    ("an anti-HER2 antibody").
 
     facts: silver/patient_facts (facts.build_patient_facts) — one row per bronze patient,
     so "all valid patients" are bronze patients. bronze: needs `hospitals` and `biomarkers`.
@@ -395,9 +395,6 @@ def build_cohort(facts: DataFrame, therapy_lines: DataFrame, drug_exposures: Dat
     unreadable HER2/ER/PR results.
     """
     steps = patient_steps(facts, therapy_lines, drug_exposures, study)
-    if classes is None:
-        classes = {r[0] for r in drug_exposures.select("drug_class").where(F.col("drug_class").isNotNull())
-                   .distinct().collect()}
     included = steps.where(_passed(n_steps(study))).withColumnRenamed("start_date", "index_date")
     rows = included.join(_exposure_variables(drug_exposures, included, bronze["hospitals"], study), "patient_id",
                          "left")
@@ -414,7 +411,7 @@ def build_cohort(facts: DataFrame, therapy_lines: DataFrame, drug_exposures: Dat
     # One pass over the steps counts both the attrition and the data errors; the one-row
     # result is cached, so that writing one and collecting the other do not pass twice.
     counts = steps.agg(*_attrition_counts(study), *_data_quality_counts(study)).cache()
-    return cohort, attrition_table(counts, study, classes), cohort_data_quality(counts, bronze, study)
+    return cohort, attrition_table(counts, study, class_names), cohort_data_quality(counts, bronze, study)
 
 
 def _step_of(study: StudyConfig, match) -> int | None:

@@ -61,6 +61,23 @@ def schedule_of(median_interval_days: float | None) -> str:
     return "longer than every 3 weeks"
 
 
+def dispensing_schedule_of(median_interval_days: float | None) -> str:
+    """Schedule of a drug taken by mouth, from the median interval between its dispensings.
+
+    A prescription row of an oral drug is a dispensing, not a dose: a daily tablet collected
+    every 3 weeks would read as an infusion given every 3 weeks. A clinician reading the
+    patterns table wants to see that the drug is oral and how much is supplied at a time, so
+    the interval is named in days, never as weekly or every 3 weeks; 26–35 days is the
+    4-week cycle most oral anticancer drugs are dispensed by.
+    """
+    if median_interval_days is None or (isinstance(median_interval_days, float) and math.isnan(median_interval_days)):
+        return "oral, dispensed once"
+    for most, band in ((10, "≤ 10"), (16, "11–16"), (25, "17–25"), (35, "26–35")):
+        if median_interval_days <= most:
+            return f"oral, dispensed every {band} days"
+    return "oral, dispensed less often than every 35 days"
+
+
 def mosteller_bsa(height_cm: float, weight_kg: float) -> float:
     """Body surface area in m²: sqrt(height cm × weight kg / 3600)."""
     return math.sqrt(height_cm * weight_kg / 3600.0)
@@ -141,9 +158,22 @@ def next_line_regimens(cohort: pd.DataFrame, lines: pd.DataFrame) -> tuple[str, 
     return ("second-line regimen" if first else "next-line regimen (the line after the index line)"), regimens
 
 
+# The unit a dose reads in by the basis it is prescribed on (vocabulary.DOSE_BASES), and the
+# body size (nearest_body_size's column) that turns mg into it; a record in that unit is taken
+# as written. A flat dose reads in mg alone: per m² or kg it would vary with the patient only.
+PER_BODY_SIZE = {"body_surface_area": ("mg/m2", "bsa_m2"), "body_weight": ("mg/kg", "weight_kg"), "flat": ("mg", None)}
+BY_SCHEDULE = "dose by schedule"  # the section "<drug> dose by schedule"
+
+
 def dose_and_schedule(cohort: pd.DataFrame, exposures: pd.DataFrame, vitals: pd.DataFrame,
-                      drug: str) -> list[dict]:
-    """§7's dose (mg and mg/m²), schedule and administrations of one ingredient of the index line."""
+                      drug: str, basis: str) -> list[dict]:
+    """§7's dose, schedule and administrations of one ingredient of the index line.
+
+    The dose reads in mg per administration, and per its basis (`basis`, vocabulary.DOSE_BASES)
+    in mg/m² or mg/kg, from the body size nearest the index date. The schedule is the median
+    interval between administrations, or between dispensings for a patient who takes the drug
+    by mouth (route po on most of the rows recording one: dispensing_schedule_of).
+    """
     n = len(cohort)
     rows: list[dict] = []
     admin = index_line_administrations(cohort, exposures, drug)
@@ -155,42 +185,53 @@ def dose_and_schedule(cohort: pd.DataFrame, exposures: pd.DataFrame, vitals: pd.
     mg = [dose_in_mg(d, u, b, w) for d, u, b, w in
           zip(per_day["dose"], per_day["dose_unit"], per_day["bsa_m2"], per_day["weight_kg"])]
     per_day["dose_mg"] = pd.Series(mg, index=per_day.index, dtype=float)
-    per_day["dose_mg_m2"] = np.where(per_day["dose_unit"] == "mg/m2", per_day["dose"],
-                                     per_day["dose_mg"] / per_day["bsa_m2"])
     rows.append(_distribution(f"{drug} dose", "mg per administration", per_day["dose_mg"]))
-    rows.append(_distribution(f"{drug} dose", "mg/m2 per administration", per_day["dose_mg_m2"]))
+    unit, size = PER_BODY_SIZE[basis]
+    if size is None:
+        per_day["dose_per_basis"] = per_day["dose_mg"]
+    else:
+        per_day["dose_per_basis"] = np.where(per_day["dose_unit"] == unit, per_day["dose"],
+                                             per_day["dose_mg"] / per_day[size])
+        rows.append(_distribution(f"{drug} dose", f"{unit} per administration", per_day["dose_per_basis"]))
 
     days = admin[["patient_id", "admin_date"]].drop_duplicates().sort_values(["patient_id", "admin_date"])
     days["interval"] = pd.to_datetime(days["admin_date"]).groupby(days["patient_id"]).diff().dt.days
     per_patient = days.groupby("patient_id").agg(n_admin=("admin_date", "size"),
                                                  median_interval=("interval", "median"))
-    per_patient["schedule"] = [schedule_of(v) for v in per_patient["median_interval"]]
+    # A patient whose rows record no route keeps the reading of administrations.
+    route = admin["route"].astype("string").str.strip().str.lower()
+    by_patient = pd.DataFrame({"po": route.eq("po").fillna(False), "known": route.notna()}).groupby(admin["patient_id"])
+    oral = by_patient["po"].sum() > by_patient["known"].sum() / 2
+    per_patient["schedule"] = [dispensing_schedule_of(v) if by_mouth else schedule_of(v)
+                               for v, by_mouth in zip(per_patient["median_interval"], oral[per_patient.index])]
     rows += _counts(f"{drug} schedule", per_patient["schedule"], n)
     # A median over all administrations is dominated by weekly patients (three times as
     # many administrations at a third of the dose): the dose reads per schedule too.
     by_schedule = per_day.merge(per_patient["schedule"].reset_index(), on="patient_id")
     for schedule, doses in by_schedule.groupby("schedule", sort=True):
-        rows.append(_distribution(f"{drug} dose by schedule", f"{schedule}: mg/m2 per administration",
-                                  doses["dose_mg_m2"]))
+        rows.append(_distribution(f"{drug} {BY_SCHEDULE}", f"{schedule}: {unit} per administration",
+                                  doses["dose_per_basis"]))
     rows.append(_distribution(f"{drug} administrations", "number per patient", per_patient["n_admin"]))
     return rows
 
 
 def patterns_table(cohort: pd.DataFrame, lines: pd.DataFrame, exposures: pd.DataFrame,
-                   vitals: pd.DataFrame, drugs: typing.Sequence[str],
+                   vitals: pd.DataFrame, drugs: typing.Mapping[str, str],
                    variables: PatternVariables = PatternVariables(), pathways: pd.DataFrame | None = None
                    ) -> pd.DataFrame:
     """The §7 table for the cohort; `drugs`: the ingredients whose dose and schedule are
-    described; `variables`: the regimen labels, places and times counted (`PatternVariables.of`);
-    `pathways`: the pooled pathways from the index line (pathways.pooled_pathways' counts:
-    pathway, n), the sequences of §7, or None for none."""
+    described, each with its dose basis (vocabulary.dose_bases); `exposures`: their rows
+    (patient_id, admin_date, ingredient, dose, dose_unit, route); `variables`: the regimen
+    labels, places and times counted (`PatternVariables.of`); `pathways`: the pooled pathways
+    from the index line (pathways.pooled_pathways' counts: pathway, n), the sequences of §7,
+    or None for none."""
     n = len(cohort)
     rows: list[dict] = []
     rows += _counts("index regimen", cohort["regimen"], n)
     for column, section in variables.labels:
         rows += _counts(section, cohort[column], n)
-    for drug in drugs:
-        rows += dose_and_schedule(cohort, exposures, vitals, drug)
+    for drug, basis in drugs.items():
+        rows += dose_and_schedule(cohort, exposures, vitals, drug, basis)
 
     duration = (pd.to_datetime(cohort["index_last_admin_date"]) - pd.to_datetime(cohort["index_date"])).dt.days
     rows.append(_distribution("index line", "duration in days (start to last administration)", duration))
@@ -240,7 +281,8 @@ def patterns_with_sets(cohort, lines, exposures, vitals, min_cell: int, drugs,
     rows whose counts add up to one total.
 
     Counts of a section share the cohort as their total; a distribution row (median, IQR,
-    no percent) stands alone.
+    no percent) stands alone, but for the rows of a drug's dose by schedule: their numbers of
+    administrations add up to the dose row's, shown, so they are one set.
     """
     vitals = vitals if vitals is not None else pd.DataFrame(columns=["patient_id", "measure_date", "height_cm",
                                                                      "weight_kg"])
@@ -248,7 +290,8 @@ def patterns_with_sets(cohort, lines, exposures, vitals, min_cell: int, drugs,
     table = pooled_cross_tables(patterns_table(cohort, lines, exposures, vitals, drugs, variables, pathways),
                                 min_cell, sections)
     distribution = table["percent"].isna()
-    table["count_set"] = np.where(distribution, table["section"] + " | " + table["item"], table["section"])
+    alone = distribution & ~table["section"].str.endswith(f" {BY_SCHEDULE}")
+    table["count_set"] = np.where(alone, table["section"] + " | " + table["item"], table["section"])
     # A cross-table's cells also add up along its rows and columns to margins shown in other
     # sections ("2020 | H" + "2020 | HP" = index year 2020): row_set and column_set name those
     # sets. The pathways need none: they come pooled against their margins (pathways.pooled_pathways).

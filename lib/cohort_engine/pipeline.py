@@ -97,6 +97,12 @@ def vocabulary(ctx: RunContext):
     return load_vocabulary(ctx.study.vocabulary_path(ctx.environ), overrides=ctx.vocabulary_overrides)
 
 
+def class_names(ctx: RunContext) -> dict[str, str]:
+    """drug_class → its name in sentences, from the study's vocabulary folder."""
+    from .vocabulary import class_names as names_beside
+    return names_beside(ctx.study.vocabulary_path(ctx.environ))
+
+
 def stage_ingest(ctx: RunContext) -> None:
     from .ingest import ingest
     from .name_matcher import NameMatcher
@@ -243,7 +249,8 @@ def stage_cohort(ctx: RunContext) -> None:
     facts_written = ctx.write(build_patient_facts(bronze, ctx.study), *ctx.table("silver", "patient_facts"))
     facts = ctx.lake.read(*ctx.table("silver", "patient_facts"))
     cohort, attrition, dq = build_cohort(facts, ctx.lake.read("gold", "therapy_lines"),
-                                         ctx.lake.read("silver", "drug_exposures"), bronze, ctx.study)
+                                         ctx.lake.read("silver", "drug_exposures"), bronze, ctx.study,
+                                         class_names(ctx))
     cohort_written = ctx.write(cohort, *ctx.table("gold", "cohort"))
     ctx.write(attrition, *ctx.table("gold", "attrition"))
     _collect_dq(ctx, "cohort", dq)
@@ -285,6 +292,7 @@ def stage_analysis(ctx: RunContext) -> None:
 
     from .analysis import AnalysisInputs, run_analysis
     from .sensitivity import rebuild_endpoints, sensitivity_studies
+    from .vocabulary import dose_bases
     require(ctx, "gold/cohort", "gold/endpoints", "gold/attrition", "gold/therapy_lines", "silver/drug_exposures")
     write_data_quality(ctx)
     study = ctx.study
@@ -304,7 +312,8 @@ def stage_analysis(ctx: RunContext) -> None:
                                          F.date_add("__last", study.safety.window_after_last_admin_days))
         return _pandas(bronze[table].join(F.broadcast(index_lines), "patient_id").where(window).select(*columns))
 
-    pattern_drugs = study.pattern_drugs(set(vocabulary(ctx)["ingredient"]))
+    pattern_drugs = dose_bases(study.vocabulary_path(ctx.environ),
+                               study.pattern_drugs(set(vocabulary(ctx)["ingredient"])))
     # Within `run`, the studies of the run share their rebuilds; a stage run alone keeps its own.
     shared = ctx.shared if len(ctx.run_studies) > 1 else {}
     sensitivity = {}
@@ -322,7 +331,7 @@ def stage_analysis(ctx: RunContext) -> None:
             data_quality=ctx.lake.read_pandas(*ctx.table("gold", "data_quality")),
             lines=_pandas(lines),
             exposures=_pandas(exposures.join(ids, "patient_id", "left_semi").where(F.col("ingredient").isin(*pattern_drugs))
-                              .select("patient_id", "admin_date", "ingredient", "dose", "dose_unit")),
+                              .select("patient_id", "admin_date", "ingredient", "dose", "dose_unit", "route")),
             vitals=(_pandas(bronze["vitals"].join(ids, "patient_id", "left_semi")
                             .select("patient_id", "measure_date", "height_cm", "weight_kg"))
                     if "vitals" in bronze else None),
@@ -331,7 +340,7 @@ def stage_analysis(ctx: RunContext) -> None:
             adverse_events=windowed("adverse_events", "onset_date", 0,
                                     ["patient_id", "onset_date", "term", "grade", "serious"]),
             sensitivity=sensitivity,
-            pattern_drugs=pattern_drugs,
+            pattern_drugs=pattern_drugs, class_names=class_names(ctx),
             unmatched_names=(ctx.lake.read_pandas("gold", "unmatched_drug_names")
                              if ctx.lake.exists("gold", "unmatched_drug_names") else None),
         )

@@ -18,7 +18,6 @@ from .publish import Gate
 from .publish import shown as gated
 from .safety import SafetyResult
 from .sensitivity import SENSITIVITY_RATE_MONTHS
-from .studies import index_line_words
 from .study_config import StudyConfig
 from .subgroups import factor_labels
 
@@ -302,8 +301,9 @@ def arms_section(study: StudyConfig, shown_table1: pd.DataFrame, shown_km: pd.Da
     return report.Section("arms", "Arms", blocks)
 
 
-def patterns_section(shown_patterns: pd.DataFrame, sunburst_png: bytes | None, study: StudyConfig,
+def patterns_section(shown_patterns: pd.DataFrame, sunburst_png: bytes | None, study: StudyConfig, index_line: str,
                      pathways_svg: str | None = None) -> report.Section:
+    """index_line: the index line in words (studies.index_line_words)."""
     blocks = [_table(patterns_display(shown_patterns), "Index regimens, dose, schedule, later lines and trends")]
     pooled = shown_patterns.loc[(shown_patterns["section"] == PATHWAY_SECTION)
                                 & (shown_patterns["item"] == OTHER_PATHWAYS), "n"]
@@ -313,7 +313,7 @@ def patterns_section(shown_patterns: pd.DataFrame, sunburst_png: bytes | None, s
                     "and the regimen counts above. " if len(pooled) else "")
     if pathways_svg is not None:
         blocks.append(report.Block("svg", pathways_svg, "Treatment pathways from the index line "
-                                   f"({index_line_words(study)})"))
+                                   f"({index_line})"))
         blocks.append(_note(f"Each line node is labelled with its line number in its setting. A pathway ends at "
                             f"'{DIED}' (an OS event with no further line) or '{NO_FURTHER_LINE}' (censored for OS, "
                             "no further line), or goes on beyond the second line after the index line. Regimens of "
@@ -439,13 +439,15 @@ def endpoint_definitions(e) -> dict[str, str]:
     }
 
 
-def methods_section(study: StudyConfig, endpoints: pd.DataFrame, safety: SafetyResult) -> report.Section:
+def methods_section(study: StudyConfig, index_line: str, endpoints: pd.DataFrame, safety: SafetyResult
+                    ) -> report.Section:
+    """index_line: the index line in words (studies.index_line_words)."""
     e = study.endpoints
     share = gated(proxy_share(endpoints), PROXY_SHARE_GATE, study)
     share["percent"] = [_percent_text(v) for v in share["percent"]]
     blocks = [
         report.Block("h3", "Endpoints"),
-        report.Block("p", f"Time zero is the index date (the start of the index line: {index_line_words(study)}). "
+        report.Block("p", f"Time zero is the index date (the start of the index line: {index_line}). "
                           f"Horizon {e.horizon_days} days ({e.horizon_days / 365.25:.1f} years): longer times are "
                           "censored there. Months = days / 30.4375."),
         *[report.Block("p", text) for name, text in endpoint_definitions(e).items() if name in e.include],

@@ -6,6 +6,12 @@ under the same name. Override files with the same columns extend it, and replace
 the shipped rows of every name (after normalisation) or code they list
 (`load_vocabulary(path, overrides=[...])`).
 
+Two more files beside it describe what the rows name: `drug_classes.csv` the words a
+class reads as in sentences (class, name, note), `dosing.csv` the basis each
+ingredient is dosed on (ingredient, dose_basis, note: body surface area, body weight or
+flat). A vocabulary folder without its own takes the shipped one: the classes are the
+engine's (`DRUG_CLASSES`).
+
 A printed name is read in `drug_names` and matched against the vocabulary in
 `name_matcher`; `drug_exposures` maps prescriptions, `unmatched_names` reports what
 maps to nothing.
@@ -19,6 +25,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from .conf_folder import shipped_conf_dir
 from .drug_names import CJK_RANGES, normalise_code, normalise_name
 from .errors import VocabularyError
 
@@ -29,6 +36,11 @@ KINDS = ("name", "atc", "code")
 CODE_KINDS = ("atc", "code")
 REQUIRED_COLUMNS = ("name", "kind", "ingredient", "drug_class")
 VOCABULARY_COLUMNS = ("name", "kind", "ingredient", "drug_class", "note", "key", "line", "source")
+CLASS_NAMES_FILE = "drug_classes.csv"
+DOSING_FILE = "dosing.csv"
+# mg/m² of body surface area, mg/kg of body weight, or mg alone (a fixed dose, or one
+# calculated from something else, such as renal function).
+DOSE_BASES = ("body_surface_area", "body_weight", "flat")
 
 
 def load_vocabulary(path: str | Path, overrides: typing.Iterable[str | Path] | str | Path = ()) -> pd.DataFrame:
@@ -51,7 +63,86 @@ def load_vocabulary(path: str | Path, overrides: typing.Iterable[str | Path] | s
         rows = [r for r in rows if (_space(r["kind"]), r["key"]) not in replaced] + extra
     vocab = pd.DataFrame(rows, columns=list(VOCABULARY_COLUMNS))
     _check_consistency(vocab)
+    _check_classes_named(vocab, Path(path))
     return vocab
+
+
+def beside_vocabulary(vocabulary_path: str | Path, name: str) -> Path:
+    """The file `name` of the vocabulary's folder, else the shipped one."""
+    own = Path(vocabulary_path).parent / name
+    return own if own.is_file() else shipped_conf_dir() / "vocabulary" / name
+
+
+def class_names(vocabulary_path: str | Path) -> dict[str, str]:
+    """drug_class → its name in sentences ("anti-HER2 antibody"), from the vocabulary's drug_classes.csv."""
+    return _mapping(beside_vocabulary(vocabulary_path, CLASS_NAMES_FILE), "drug_class", "name",
+                    "the drug classes' names", keys=DRUG_CLASSES)
+
+
+def dose_bases(vocabulary_path: str | Path, ingredients: typing.Iterable[str]) -> dict[str, str]:
+    """ingredient → the basis its dose is prescribed on (DOSE_BASES), for each of `ingredients`,
+    from the vocabulary's dosing.csv (every row checked; an ingredient it lacks is an error)."""
+    path = beside_vocabulary(vocabulary_path, DOSING_FILE)
+    bases = _mapping(path, "ingredient", "dose_basis", "the dose bases", values=DOSE_BASES)
+    wanted = list(ingredients)
+    for ingredient in wanted:
+        if ingredient not in bases:
+            raise VocabularyError(f"{path}: no dose_basis for {ingredient!r}, whose dose the study describes "
+                                  f"(add a row: {ingredient},<{'|'.join(DOSE_BASES)}>,<note>)")
+    return {ingredient: bases[ingredient] for ingredient in wanted}
+
+
+def _mapping(path: Path, key: str, value: str, what: str, keys: tuple[str, ...] | None = None,
+             values: tuple[str, ...] | None = None) -> dict[str, str]:
+    """key → value of a CSV of the vocabulary's folder, one row per key; `keys`, `values`: the
+    allowed ones (None: any but empty)."""
+    out: dict[str, str] = {}
+    for line, row in _table_rows(path, (key, value), what):
+        for column, allowed in ((key, keys), (value, values)):
+            if not row[column]:
+                raise VocabularyError(f"{path}:{line}: empty {column} for {row[key] or row[value]!r}")
+            if allowed is not None and row[column] not in allowed:
+                raise VocabularyError(f"{path}:{line}: unknown {column} {row[column]!r}"
+                                      f"{f' for {row[key]!r}' if column == value else ''} (allowed: {', '.join(allowed)})")
+        if row[key] in out:
+            raise VocabularyError(f"{path}:{line}: {key} {row[key]!r} is listed twice")
+        out[row[key]] = row[value]
+    return out
+
+
+def _table_rows(path: Path, columns: tuple[str, ...], what: str) -> list[tuple[int, dict[str, str]]]:
+    """(line, values) of each non-empty row of a vocabulary CSV: `columns` (required) and
+    note, stripped; every problem named with file and line."""
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except OSError as exc:
+        raise VocabularyError(f"{path}: cannot read {what} ({exc.strerror})") from None
+    except UnicodeDecodeError as exc:
+        raise VocabularyError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    reader = csv.DictReader(text.splitlines())
+    header = [h.strip() for h in (reader.fieldnames or [])]
+    missing = [c for c in columns if c not in header]
+    if missing:
+        raise VocabularyError(f"{path}:1: missing column(s) {', '.join(missing)} "
+                              f"(expected {', '.join(columns)}, note)")
+    reader.fieldnames = header
+    rows = []
+    for record in reader:
+        if None in record:
+            raise VocabularyError(f"{path}:{reader.line_num}: more fields than the header has")
+        values = {c: (record.get(c) or "").strip() for c in (*columns, "note")}
+        if any(values.values()):
+            rows.append((reader.line_num, values))
+    return rows
+
+
+def _check_classes_named(vocab: pd.DataFrame, vocabulary_path: Path) -> None:
+    # A class a sentence cannot name would reach the report as its code.
+    named = class_names(vocabulary_path)
+    for row in vocab.drop_duplicates("drug_class").itertuples():
+        if row.drug_class not in named:
+            raise VocabularyError(f"{beside_vocabulary(vocabulary_path, CLASS_NAMES_FILE)}: no name for drug_class "
+                                  f"{row.drug_class!r}, which {row.source}:{row.line} uses")
 
 
 def _space(kind: str) -> str:
@@ -59,30 +150,8 @@ def _space(kind: str) -> str:
 
 
 def _read_rows(path: Path) -> list[dict]:
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except OSError as exc:
-        raise VocabularyError(f"{path}: cannot read the vocabulary ({exc.strerror})") from None
-    except UnicodeDecodeError as exc:
-        raise VocabularyError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
-
-    reader = csv.DictReader(text.splitlines())
-    header = [h.strip() for h in (reader.fieldnames or [])]
-    missing = [c for c in REQUIRED_COLUMNS if c not in header]
-    if missing:
-        raise VocabularyError(f"{path}:1: missing column(s) {', '.join(missing)} "
-                              f"(expected {', '.join(REQUIRED_COLUMNS)}, note)")
-    reader.fieldnames = header
-    rows = []
-    for record in reader:
-        line = reader.line_num
-        if None in record:
-            raise VocabularyError(f"{path}:{line}: more fields than the header has")
-        values = {k: (record.get(k) or "").strip() for k in (*REQUIRED_COLUMNS, "note")}
-        if not any(values.values()):
-            continue
-        rows.append(_checked_row(path, line, values))
-    return rows
+    return [_checked_row(path, line, values)
+            for line, values in _table_rows(path, REQUIRED_COLUMNS, "the vocabulary")]
 
 
 def _checked_row(path: Path, line: int, values: dict[str, str]) -> dict:
