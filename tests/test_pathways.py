@@ -10,6 +10,7 @@ import pytest
 
 from cohort_engine import figures, report
 from cohort_engine.pathways import PATHWAYS_GATE, line_pathways, pathway_nodes, pool_small_flows, pooled_line_pathways
+from cohort_engine.patterns import NO_LINE
 from cohort_engine.publish import publish, shown
 
 SVG = "{http://www.w3.org/2000/svg}"
@@ -230,3 +231,18 @@ def test_the_report_renders_an_svg_block_inline():
 def test_the_report_refuses_an_svg_that_could_run_or_fetch(svg, refused):
     with pytest.raises(ValueError, match=refused.replace("(", r"\(")):
         report.render_block(report.Block("svg", svg))
+
+
+def test_sunburst_wedges_that_touch_differ_in_colour():
+    # Ten first-line regimens A…J of 100, 90 … 10 patients, none with a further line. A to I,
+    # larger first, take the nine hues in turn; J, the tenth, must reuse one: it sits between I
+    # (the ninth hue) and, round the circle, A (the first), so it takes the second hue with the
+    # second hatch, and its colour and hatch still name it alone in the legend.
+    labels = list("ABCDEFGHIJ")
+    sequences = pd.DataFrame({"line1": labels, "line2": NO_LINE, "line3": NO_LINE,
+                              "n": [100 - 10 * k for k in range(10)]})
+    styles = figures.sunburst_styles(sequences)
+    assert list(styles) == [*labels, NO_LINE]
+    assert [styles[x] for x in "ABCDEFGHI"] == [(c, "") for c in figures.SEQUENCE_COLOURS]
+    assert styles["J"] == (figures.SEQUENCE_COLOURS[1], figures.SEQUENCE_HATCHES[1])
+    assert styles[NO_LINE] == (figures.NO_LINE_COLOUR, "")

@@ -134,30 +134,74 @@ def forest(rows: pd.DataFrame, title: str) -> bytes:
     return to_png(fig)
 
 
+# The sunburst's regimens: hues far apart, none grey (the greys are the pooled groups'). A tenth
+# regimen reuses a hue with a hatch, so that a colour and its hatch still name one regimen.
+SEQUENCE_COLOURS = ("#1f5f99", "#e67e22", "#27ae60", "#c0392b", "#8e44ad", "#f1c40f", "#17becf", "#e377c2",
+                    "#8c564b")
+SEQUENCE_HATCHES = ("", "//", "..", "xx", "\\\\", "oo")
+NO_LINE_COLOUR = "#e6e6e6"  # "(no further line)": the palest, it is the absence of a line
+POOLED_GREYS = ("#a6a6a6", "#7a7a7a", "#c8c8c8")  # pooled groups such as "(other sequences)"
+SEQUENCE_LINES = ("line1", "line2", "line3")
+
+
+def sunburst_rings(sequences: pd.DataFrame) -> list[pd.DataFrame]:
+    """Each ring's wedges in drawing order (ring k: the patients per line 1 … line k + 1)."""
+    return [sequences.groupby(list(SEQUENCE_LINES[: ring + 1]), sort=True)["n"].sum().reset_index()
+            for ring in range(len(SEQUENCE_LINES))]
+
+
+def sunburst_styles(sequences: pd.DataFrame) -> dict[str, tuple[str, str]]:
+    """label → (colour, hatch) of each wedge label, in the legend's order (ring by ring).
+
+    Two labels whose wedges touch (side by side in a ring, or a wedge and the one it grows
+    from) get different colours wherever the palette allows; the larger labels choose first.
+    Once every hue is taken a label reuses the least used one with the next hatch."""
+    rings = sunburst_rings(sequences)
+    order, total, touching = {}, {}, {}
+    for ring, wedges in enumerate(rings):
+        labels = wedges[SEQUENCE_LINES[ring]].tolist()
+        for label, n in zip(labels, wedges["n"]):
+            order.setdefault(label, len(order))
+            total[label] = total.get(label, 0) + n
+        pairs = list(zip(labels, labels[1:] + labels[:1])) if len(labels) > 1 else []
+        if ring:
+            pairs += list(zip(wedges[SEQUENCE_LINES[ring - 1]], labels))
+        for a, b in pairs:
+            if a != b:
+                touching.setdefault(a, set()).add(b)
+                touching.setdefault(b, set()).add(a)
+    styles: dict[str, tuple[str, str]] = {}
+    greys = iter(POOLED_GREYS)
+    for label in order:
+        if label.startswith("(no "):
+            styles[label] = (NO_LINE_COLOUR, "")
+        elif label.startswith("("):
+            styles[label] = (next(greys, "#bbbbbb"), "")
+    uses = dict.fromkeys(SEQUENCE_COLOURS, 0)
+    for label in sorted((x for x in order if x not in styles), key=lambda x: (-total[x], order[x])):
+        taken = {styles[other][0] for other in touching.get(label, ()) if other in styles}
+        free = [c for c in SEQUENCE_COLOURS if c not in taken] or list(SEQUENCE_COLOURS)
+        colour = min(free, key=lambda c: uses[c])  # min keeps the palette's order among equals
+        styles[label] = (colour, SEQUENCE_HATCHES[uses[colour] % len(SEQUENCE_HATCHES)])
+        uses[colour] += 1
+    return {label: styles[label] for label in order}
+
+
 def sequence_sunburst(sequences: pd.DataFrame, title: str) -> bytes:
     """Lines 1 → 2 → 3 as rings (inner = line 1). sequences: line1, line2, line3, n (n ≥ min_cell)."""
     fig, ax = plt.subplots(figsize=(7.0, 7.0))  # pie() keeps the aspect equal itself
     total = sequences["n"].sum()
-    colors: dict[str, str] = {}
-    greys = iter(["#a6a6a6", "#7a7a7a", "#c8c8c8"])  # pooled groups such as "(other sequences)"
-
-    def color(label: str) -> str:
-        if label not in colors:
-            if label.startswith("(no "):  # "(no further line)": the palest, it is the absence of a line
-                colors[label] = "#e6e6e6"
-            elif label.startswith("("):
-                colors[label] = next(greys, "#bbbbbb")
-            else:
-                colors[label] = PALETTE[sum(not k.startswith("(") for k in colors) % len(PALETTE)]
-        return colors[label]
-
-    for ring, depth in enumerate(("line1", "line2", "line3")):
-        keys = ["line1", "line2", "line3"][: ring + 1]
-        agg = sequences.groupby(keys, sort=True)["n"].sum().reset_index()
-        labels = agg[depth].tolist()
-        ax.pie(agg["n"], radius=0.45 + 0.27 * ring, colors=[color(x) for x in labels], startangle=90,
-               counterclock=False, wedgeprops=dict(width=0.26, edgecolor="white", linewidth=0.8))
-    handles = [matplotlib.patches.Patch(color=c, label="\n".join(textwrap.wrap(k, 48))) for k, c in colors.items()]
+    styles = sunburst_styles(sequences)
+    for ring, wedges in enumerate(sunburst_rings(sequences)):
+        labels = wedges[SEQUENCE_LINES[ring]].tolist()
+        drawn, _ = ax.pie(wedges["n"], radius=0.45 + 0.27 * ring, colors=[styles[x][0] for x in labels],
+                          startangle=90, counterclock=False,
+                          wedgeprops=dict(width=0.26, edgecolor="white", linewidth=0.8))
+        for wedge, label in zip(drawn, labels):
+            wedge.set_hatch(styles[label][1])
+    handles = [matplotlib.patches.Patch(facecolor=colour, hatch=hatch, edgecolor="white",
+                                        label="\n".join(textwrap.wrap(label, 48)))
+               for label, (colour, hatch) in styles.items()]
     ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, 0.0), frameon=False, fontsize=7, ncol=2)
     ax.set_title(f"{title} (n = {total}; inner ring line 1, outer ring line 3)", fontsize=10, fontweight="bold")
     return to_png(fig)
