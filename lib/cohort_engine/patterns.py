@@ -324,7 +324,7 @@ def patterns_by_arm(cohort, lines, exposures, vitals, min_cell: int, drugs, vari
     return pd.concat(parts, ignore_index=True)
 
 
-REPORT_ROWS_PER_SECTION = 10
+REPORT_ROWS_PER_SECTION = 15
 
 
 def report_rows(shown: pd.DataFrame, keep: int = REPORT_ROWS_PER_SECTION) -> tuple[pd.DataFrame, dict[str, int]]:
