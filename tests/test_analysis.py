@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cohort_engine import cox, survival
+from cohort_engine import cox, report, survival
 from cohort_engine.analysis import AnalysisInputs, run_analysis
 from cohort_engine.subgroups import reference_level, subgroup_levels
 from cohort_engine.disclosure import audit_output_dir
@@ -499,6 +499,16 @@ def test_safety_not_available_when_sources_absent(seed_study, tmp_path):
     safety = page[page.index('<h2 id="safety">'):page.index('<h2 id="methods">')]
     assert "Laboratory toxicities: not available" in safety and "Recorded adverse events: not available" in safety
     assert "<table" not in safety  # no table of zeros
+
+
+def test_an_estimate_with_its_interval_is_kept_on_one_line():
+    # A column headed "(95% CI)" is classed "interval", which the page's style keeps unbroken.
+    frame = pd.DataFrame({"endpoint": ["OS"], "n": [120], "median, months (95% CI)": ["12.3 (9.8–15.6)"]})
+    assert report.html_table(frame) == (
+        '<table><thead><tr><th class="text">endpoint</th><th>n</th><th class="text interval">median, months '
+        '(95% CI)</th></tr></thead><tbody><tr><td class="text">OS</td><td>120</td><td class="text interval">12.3 '
+        '(9.8–15.6)</td></tr></tbody></table>')
+    assert "td.interval{white-space:nowrap}" in report.CSS
 
 
 def test_reference_levels():

@@ -268,3 +268,31 @@ def test_the_report_renders_an_svg_block_inline():
 def test_the_report_refuses_an_svg_that_could_run_or_fetch(svg, refused):
     with pytest.raises(ValueError, match=refused.replace("(", r"\(")):
         report.render_block(report.Block("svg", svg))
+
+
+def test_sunburst_wedges_that_touch_differ_in_colour():
+    # Ten index regimens A…J of 100, 90 … 10 patients, none with a further line. A to I,
+    # larger first, take the nine hues in turn; J, the tenth, must reuse one: it sits between I
+    # (the ninth hue) and, round the circle, A (the first), so it takes the second hue with the
+    # second hatch, and its colour and hatch still name it alone in the legend. The ending is grey.
+    from cohort_engine.pathways import NO_FURTHER_LINE, PATHWAY_ENDINGS
+    labels = list("ABCDEFGHIJ")
+    counts = pd.DataFrame({"pathway": [f"{x} > {NO_FURTHER_LINE}" for x in labels],
+                           "n": [100 - 10 * k for k in range(10)]})
+    styles = figures.sunburst_styles(figures.pathway_rings(counts), PATHWAY_ENDINGS)
+    assert list(styles) == [*labels, NO_FURTHER_LINE]
+    assert [styles[x] for x in "ABCDEFGHI"] == [(c, "") for c in figures.SEQUENCE_COLOURS]
+    assert styles["J"] == (figures.SEQUENCE_COLOURS[1], figures.SEQUENCE_HATCHES[1])
+    assert styles[NO_FURTHER_LINE] == (figures.ENDING_GREYS[0], "")
+
+
+def test_a_pooled_row_stands_in_every_ring_and_a_short_pathway_leaves_its_outer_rings_blank():
+    counts = pd.DataFrame({"pathway": ["A > B > died", "A > died", "(other pathways)"], "n": [7, 5, 6]})
+    rings = figures.pathway_rings(counts)
+    assert [r.values.tolist() for r in rings] == [
+        [["(other pathways)", 6], ["A", 12]],
+        [["(other pathways)", "(other pathways)", 6], ["A", "B", 7], ["A", "died", 5]],
+        [["(other pathways)", "(other pathways)", "(other pathways)", 6], ["A", "B", "died", 7],
+         ["A", "died", "", 5]]]
+    styles = figures.sunburst_styles(rings, ("died", "no further line"))
+    assert styles[""] == ("none", "") and styles["(other pathways)"][0] in figures.ENDING_GREYS  # blank: not drawn

@@ -9,8 +9,11 @@ import pandas as pd
 import pytest
 
 from cohort_engine.pathways import NO_LINE
-from cohort_engine.patterns import (PATHWAY_SECTION, PatternVariables, dispensing_schedule_of, dose_in_mg,
-                                    mosteller_bsa, nearest_body_size, patterns_table, schedule_of)
+from cohort_engine.patterns import (PATHWAY_SECTION, REPORT_ROWS_PER_SECTION, PatternVariables, dispensing_schedule_of,
+                                    dose_in_mg, mosteller_bsa, nearest_body_size, patterns_table, report_rows,
+                                    schedule_of)
+from cohort_engine.regimen_rules import Arm, RegimenRule
+from cohort_engine.report_sections import patterns_by_arm_display, rows_left_out
 
 D = dt.date
 PL = "paclitaxel liposome"
@@ -295,3 +298,51 @@ def test_the_dose_by_schedule_rows_are_one_set_under_the_gate(seed_study):
         ["single administration: mg/m2 per administration", "<5", "*", "*", "*"],
         ["weekly: mg/m2 per administration", 12, 80.0, 80.0, 80.0],
     ]
+
+
+def shown_by_arm() -> pd.DataFrame:
+    """A published patterns_by_arm table worked by hand: arm h has 35 patients, arm hp 28; each
+    arm's rows of a section come largest first, as patterns_by_arm writes them."""
+    rows = [("h", "province", "A", 20, 57.1), ("h", "province", "B", 9, 25.7), ("h", "province", "C", 6, 17.1),
+            ("hp", "province", "C", 12, 42.9), ("hp", "province", "A", 7, 25.0), ("hp", "province", "D", 5, 17.9),
+            ("hp", "province", "B", "<5", "*")]
+    frame = pd.DataFrame(rows, columns=["arm", "section", "item", "n", "percent"])
+    frame["median"], frame["q1"], frame["q3"] = np.nan, np.nan, np.nan
+    frame["across_arms"] = frame["section"] + " | " + frame["item"]
+    duration = pd.DataFrame({"arm": ["h", "hp"], "section": "index line", "item": "duration in days",
+                             "n": [35, 28], "percent": np.nan, "median": [120.0, 90.0], "q1": [60.0, 45.5],
+                             "q3": [200.0, 150.0], "across_arms": None})
+    return pd.concat([frame, duration], ignore_index=True)
+
+
+def test_the_report_prints_each_section_s_largest_rows_and_counts_the_rest():
+    # Two rows a section: province A 30 and B 20 are printed; the withheld C ("*") and D ("<5")
+    # are left to the CSV, nothing of them added up. Index regimen has only two rows.
+    shown = pd.DataFrame({"section": ["province"] * 4 + ["index regimen"] * 2,
+                          "item": ["A", "B", "C", "D", "X", "Y"], "n": [30, 20, "*", "<5", 40, 10]})
+    rows, left_out = report_rows(shown, keep=2)
+    assert rows.values.tolist() == [["province", "A", 30], ["province", "B", 20],
+                                    ["index regimen", "X", 40], ["index regimen", "Y", 10]]
+    assert left_out == {"province": 2}
+
+
+def test_by_arm_items_take_their_best_place_in_any_arm():
+    # Ranks in h: A 0, B 1, C 2; in hp: C 0, A 1, D 2, B 3. By best rank, ties in the arms'
+    # order: A (h's first), C (hp's first), B (h's second), D. Keeping three, D is left out;
+    # each item printed comes with both arms' rows, and the one-row section is printed whole.
+    rows, left_out = report_rows(shown_by_arm(), keep=3)
+    assert rows[["arm", "item"]].values.tolist() == [["h", "A"], ["hp", "A"], ["h", "C"], ["hp", "C"], ["h", "B"],
+                                                    ["hp", "B"], ["h", "duration in days"],
+                                                    ["hp", "duration in days"]]
+    assert left_out == {"province": 1}
+    arms = [Arm("h", RegimenRule(all_of=("trastuzumab",))), Arm("hp", RegimenRule(all_of=("pertuzumab",)))]
+    # Side by side in that order, each section named once; hp's B is withheld as published.
+    assert patterns_by_arm_display(rows, arms).values.tolist() == [
+        ["province", "A", "20 (57.1%)", "7 (25.0%)"],
+        ["", "C", "6 (17.1%)", "12 (42.9%)"],
+        ["", "B", "9 (25.7%)", "<5 (*)"],
+        ["index line", "duration in days", "n 35, median 120.0 (IQR 60.0–200.0)",
+         "n 28, median 90.0 (IQR 45.5–150.0)"]]
+    assert rows_left_out(left_out, "tables/patterns_by_arm.csv") == (
+        f"Each section shows its {REPORT_ROWS_PER_SECTION} largest items; tables/patterns_by_arm.csv holds them "
+        "all (province: 1 more).")

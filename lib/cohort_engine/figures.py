@@ -134,39 +134,84 @@ def forest(rows: pd.DataFrame, title: str) -> bytes:
     return to_png(fig)
 
 
-def pathway_sunburst(counts: pd.DataFrame, title: str, endings: typing.Sequence[str], step: str = " > ") -> bytes:
-    """Pathways as rings, the index line innermost. counts: pathway (nodes joined by `step`), n
-    (each n ≥ min_cell, a pooled row included); endings: the words that end a pathway ("died"
-    …), drawn grey; a ring past a pathway's end is left blank; a pooled row (its name in
-    brackets) is one grey segment through every ring."""
-    fig, ax = plt.subplots(figsize=(7.0, 7.0))  # pie() keeps the aspect equal itself
-    total = int(counts["n"].sum())
+# The sunburst's regimens: hues far apart, none grey (the greys are the endings' and the pooled
+# groups'). A tenth regimen reuses a hue with a hatch, so that a colour and its hatch still name
+# one regimen.
+SEQUENCE_COLOURS = ("#1f5f99", "#e67e22", "#27ae60", "#c0392b", "#8e44ad", "#f1c40f", "#17becf", "#e377c2",
+                    "#8c564b")
+SEQUENCE_HATCHES = ("", "//", "..", "xx", "\\\\", "oo")
+ENDING_GREYS = ("#7a7a7a", "#c8c8c8", "#a6a6a6", "#5d6d7e")  # "died", "no further line", pooled groups
+BLANK = ""  # a ring past a pathway's end
+
+
+def pathway_rings(counts: pd.DataFrame, step: str = " > ") -> list[pd.DataFrame]:
+    """Each ring's wedges in drawing order (ring k: the patients per node 1 … k + 1 of their
+    pathway, columns c0 … ck, and n). counts: pathway (nodes joined by `step`), n; a pooled
+    row (its name in brackets) stands in every ring, a ring past a pathway's end is BLANK."""
     parts = counts["pathway"].str.split(step, regex=False)
     depth = int(parts.map(len).max()) if len(parts) else 0
     pooled = counts["pathway"].str.startswith("(")
-    rings = pd.DataFrame({f"c{k}": [p[k] if k < len(p) else (p[0] if q else "") for p, q in zip(parts, pooled)]
+    nodes = pd.DataFrame({f"c{k}": [p[k] if k < len(p) else (p[0] if q else BLANK) for p, q in zip(parts, pooled)]
                           for k in range(depth)}).assign(n=counts["n"].to_numpy())
-    colors: dict[str, str] = {"": "none"}
-    greys = iter(["#7a7a7a", "#aab7b8", "#5d6d7e", "#c8c8c8"])
+    return [nodes.groupby([f"c{k}" for k in range(ring + 1)], sort=True)["n"].sum().reset_index()
+            for ring in range(depth)]
 
-    def color(label: str) -> str:
-        if label not in colors:
-            if label in endings or label.startswith("("):
-                colors[label] = next(greys, "#bbbbbb")
-            else:
-                colors[label] = PALETTE[sum(k not in endings and not k.startswith("(") and k != ""
-                                            for k in colors) % len(PALETTE)]
-        return colors[label]
 
-    spacing = 0.54 / max(depth - 1, 2)  # the outer ring's edge at 0.99 whatever the depth
-    for ring in range(depth):
-        keys = [f"c{k}" for k in range(ring + 1)]
-        agg = rings.groupby(keys, sort=True)["n"].sum().reset_index()
-        labels = agg[f"c{ring}"].tolist()
-        ax.pie(agg["n"], radius=0.45 + spacing * ring, colors=[color(x) for x in labels], startangle=90,
-               counterclock=False, wedgeprops=dict(width=spacing - 0.01, edgecolor="white", linewidth=0.8))
-    handles = [matplotlib.patches.Patch(color=c, label="\n".join(textwrap.wrap(k, 48)))
-               for k, c in colors.items() if k]
+def sunburst_styles(rings: list[pd.DataFrame], endings: typing.Sequence[str] = ()) -> dict[str, tuple[str, str]]:
+    """label → (colour, hatch) of each wedge label, in the legend's order (ring by ring).
+
+    Endings and pooled groups (in brackets) are greys; a BLANK wedge is not drawn. Two labels
+    whose wedges touch (side by side in a ring, or a wedge and the one it grows from) get
+    different colours wherever the palette allows; the larger labels choose first. Once every
+    hue is taken a label reuses the least used one with the next hatch."""
+    order, total, touching = {}, {}, {}
+    for ring, wedges in enumerate(rings):
+        labels = wedges[f"c{ring}"].tolist()
+        for label, n in zip(labels, wedges["n"]):
+            order.setdefault(label, len(order))
+            total[label] = total.get(label, 0) + n
+        pairs = list(zip(labels, labels[1:] + labels[:1])) if len(labels) > 1 else []
+        if ring:
+            pairs += list(zip(wedges[f"c{ring - 1}"], labels))
+        for a, b in pairs:
+            if a != b:
+                touching.setdefault(a, set()).add(b)
+                touching.setdefault(b, set()).add(a)
+    styles: dict[str, tuple[str, str]] = {BLANK: ("none", "")}
+    greys = iter(ENDING_GREYS)
+    for label in order:
+        if label != BLANK and (label in endings or label.startswith("(")):
+            styles[label] = (next(greys, "#bbbbbb"), "")
+    uses = dict.fromkeys(SEQUENCE_COLOURS, 0)
+    for label in sorted((x for x in order if x not in styles), key=lambda x: (-total[x], order[x])):
+        taken = {styles[other][0] for other in touching.get(label, ()) if other in styles}
+        free = [c for c in SEQUENCE_COLOURS if c not in taken] or list(SEQUENCE_COLOURS)
+        colour = min(free, key=lambda c: uses[c])  # min keeps the palette's order among equals
+        styles[label] = (colour, SEQUENCE_HATCHES[uses[colour] % len(SEQUENCE_HATCHES)])
+        uses[colour] += 1
+    return {label: styles[label] for label in order}
+
+
+def pathway_sunburst(counts: pd.DataFrame, title: str, endings: typing.Sequence[str], step: str = " > ") -> bytes:
+    """Pathways as rings, the index line innermost (pathway_rings, sunburst_styles). counts:
+    pathway, n (each n ≥ min_cell, a pooled row included)."""
+    fig, ax = plt.subplots(figsize=(7.0, 7.0))  # pie() keeps the aspect equal itself
+    total = int(counts["n"].sum())
+    rings = pathway_rings(counts, step)
+    styles = sunburst_styles(rings, endings)
+    spacing = 0.54 / max(len(rings) - 1, 2)  # the outer ring's edge at 0.99 whatever the depth
+    for ring, wedges in enumerate(rings):
+        labels = wedges[f"c{ring}"].tolist()
+        drawn, _ = ax.pie(wedges["n"], radius=0.45 + spacing * ring, colors=[styles[x][0] for x in labels],
+                          startangle=90, counterclock=False,
+                          wedgeprops=dict(width=spacing - 0.01, edgecolor="white", linewidth=0.8))
+        for wedge, label in zip(drawn, labels):
+            wedge.set_hatch(styles[label][1])
+            if label == BLANK:
+                wedge.set_edgecolor("none")
+    handles = [matplotlib.patches.Patch(facecolor=colour, hatch=hatch, edgecolor="white",
+                                        label="\n".join(textwrap.wrap(label, 48)))
+               for label, (colour, hatch) in styles.items() if label != BLANK]
     ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, 0.0), frameon=False, fontsize=7, ncol=2)
     ax.set_title(f"{title} (n = {total}; inner ring the index line)", fontsize=10, fontweight="bold")
     return to_png(fig)

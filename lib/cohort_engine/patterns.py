@@ -323,3 +323,27 @@ def patterns_by_arm(cohort, lines, exposures, vitals, min_cell: int, drugs, vari
     if not parts:
         return pd.DataFrame(columns=["arm", *PATTERN_COLUMNS, "count_set", "row_set", "column_set", "across_arms"])
     return pd.concat(parts, ignore_index=True)
+
+
+REPORT_ROWS_PER_SECTION = 15
+
+
+def report_rows(shown: pd.DataFrame, keep: int = REPORT_ROWS_PER_SECTION) -> tuple[pd.DataFrame, dict[str, int]]:
+    """The rows of a published patterns table (by arm or not) the report prints, and per section
+    the number of its items left to the CSV.
+
+    A section's rows come largest count first (in each arm), so an item's place is its best
+    rank in any arm, ties in the arms' order: the first `keep` items of a section are printed,
+    with every arm's row of them, item by item. The rows are chosen from the gated table and
+    none is added up: the report prints a part of what the CSV shows, and a total the CSV
+    withholds cannot be worked out from it."""
+    ranked_within = [c for c in ("arm", "section") if c in shown.columns]
+    rows = shown.assign(rank=shown.groupby(ranked_within, sort=False).cumcount().to_numpy(), row=np.arange(len(shown)),
+                        section_at=shown["section"].map({s: k for k, s in enumerate(dict.fromkeys(shown["section"]))}))
+    rows["best"] = rows.groupby(["section", "item"])["rank"].transform("min")
+    items = rows.sort_values(["best", "row"]).drop_duplicates(["section", "item"])
+    place = items.assign(place=items.groupby("section", sort=False).cumcount())[["section", "item", "place"]]
+    rows = rows.merge(place, on=["section", "item"]).sort_values(["section_at", "place", "row"])
+    counts = place.groupby("section", sort=False).size()
+    left = {section: int(n) - keep for section, n in counts.items() if n > keep}
+    return shown.iloc[rows.loc[rows["place"] < keep, "row"]].reset_index(drop=True), left

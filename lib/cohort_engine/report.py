@@ -27,7 +27,8 @@ th{background:#eaf1f8} td:first-child,th:first-child{text-align:left}
 td.text,th.text{text-align:left} img{max-width:100%;display:block;margin:.5em 0 1.2em}
 figure.svg{margin:.5em 0 1.2em} figure.svg svg{max-width:100%;height:auto}
 figure.svg figcaption{font-size:.85em;color:#566573}
-@media print{h2,h3{break-after:avoid} img,figure{break-inside:avoid}}
+td.interval{white-space:nowrap}
+@media print{h2,h3{break-after:avoid} img,figure,tr{break-inside:avoid} body{margin:0;max-width:none}}
 .note{background:#fbfcfc;border-left:4px solid #aab7b8;padding:.4em .8em;font-size:.9em;color:#34495e}
 nav a{margin-right:1em}
 """
@@ -65,10 +66,20 @@ def _is_text(value) -> bool:
     return isinstance(value, str) and not value.lstrip("<").replace(".", "").isdigit() and value != "*"
 
 
+# A column headed "… (95% CI)" holds estimates with their intervals, "12.3 (9.8–15.6)": broken
+# over two lines in print it reads as two numbers, so it is kept on one.
+INTERVAL_HEADING = "(95% CI)"
+
+
+def _column_class(name, values) -> str:
+    kinds = ["text"] * any(_is_text(v) for v in values) + ["interval"] * str(name).endswith(INTERVAL_HEADING)
+    return f' class="{" ".join(kinds)}"' if kinds else ""
+
+
 def html_table(df: pd.DataFrame) -> str:
     """A column aligns left when it holds words, right when it holds numbers ("<5" and "*" are
     numbers here), so a column of years or counts does not zigzag."""
-    cls = [' class="text"' if any(_is_text(v) for v in df[c]) else "" for c in df.columns]
+    cls = [_column_class(c, df[c]) for c in df.columns]
     head = "".join(f"<th{k}>{html.escape(str(c))}</th>" for c, k in zip(df.columns, cls))
     body = []
     for row in df.itertuples(index=False):

@@ -13,7 +13,7 @@ from .data_quality import DATA_QUALITY_GATE, with_count_sets
 from .disclosure import MASKED, find_dates, find_identifiers, footnote, small_text
 from .efficacy import ENDPOINT_NAMES
 from .pathways import DIED, NO_FURTHER_LINE, OTHER_PATHWAYS, OTHER_REGIMENS
-from .patterns import PATHWAY_SECTION
+from .patterns import PATHWAY_SECTION, PATTERNS_BY_ARM_GATE, PATTERNS_GATE, REPORT_ROWS_PER_SECTION, report_rows
 from .publish import Gate
 from .publish import shown as gated
 from .safety import SafetyResult
@@ -130,9 +130,40 @@ def table1_by_arm_display(shown: pd.DataFrame, arms) -> pd.DataFrame:
     return out
 
 
+def _once(sections: pd.Series) -> list[str]:
+    """Each section's name on its first row only: in print a section reads as one block."""
+    return [s if k == 0 or s != sections.iloc[k - 1] else "" for k, s in enumerate(sections)]
+
+
 def patterns_display(shown: pd.DataFrame) -> pd.DataFrame:
-    return pd.DataFrame({"section": shown["section"], "item": shown["item"], "n": shown["n"],
+    return pd.DataFrame({"section": _once(shown["section"]), "item": shown["item"], "n": shown["n"],
                          "% or median (IQR)": [_summary(r) for r in shown.itertuples(index=False)]})
+
+
+def _pattern_cell(row) -> str:
+    """"12 (34.5%)"; a distribution (no item across the arms): "n 45, median 3.0 (IQR 2.0–4.0)"."""
+    text = _summary(row)
+    if not isinstance(row.across_arms, str):
+        return f"n {row.n}, {text}" if text else f"n {row.n}"
+    return f"{row.n} ({text})" if text else str(row.n)
+
+
+def patterns_by_arm_display(shown: pd.DataFrame, arms) -> pd.DataFrame:
+    """Patterns of use by arm side by side: a row per item (in the order of `shown`), each arm's
+    cell under its name, empty where the arm has no row of that item."""
+    items = shown.drop_duplicates(["section", "item"])
+    out = pd.DataFrame({"section": _once(items["section"]), "item": items["item"].to_numpy()})
+    for arm in arms:
+        cells = {(r.section, r.item): _pattern_cell(r) for r in shown[shown["arm"] == arm.name].itertuples(index=False)}
+        out[arm.name] = [cells.get(key, "") for key in zip(items["section"], items["item"])]
+    return out
+
+
+def rows_left_out(left_out: dict[str, int], csv: str) -> str:
+    """The sentence under a shortened patterns table: which sections have more rows, and where."""
+    sections = "; ".join(f"{section}: {n} more" for section, n in left_out.items())
+    return (f"Each section shows its {REPORT_ROWS_PER_SECTION} largest items; {csv} holds them all "
+            f"({sections}).") if left_out else ""
 
 
 def safety_display(shown: pd.DataFrame) -> pd.DataFrame:
@@ -292,19 +323,23 @@ def arms_section(study: StudyConfig, shown_table1: pd.DataFrame, shown_km: pd.Da
                                    "at risk"))
     blocks.append(_note(f"Unadjusted. Curves stop where fewer than {min_cell} patients of the arm remain at risk; "
                         f"an arm with 1 to {min_cell - 1} events is not drawn."))
-    for arm in arms:
-        rows = shown_patterns[shown_patterns["arm"] == arm.name]
-        if len(rows):
-            blocks.append(report.Block("h3", f"Patterns of use: {labels[arm.name]}"))
-            blocks.append(_table(patterns_display(rows.reset_index(drop=True))))
-    blocks.append(_note(f"Percentages of the arm's patients. {footnote(min_cell)}"))
+    rows, left_out = report_rows(shown_patterns)
+    if len(rows):
+        blocks += [report.Block("h3", "Patterns of use by arm"), _table(patterns_by_arm_display(rows, arms))]
+    blocks.append(_note("n (%) of the arm's patients, or the n and median (IQR) of a distribution; empty: the arm "
+                        "has no row of that item (no patient, or pooled into another row). Items by their best rank "
+                        "in any arm. "
+                        f"{rows_left_out(left_out, f'tables/{PATTERNS_BY_ARM_GATE.name}.csv')} {footnote(min_cell)}"))
     return report.Section("arms", "Arms", blocks)
 
 
 def patterns_section(shown_patterns: pd.DataFrame, sunburst_png: bytes | None, study: StudyConfig, index_line: str,
                      pathways_svg: str | None = None) -> report.Section:
     """index_line: the index line in words (studies.index_line_words)."""
-    blocks = [_table(patterns_display(shown_patterns), "Index regimens, dose, schedule, later lines and trends")]
+    rows, left_out = report_rows(shown_patterns)
+    blocks = [_table(patterns_display(rows), "Index regimens, dose, schedule, later lines and trends")]
+    if left_out:
+        blocks.append(_note(rows_left_out(left_out, f"tables/{PATTERNS_GATE.name}.csv")))
     pooled = shown_patterns.loc[(shown_patterns["section"] == PATHWAY_SECTION)
                                 & (shown_patterns["item"] == OTHER_PATHWAYS), "n"]
     pooled_words = (f"The pathways of {pooled.iloc[0]} patients are pooled as '{OTHER_PATHWAYS}' and not drawn: "
