@@ -15,7 +15,8 @@ from .comparative import ComparativeAnalysis, primary_method_name
 from .disclosure import MASKED, footnote
 from .efficacy import ENDPOINT_NAMES
 from .publish import Gate
-from .report_sections import _figure, _note, _num, _percent_text, _smd_text, _table, _with_ci
+from .report_text import (figure_block, note_block, number, percent_text, signed_with_ci, smd_text, table_block,
+                          with_ci)
 from .study_config import StudyConfig
 
 WEIGHTS_GATE = Gate("comparison_weights", count_columns=("patients",),
@@ -35,14 +36,14 @@ def design_words(study: StudyConfig, analysis: ComparativeAnalysis) -> str:
     estimand = {"ATE": "the average treatment effect (ATE: as if every patient of both arms had had each treatment)",
                 "ATT": "the average effect on the treated (ATT: as if the first arm's patients had had the other)"}
     trimming = ("" if config.trim_percentiles is None else
-                f" Patients whose score lies outside its {_num(config.trim_percentiles[0], 1)}th to "
-                f"{_num(config.trim_percentiles[1], 1)}th percentiles are left out first.")
+                f" Patients whose score lies outside its {number(config.trim_percentiles[0], 1)}th to "
+                f"{number(config.trim_percentiles[1], 1)}th percentiles are left out first.")
     return (f"Target population: the study's cohort in either arm. Arms: {labels[analysis.treated]} (the first arm) "
             f"against {labels[analysis.comparator]}. A propensity score, the probability of the first arm, is "
             f"fitted by logistic regression on {covariates} (a missing value as its own level). The primary "
             f"analysis weights patients by the stabilised inverse probability of their own arm, estimating "
             f"{estimand[config.estimand]}. Sensitivity analyses: {other} weights, and 1:1 nearest-neighbour "
-            f"matching on the logit of the score without replacement within {_num(config.caliper_sd, 2)} standard "
+            f"matching on the logit of the score without replacement within {number(config.caliper_sd, 2)} standard "
             f"deviations of it.{trimming} Hazard ratios come from Cox models with robust (sandwich) variance, "
             "clustered on the matched pair for matching; the naive hazard ratio is the unweighted one.")
 
@@ -54,7 +55,7 @@ def balance_display(shown: pd.DataFrame, analysis: ComparativeAnalysis, labels: 
         v = getattr(row, column)
         if isinstance(v, str):
             return v
-        return _num(v, 1) if row.level == "mean" else _percent_text(100.0 * v if pd.notna(v) else v)
+        return number(v, 1) if row.level == "mean" else percent_text(100.0 * v if pd.notna(v) else v)
 
     first, second = labels[analysis.treated], labels[analysis.comparator]
     rows = []
@@ -63,8 +64,8 @@ def balance_display(shown: pd.DataFrame, analysis: ComparativeAnalysis, labels: 
                      f"{first}, before": value(row, "treated_before"), f"{second}, before": value(row, "comparator_before"),
                      f"{first}, weighted": value(row, "treated_weighted"),
                      f"{second}, weighted": value(row, "comparator_weighted"),
-                     "SMD before": _smd_text(row.smd_before), "SMD weighted": _smd_text(row.smd_weighted),
-                     "SMD matched": _smd_text(row.smd_matched),
+                     "SMD before": smd_text(row.smd_before), "SMD weighted": smd_text(row.smd_weighted),
+                     "SMD matched": smd_text(row.smd_matched),
                      "imbalanced": "yes" if row.imbalanced is True else (MASKED if row.imbalanced == MASKED else "")})
     return pd.DataFrame(rows)
 
@@ -72,20 +73,8 @@ def balance_display(shown: pd.DataFrame, analysis: ComparativeAnalysis, labels: 
 def weights_display(shown: pd.DataFrame, labels: dict[str, str]) -> pd.DataFrame:
     return pd.DataFrame({"weights": shown["weights"], "arm": shown["arm"].map(labels),
                          "patients": shown["patients"],
-                         "effective sample size": [_num(v, 1) for v in shown["effective_sample_size"]],
-                         "largest weight": [_num(v, 2) for v in shown["largest_weight"]]})
-
-
-def signed_with_ci(value, low, high, digits: int = 1) -> str:
-    """A difference and its CI, signs written out: "−1.5 (−3.0 to 0.1)" ("*" stays "*")."""
-    if isinstance(value, str):
-        return value
-    if value is None or pd.isna(value):
-        return ""
-
-    def text(v):
-        return "NE" if v is None or isinstance(v, str) or pd.isna(v) else f"{v:.{digits}f}".replace("-", "−")
-    return f"{text(value)} ({text(low)} to {text(high)})"
+                         "effective sample size": [number(v, 1) for v in shown["effective_sample_size"]],
+                         "largest weight": [number(v, 2) for v in shown["largest_weight"]]})
 
 
 def efficacy_display(shown: pd.DataFrame, rmst_months) -> pd.DataFrame:
@@ -93,14 +82,14 @@ def efficacy_display(shown: pd.DataFrame, rmst_months) -> pd.DataFrame:
                         "first arm n / events": [f"{a} / {b}" for a, b in zip(shown["index_n"], shown["index_events"])],
                         "second arm n / events": [f"{a} / {b}" for a, b in zip(shown["comparator_n"],
                                                                                  shown["comparator_events"])],
-                        "HR (95% CI)": [_with_ci(r.hr, r.hr_ci_low, r.hr_ci_high, 2, missing="not estimable")
+                        "HR (95% CI)": [with_ci(r.hr, r.hr_ci_low, r.hr_ci_high, 2, missing="not estimable")
                                         for r in shown.itertuples(index=False)]})
     for months in rmst_months:
         name = f"rmst_{float(months):g}m_difference"
         out[f"RMST difference at {months} months, months (95% CI)"] = [
             signed_with_ci(v, lo, hi) for v, lo, hi in zip(shown[name], shown[f"{name}_ci_low"],
                                                            shown[f"{name}_ci_high"])]
-    out["naive HR (95% CI)"] = [_with_ci(r.naive_hr, r.naive_hr_ci_low, r.naive_hr_ci_high, 2, missing="not estimable")
+    out["naive HR (95% CI)"] = [with_ci(r.naive_hr, r.naive_hr_ci_low, r.naive_hr_ci_high, 2, missing="not estimable")
                                 for r in shown.itertuples(index=False)]
     return out
 
@@ -108,13 +97,13 @@ def efficacy_display(shown: pd.DataFrame, rmst_months) -> pd.DataFrame:
 def safety_display(shown: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame({
         "outcome": shown["outcome"], "method": shown["method"],
-        "first arm: n, risk": [f"{n}, {_percent_text(r)}" for n, r in zip(shown["index_n"], shown["index_risk_percent"])],
-        "second arm: n, risk": [f"{n}, {_percent_text(r)}" for n, r in zip(shown["comparator_n"],
+        "first arm: n, risk": [f"{n}, {percent_text(r)}" for n, r in zip(shown["index_n"], shown["index_risk_percent"])],
+        "second arm: n, risk": [f"{n}, {percent_text(r)}" for n, r in zip(shown["comparator_n"],
                                                                             shown["comparator_risk_percent"])],
         "risk difference, points (95% CI)": [signed_with_ci(r.risk_difference_percent, r.risk_difference_ci_low,
                                                             r.risk_difference_ci_high)
                                              for r in shown.itertuples(index=False)],
-        "risk ratio (95% CI)": [_with_ci(r.risk_ratio, r.risk_ratio_ci_low, r.risk_ratio_ci_high, 2,
+        "risk ratio (95% CI)": [with_ci(r.risk_ratio, r.risk_ratio_ci_low, r.risk_ratio_ci_high, 2,
                                          missing="not estimable") for r in shown.itertuples(index=False)]})
 
 
@@ -126,8 +115,8 @@ def forest_rows(shown: pd.DataFrame) -> pd.DataFrame:
         if isinstance(r.hr, str) or pd.isna(r.hr):
             continue
         rows.append({"label": f"{r.endpoint}: {r.method}", "hr": r.hr, "ci_low": r.hr_ci_low, "ci_high": r.hr_ci_high,
-                     "text": f"{_with_ci(r.hr, r.hr_ci_low, r.hr_ci_high, 2)}; naive "
-                             f"{_with_ci(r.naive_hr, r.naive_hr_ci_low, r.naive_hr_ci_high, 2, missing='NE')}"})
+                     "text": f"{with_ci(r.hr, r.hr_ci_low, r.hr_ci_high, 2)}; naive "
+                             f"{with_ci(r.naive_hr, r.naive_hr_ci_low, r.naive_hr_ci_high, 2, missing='NE')}"})
     return pd.DataFrame(rows, columns=["label", "hr", "ci_low", "ci_high", "text"])
 
 
@@ -135,8 +124,8 @@ def imbalance_words(analysis: ComparativeAnalysis, shown_balance: pd.DataFrame, 
     flagged = shown_balance[shown_balance["imbalanced"].astype(str) == "True"]
     names = list(dict.fromkeys(f"{r.characteristic} ({r.level})" for r in flagged.itertuples(index=False)))
     if not names:
-        return f"After weighting no covariate level has an absolute SMD above {_num(threshold, 2)}."
-    return (f"After weighting, {len(names)} covariate level(s) keep an absolute SMD above {_num(threshold, 2)}: "
+        return f"After weighting no covariate level has an absolute SMD above {number(threshold, 2)}."
+    return (f"After weighting, {len(names)} covariate level(s) keep an absolute SMD above {number(threshold, 2)}: "
             f"{'; '.join(names)}. Their imbalance is not removed by the weights: read the comparison with it in mind.")
 
 
@@ -148,8 +137,8 @@ def e_value_words(shown: pd.DataFrame, study: StudyConfig) -> str:
     if isinstance(row["e_value"], str) or pd.isna(row["e_value"]):
         return f"E-value of the primary hazard ratio ({row['endpoint']}): not shown."
     return (f"E-value of the primary hazard ratio ({ENDPOINT_NAMES.get(row['endpoint'], row['endpoint'])}, "
-            f"{_with_ci(row['hr'], row['hr_ci_low'], row['hr_ci_high'], 2)}): {_num(row['e_value'], 2)}, and "
-            f"{_num(row['e_value_ci'], 2)} for the limit of its CI nearer 1. An unmeasured confounder would need "
+            f"{with_ci(row['hr'], row['hr_ci_low'], row['hr_ci_high'], 2)}): {number(row['e_value'], 2)}, and "
+            f"{number(row['e_value_ci'], 2)} for the limit of its CI nearer 1. An unmeasured confounder would need "
             "an association of that risk ratio with both the treatment and the outcome, beyond the covariates, "
             "to explain the hazard ratio away (to move the CI to 1). The hazard ratio is taken as a risk ratio "
             "of a common outcome: RR = (1 − 0.5^√HR) / (1 − 0.5^√(1/HR)).")
@@ -174,36 +163,36 @@ def comparison_section(study: StudyConfig, analysis: ComparativeAnalysis, shown:
     min_cell = study.disclosure.min_cell
     blocks = [report.Block("p", design_words(study, analysis)),
               report.Block("h3", "Weights"),
-              _table(weights_display(shown["weights"], labels)),
-              _note("Effective sample size: Kish's (Σw)² / Σw² per arm; matched patients weigh 1. "
+              table_block(weights_display(shown["weights"], labels)),
+              note_block("Effective sample size: Kish's (Σw)² / Σw² per arm; matched patients weigh 1. "
                     + footnote(min_cell)),
               report.Block("h3", "Balance"),
               report.Block("p", imbalance_words(analysis, shown["balance"], config.balance_threshold)),
-              _table(balance_display(shown["balance"], analysis, labels)),
-              _note("Shares of each arm's patients (an age: its mean years), before and after the primary weights. "
+              table_block(balance_display(shown["balance"], analysis, labels)),
+              note_block("Shares of each arm's patients (an age: its mean years), before and after the primary weights. "
                     "SMD: the difference (first arm minus second) over the arms' pooled standard deviation before "
                     "weighting, the same denominator after weighting and matching. Withheld (*) where a count it "
                     "derives from is withheld. " + footnote(min_cell))]
     for key, caption in (("love", "Love plot: absolute SMDs before weighting, weighted and matched"),
                          ("overlap", "Overlap: the propensity score in each arm (first arm above, second below)")):
         if key in pngs:
-            blocks.append(_figure(pngs[key], caption))
-    blocks.append(_note(f"Bins of the score with fewer than {min_cell} patients of an arm are not drawn."))
+            blocks.append(figure_block(pngs[key], caption))
+    blocks.append(note_block(f"Bins of the score with fewer than {min_cell} patients of an arm are not drawn."))
     blocks += [report.Block("h3", "Efficacy compared"),
-               _table(efficacy_display(shown["efficacy"], config.rmst_months)),
-               _note("HR: the first arm against the second (below 1: a lower hazard with the first). RMST: "
+               table_block(efficacy_display(shown["efficacy"], config.rmst_months)),
+               note_block("HR: the first arm against the second (below 1: a lower hazard with the first). RMST: "
                      "restricted mean survival time, first arm minus second. " + footnote(min_cell))]
     if "forest" in pngs:
-        blocks.append(_figure(pngs["forest"], "Hazard ratios across endpoints and methods"))
+        blocks.append(figure_block(pngs["forest"], "Hazard ratios across endpoints and methods"))
     for key, png in pngs.items():
         if key.startswith("km_"):
             endpoint = key[3:]
-            blocks.append(_figure(png, f"{ENDPOINT_NAMES.get(endpoint, endpoint)} ({endpoint}) by arm, weighted "
+            blocks.append(figure_block(png, f"{ENDPOINT_NAMES.get(endpoint, endpoint)} ({endpoint}) by arm, weighted "
                                        "(primary weights), with the unweighted numbers at risk"))
     blocks.append(report.Block("p", e_value_words(shown["efficacy"], study)))
     blocks += [report.Block("h3", "Safety compared"),
-               _table(safety_display(shown["safety"])),
-               _note("Risk of a grade ≥ 3 event in the safety window (the index line to 30 days after its last "
+               table_block(safety_display(shown["safety"])),
+               note_block("Risk of a grade ≥ 3 event in the safety window (the index line to 30 days after its last "
                      "administration), weighted; a patient without a recorded event counts as without one. "
                      "Differences in percentage points, first arm minus second. " + footnote(min_cell)),
                report.Block("p", LIMITATIONS)]

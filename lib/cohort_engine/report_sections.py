@@ -16,50 +16,23 @@ from .pathways import DIED, NO_FURTHER_LINE, OTHER_PATHWAYS, OTHER_REGIMENS
 from .patterns import PATHWAY_SECTION, PATTERNS_BY_ARM_GATE, PATTERNS_GATE, REPORT_ROWS_PER_SECTION, report_rows
 from .publish import Gate
 from .publish import shown as gated
+from .report_text import (figure_block, note_block, number, p_value_text, percent_text, smd_text, table_block,
+                          with_ci)
 from .safety import SafetyResult
 from .sensitivity import SENSITIVITY_RATE_MONTHS
 from .study_config import StudyConfig
 from .subgroups import factor_labels
 
 
-def _num(value, digits: int = 1) -> str:
-    if isinstance(value, str):
-        return value
-    if value is None or pd.isna(value):
-        return ""
-    return f"{float(value):.{digits}f}"
-
-
-def _with_ci(value, low, high, digits: int = 1, scale: float = 1.0, missing: str = "not reached") -> str:
-    """"12.3 (9.8–15.1)"; a withheld value stays "*"; no estimate: `missing`; no limit: NE."""
-    if isinstance(value, str):
-        return value
-    if value is None or pd.isna(value):
-        return missing
-    limits = ["NE" if (v is None or isinstance(v, str) or pd.isna(v)) else f"{v * scale:.{digits}f}"
-              for v in (low, high)]
-    return f"{value * scale:.{digits}f} ({limits[0]}–{limits[1]})"
-
-
-def _p_value(p) -> str:
-    if isinstance(p, str) or p is None or pd.isna(p):
-        return "" if not isinstance(p, str) else p
-    return "<0.001" if p < 0.001 else f"{p:.3f}"
-
-
-def _percent_text(value, digits: int = 1) -> str:
-    return value if isinstance(value, str) else ("" if value is None or pd.isna(value) else f"{value:.{digits}f}%")
-
-
 def _km_display(shown: pd.DataFrame, keys: list[str], rate_months) -> pd.DataFrame:
     """The key columns, n, events, then the median in months and the rates in %, each with its 95% CI."""
     out = shown[[*keys, "n", "events"]].copy()
-    out["median, months (95% CI)"] = [_with_ci(r.median_months, r.median_ci_low, r.median_ci_high)
+    out["median, months (95% CI)"] = [with_ci(r.median_months, r.median_ci_low, r.median_ci_high)
                                       for r in shown.itertuples(index=False)]
     for m in rate_months:
         name = f"rate_{float(m):g}m"
         out[f"{m}-month rate, % (95% CI)"] = [
-            _with_ci(v, lo, hi, scale=100.0, missing="NE")
+            with_ci(v, lo, hi, scale=100.0, missing="NE")
             for v, lo, hi in zip(shown[name], shown[f"{name}_ci_low"], shown[f"{name}_ci_high"])]
     return out.reset_index(drop=True)
 
@@ -72,16 +45,16 @@ def subgroup_display(shown: pd.DataFrame, labels: dict[str, str]) -> pd.DataFram
     return pd.DataFrame({
         "factor": [labels.get(f, f) for f in shown["factor"]], "level": shown["level"].astype(str),
         "n": shown["n"], "events": shown["events"],
-        "median, months (95% CI)": [_with_ci(r.median_months, r.median_ci_low, r.median_ci_high)
+        "median, months (95% CI)": [with_ci(r.median_months, r.median_ci_low, r.median_ci_high)
                                     for r in shown.itertuples(index=False)],
         "HR (95% CI)": ["reference" if r.level == r.reference else "not compared" if not r.compared
-                        else _with_ci(r.hr, r.hr_ci_low, r.hr_ci_high, 2, missing="NE")
+                        else with_ci(r.hr, r.hr_ci_low, r.hr_ci_high, 2, missing="NE")
                         for r in shown.itertuples(index=False)],
         "multivariable HR (95% CI)": [
             "reference" if r.level == r.reference else "not compared" if not r.compared
-            else _with_ci(r.hr_multivariable, r.hr_multivariable_ci_low, r.hr_multivariable_ci_high, 2, missing="NE")
+            else with_ci(r.hr_multivariable, r.hr_multivariable_ci_low, r.hr_multivariable_ci_high, 2, missing="NE")
             for r in shown.itertuples(index=False)],
-        "log-rank p": [_p_value(p) for p in shown["logrank_p"]],
+        "log-rank p": [p_value_text(p) for p in shown["logrank_p"]],
     })
 
 
@@ -94,8 +67,8 @@ def _summary(row) -> str:
     if isinstance(row.median, str):
         return row.median
     if pd.notna(row.median):
-        return f"median {_num(row.median)} (IQR {_num(row.q1)}–{_num(row.q3)})"
-    return _percent_text(row.percent)
+        return f"median {number(row.median)} (IQR {number(row.q1)}–{number(row.q3)})"
+    return percent_text(row.percent)
 
 
 def table1_display(shown: pd.DataFrame) -> pd.DataFrame:
@@ -109,13 +82,6 @@ def _by_arm_cell(row) -> str:
     return _summary(row) if row.level == MEDIAN_IQR else f"{row.n} ({_summary(row)})"
 
 
-def _smd_text(value) -> str:
-    """Two decimals; a difference that rounds to zero reads 0.00, not -0.00; withheld stays "*"."""
-    if isinstance(value, str) or value is None or pd.isna(value):
-        return _num(value, 2)
-    return _num(value if abs(value) >= 0.005 else 0.0, 2)
-
-
 def table1_by_arm_display(shown: pd.DataFrame, arms) -> pd.DataFrame:
     """Table 1 by arm side by side, each arm under its name: "n (%)" or the median (IQR), then
     each later arm's SMD against the first (two decimals; empty where withheld or not computed)."""
@@ -126,7 +92,7 @@ def table1_by_arm_display(shown: pd.DataFrame, arms) -> pd.DataFrame:
         out["all patients" if arm == EVERYONE else arm] = [_by_arm_cell(r) for r in rows.itertuples(index=False)]
     for arm in arms[1:]:
         rows = shown[shown["arm"] == arm.name].reset_index(drop=True)
-        out[f"SMD, {arm.name} vs {arms[0].name}"] = [_smd_text(v) for v in rows["smd"]]
+        out[f"SMD, {arm.name} vs {arms[0].name}"] = [smd_text(v) for v in rows["smd"]]
     return out
 
 
@@ -169,16 +135,16 @@ def rows_left_out(left_out: dict[str, int], csv: str) -> str:
 def safety_display(shown: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame({"term": shown["term"], "source": shown["source"],
                          "any grade, n": shown["any_grade_n"],
-                         "any grade, %": [_percent_text(v) for v in shown["any_grade_percent"]],
+                         "any grade, %": [percent_text(v) for v in shown["any_grade_percent"]],
                          "grade ≥3, n": shown["grade3plus_n"],
-                         "grade ≥3, %": [_percent_text(v) for v in shown["grade3plus_percent"]],
+                         "grade ≥3, %": [percent_text(v) for v in shown["grade3plus_percent"]],
                          "patients tested, n": shown["tested_n"], "note": shown["note"].fillna("")})
 
 
 def _hr_text(hr, low, high) -> str:
     if pd.isna(hr):
         return "not estimable"
-    return f"HR {hr:.2f} ({_num(low, 2)}–{_num(high, 2)})"
+    return f"HR {hr:.2f} ({number(low, 2)}–{number(high, 2)})"
 
 
 def forest_rows(shown_subgroups: pd.DataFrame, exact: pd.DataFrame, labels: dict[str, str]) -> pd.DataFrame:
@@ -198,18 +164,6 @@ def forest_rows(shown_subgroups: pd.DataFrame, exact: pd.DataFrame, labels: dict
                      "hr": np.nan if reference else row.hr, "ci_low": row.hr_ci_low, "ci_high": row.hr_ci_high,
                      "text": text})
     return pd.DataFrame(rows, columns=["label", "hr", "ci_low", "ci_high", "text"])
-
-
-def _table(frame: pd.DataFrame, caption: str = "") -> report.Block:
-    return report.Block("table", frame, caption)
-
-
-def _note(text: str) -> report.Block:
-    return report.Block("note", text)
-
-
-def _figure(png: bytes, caption: str) -> report.Block:
-    return report.Block("figure", png, caption)
 
 
 def _safe_text(value) -> str | None:
@@ -244,7 +198,7 @@ def data_quality_section(data_quality: pd.DataFrame | None, study: StudyConfig,
     unmatched drug names; the data errors the cohort and endpoint stages found."""
     blocks = []
     if data_quality is None or data_quality.empty:
-        return report.Section("data-quality", "Data quality", [_note("Data-quality counts: not available.")])
+        return report.Section("data-quality", "Data quality", [note_block("Data-quality counts: not available.")])
     frame = with_count_sets(data_quality)
     frame["reason"] = frame["reason"].map(_safe_text)
     # Shown as tables/data_quality.csv shows it (`pipeline.write_data_quality` publishes that).
@@ -254,45 +208,45 @@ def data_quality_section(data_quality: pd.DataFrame | None, study: StudyConfig,
     if len(ingest):
         wide = ingest.pivot(index="table", columns="check", values="n")
         wide = wide.reindex(columns=[c for c in INGEST_CHECKS if c in wide.columns]).rename(columns=INGEST_CHECKS)
-        blocks.append(_table(wide.reset_index(), "Rows per source table"))
+        blocks.append(table_block(wide.reset_index(), "Rows per source table"))
     reasons = shown[(shown["stage"] == "ingest") & (shown["check"] == "quarantined")]
     if len(reasons):
-        blocks.append(_table(reasons[["table", "reason", "n"]].reset_index(drop=True), "Quarantine reasons"))
+        blocks.append(table_block(reasons[["table", "reason", "n"]].reset_index(drop=True), "Quarantine reasons"))
     matched = shown[(shown["stage"] == "lines") & shown["check"].isin(["rows_in", "rows_matched", "quarantined"])]
     if len(matched):
-        blocks.append(_table(matched[["table", "check", "n"]].reset_index(drop=True),
+        blocks.append(table_block(matched[["table", "check", "n"]].reset_index(drop=True),
                              "Prescriptions matched to the drug vocabulary"))
     names = shown[(shown["stage"] == "lines") & (shown["check"] == "unmatched_name")]
     if shown_unmatched is not None and len(shown_unmatched):
-        blocks.append(_table(shown_unmatched.head(10)[list(UNMATCHED_SHOWN)].rename(columns=UNMATCHED_SHOWN),
+        blocks.append(table_block(shown_unmatched.head(10)[list(UNMATCHED_SHOWN)].rename(columns=UNMATCHED_SHOWN),
                              "Most frequent unmatched drug names, with the vocabulary entries nearest to "
                              "each (tables/unmatched_drug_names.csv lists 50; add a name to a vocabulary "
                              "override file to map it)"))
     elif len(names):
         exact = frame.loc[names.index, "n"]
         top = names.loc[exact.sort_values(ascending=False, kind="stable").index[:10]]
-        blocks.append(_table(top[["reason", "n"]].rename(columns={"reason": "drug name (normalised)"})
+        blocks.append(table_block(top[["reason", "n"]].rename(columns={"reason": "drug name (normalised)"})
                              .reset_index(drop=True), "Most frequent unmatched drug names"))
     errors = shown[shown["stage"].isin(["cohort", "endpoints"])]
     if len(errors):
-        blocks.append(_table(errors[["stage", "table", "check", "reason", "n"]].reset_index(drop=True),
+        blocks.append(table_block(errors[["stage", "table", "check", "reason", "n"]].reset_index(drop=True),
                              "Data errors found"))
-    blocks.append(_note(footnote(study.disclosure.min_cell)))
+    blocks.append(note_block(footnote(study.disclosure.min_cell)))
     return report.Section("data-quality", "Data quality", blocks)
 
 
 def attrition_section(shown_attrition: pd.DataFrame, flow_png: bytes) -> report.Section:
     return report.Section("attrition", "Attrition", [
-        _figure(flow_png, "Attrition flow"),
-        _table(shown_attrition[["step", "criterion", "n_remaining", "n_excluded"]].reset_index(drop=True),
+        figure_block(flow_png, "Attrition flow"),
+        table_block(shown_attrition[["step", "criterion", "n_remaining", "n_excluded"]].reset_index(drop=True),
                "Attrition table"),
     ])
 
 
 def table1_section(shown_table1: pd.DataFrame, study: StudyConfig) -> report.Section:
     return report.Section("table1", "Table 1: characteristics at the index date", [
-        _table(table1_display(shown_table1)),
-        _note("Percentages of all cohort patients. " + footnote(study.disclosure.min_cell)),
+        table_block(table1_display(shown_table1)),
+        note_block("Percentages of all cohort patients. " + footnote(study.disclosure.min_cell)),
     ])
 
 
@@ -309,24 +263,24 @@ def arms_section(study: StudyConfig, shown_table1: pd.DataFrame, shown_km: pd.Da
                        "between the arms' outcomes can come from a difference in their patients (see the SMDs) as "
                        "much as from their treatment."),
         report.Block("h3", "Table 1 by arm"),
-        _table(table1_by_arm_display(shown_table1, arms)),
-        _note(f"SMD: standardised mean difference against {arms[0].name}, before any weighting: for a level, the "
+        table_block(table1_by_arm_display(shown_table1, arms)),
+        note_block(f"SMD: standardised mean difference against {arms[0].name}, before any weighting: for a level, the "
               "difference of its shares over their pooled standard deviation; for the age, the difference of the "
               "means over the pooled standard deviation. An absolute SMD above 0.1 is the usual sign of imbalance. "
               "Withheld (*) or left empty where a count it derives from is withheld or would be revealed. "
               "Percentages of each arm's patients. " + footnote(min_cell)),
         report.Block("h3", "Kaplan–Meier estimates by arm"),
-        _table(_km_display(shown_km, ["endpoint", "arm"], study.analysis.rate_months), "Medians and rates by arm"),
+        table_block(_km_display(shown_km, ["endpoint", "arm"], study.analysis.rate_months), "Medians and rates by arm"),
     ]
     for endpoint, png in km_pngs.items():
-        blocks.append(_figure(png, f"{ENDPOINT_NAMES.get(endpoint, endpoint)} ({endpoint}) by arm, with the numbers "
+        blocks.append(figure_block(png, f"{ENDPOINT_NAMES.get(endpoint, endpoint)} ({endpoint}) by arm, with the numbers "
                                    "at risk"))
-    blocks.append(_note(f"Unadjusted. Curves stop where fewer than {min_cell} patients of the arm remain at risk; "
+    blocks.append(note_block(f"Unadjusted. Curves stop where fewer than {min_cell} patients of the arm remain at risk; "
                         f"an arm with 1 to {min_cell - 1} events is not drawn."))
     rows, left_out = report_rows(shown_patterns)
     if len(rows):
-        blocks += [report.Block("h3", "Patterns of use by arm"), _table(patterns_by_arm_display(rows, arms))]
-    blocks.append(_note("n (%) of the arm's patients, or the n and median (IQR) of a distribution; empty: the arm "
+        blocks += [report.Block("h3", "Patterns of use by arm"), table_block(patterns_by_arm_display(rows, arms))]
+    blocks.append(note_block("n (%) of the arm's patients, or the n and median (IQR) of a distribution; empty: the arm "
                         "has no row of that item (no patient, or pooled into another row). Items by their best rank "
                         "in any arm. "
                         f"{rows_left_out(left_out, f'tables/{PATTERNS_BY_ARM_GATE.name}.csv')} {footnote(min_cell)}"))
@@ -337,9 +291,9 @@ def patterns_section(shown_patterns: pd.DataFrame, sunburst_png: bytes | None, s
                      pathways_svg: str | None = None) -> report.Section:
     """index_line: the index line in words (studies.index_line_words)."""
     rows, left_out = report_rows(shown_patterns)
-    blocks = [_table(patterns_display(rows), "Index regimens, dose, schedule, later lines and trends")]
+    blocks = [table_block(patterns_display(rows), "Index regimens, dose, schedule, later lines and trends")]
     if left_out:
-        blocks.append(_note(rows_left_out(left_out, f"tables/{PATTERNS_GATE.name}.csv")))
+        blocks.append(note_block(rows_left_out(left_out, f"tables/{PATTERNS_GATE.name}.csv")))
     pooled = shown_patterns.loc[(shown_patterns["section"] == PATHWAY_SECTION)
                                 & (shown_patterns["item"] == OTHER_PATHWAYS), "n"]
     pooled_words = (f"The pathways of {pooled.iloc[0]} patients are pooled as '{OTHER_PATHWAYS}' and not drawn: "
@@ -349,31 +303,31 @@ def patterns_section(shown_patterns: pd.DataFrame, sunburst_png: bytes | None, s
     if pathways_svg is not None:
         blocks.append(report.Block("svg", pathways_svg, "Treatment pathways from the index line "
                                    f"({index_line})"))
-        blocks.append(_note(f"Each line node is labelled with its line number in its setting. A pathway ends at "
+        blocks.append(note_block(f"Each line node is labelled with its line number in its setting. A pathway ends at "
                             f"'{DIED}' (an OS event with no further line) or '{NO_FURTHER_LINE}' (censored for OS, "
                             "no further line), or goes on beyond the second line after the index line. Regimens of "
                             f"flows of fewer than {study.disclosure.min_cell} patients after the index line are "
                             f"pooled as '{OTHER_REGIMENS}'. {pooled_words}In a browser, pointing at a band or a "
                             "node shows its count."))
     if sunburst_png is not None:
-        blocks.append(_figure(sunburst_png, "The same pathways as rings, the index line innermost"))
-        blocks.append(_note(f"Drawn from the pathways of the table above ('{PATHWAY_SECTION}'), "
+        blocks.append(figure_block(sunburst_png, "The same pathways as rings, the index line innermost"))
+        blocks.append(note_block(f"Drawn from the pathways of the table above ('{PATHWAY_SECTION}'), "
                             f"'{OTHER_PATHWAYS}' included as one grey segment."))
     return report.Section("patterns", "Patterns of use", blocks)
 
 
 def efficacy_section(shown_km: pd.DataFrame, km_pngs: dict[str, bytes], study: StudyConfig) -> report.Section:
     blocks = [
-        _table(efficacy_display(shown_km, study.analysis.rate_months), "Medians and rates"),
-        _note(f"Kaplan–Meier estimates. 95% confidence intervals by the {study.analysis.ci_method} transform "
+        table_block(efficacy_display(shown_km, study.analysis.rate_months), "Medians and rates"),
+        note_block(f"Kaplan–Meier estimates. 95% confidence intervals by the {study.analysis.ci_method} transform "
               f"(ci_method = {study.analysis.ci_method}); median CI as in R's survfit. 'not reached': the curve "
               "does not fall below 50%; NE: not estimable (no follow-up that long, or the limit not reached) or "
               f"withheld (fewer than {study.disclosure.min_cell} patients still at risk at that time)."),
     ]
     for endpoint, png in km_pngs.items():
         blocks.append(report.Block("h3", f"{ENDPOINT_NAMES.get(endpoint, endpoint)} ({endpoint})"))
-        blocks.append(_figure(png, f"Kaplan–Meier curve of {endpoint} with the numbers at risk"))
-    blocks.append(_note(f"Curves stop where fewer than {study.disclosure.min_cell} patients remain at risk. "
+        blocks.append(figure_block(png, f"Kaplan–Meier curve of {endpoint} with the numbers at risk"))
+    blocks.append(note_block(f"Curves stop where fewer than {study.disclosure.min_cell} patients remain at risk. "
                         + footnote(study.disclosure.min_cell)))
     return report.Section("efficacy", "Efficacy", blocks)
 
@@ -382,20 +336,20 @@ def subgroups_section(shown: pd.DataFrame, forest_pngs: dict[str, bytes], study:
     refs = shown.drop_duplicates("factor")[["factor", "reference"]]
     labels = factor_labels(study)
     ref_text = "; ".join(f"{labels.get(f, f)}: {r}" for f, r in zip(refs["factor"], refs["reference"]))
-    blocks = [_note("Hazard ratios from Cox models (Efron ties) of each level against the reference level: "
+    blocks = [note_block("Hazard ratios from Cox models (Efron ties) of each level against the reference level: "
                     "univariable, and multivariable with all the factors together (complete cases). Log-rank "
                     f"test across the levels of each factor. Reference levels: {ref_text}.")]
     for endpoint, png in forest_pngs.items():
         blocks.append(report.Block("h3", f"{ENDPOINT_NAMES.get(endpoint, endpoint)} ({endpoint})"))
-        blocks.append(_figure(png, f"Forest plot of {endpoint}"))
-        blocks.append(_table(subgroup_display(shown[shown["endpoint"] == endpoint], labels)))
-    blocks.append(_note(footnote(study.disclosure.min_cell)))
+        blocks.append(figure_block(png, f"Forest plot of {endpoint}"))
+        blocks.append(table_block(subgroup_display(shown[shown["endpoint"] == endpoint], labels)))
+    blocks.append(note_block(footnote(study.disclosure.min_cell)))
     return report.Section("subgroups", "Subgroups", blocks)
 
 
 def sensitivity_section(shown: pd.DataFrame, pngs: dict[str, bytes], study: StudyConfig) -> report.Section:
-    blocks = [_table(sensitivity_display(shown), "Main and sensitivity analyses"),
-              _note("rwPFS from assessments only: the patients whose rwPFS comes from tumor assessments (no TTNT "
+    blocks = [table_block(sensitivity_display(shown), "Main and sensitivity analyses"),
+              note_block("rwPFS from assessments only: the patients whose rwPFS comes from tumor assessments (no TTNT "
                     "proxy). OS censored at last contact instead of the data cut-off. Lines rebuilt with another "
                     "maximum gap: the whole cohort and its endpoints built again, so its patients can differ "
                     "slightly. A sensitivity n that differs from the main n by 1 to "
@@ -403,21 +357,21 @@ def sensitivity_section(shown: pd.DataFrame, pngs: dict[str, bytes], study: Stud
                     "figures: main analysis. " + footnote(study.disclosure.min_cell))]
     for endpoint, png in pngs.items():
         blocks.append(report.Block("h3", f"{ENDPOINT_NAMES.get(endpoint, endpoint)} ({endpoint})"))
-        blocks.append(_figure(png, f"{endpoint}: main and sensitivity analyses"))
+        blocks.append(figure_block(png, f"{endpoint}: main and sensitivity analyses"))
     return report.Section("sensitivity", "Sensitivity analyses", blocks)
 
 
 def safety_section(result: SafetyResult, shown: pd.DataFrame, study: StudyConfig) -> report.Section:
     blocks = []
     if not result.labs_available:
-        blocks.append(_note("Laboratory toxicities: not available (the extract has no labs table)."))
+        blocks.append(note_block("Laboratory toxicities: not available (the extract has no labs table)."))
     if not result.adverse_events_available:
-        blocks.append(_note("Recorded adverse events: not available (the extract has no adverse_events table)."))
+        blocks.append(note_block("Recorded adverse events: not available (the extract has no adverse_events table)."))
     available = shown[~shown["note"].fillna("").str.startswith("not available")]
     if len(available):
         patients = gated(pd.DataFrame({"patients": [result.denominator]}), COHORT_SIZE_GATE, study)["patients"].iloc[0]
-        blocks.append(_table(safety_display(available), "Incidence by term: patients with the term"))
-        blocks.append(_note(
+        blocks.append(table_block(safety_display(available), "Incidence by term: patients with the term"))
+        blocks.append(note_block(
             f"Percentages of all {patients} cohort patients. Window: index date to the index line's last "
             f"administration + {study.safety.window_after_last_admin_days} days. Labs graded with CTCAE "
             f"v{study.safety.ctcae_version} against the baseline (latest value in the {study.safety.baseline_days} "
@@ -479,14 +433,14 @@ def methods_section(study: StudyConfig, index_line: str, endpoints: pd.DataFrame
     """index_line: the index line in words (studies.index_line_words)."""
     e = study.endpoints
     share = gated(proxy_share(endpoints), PROXY_SHARE_GATE, study)
-    share["percent"] = [_percent_text(v) for v in share["percent"]]
+    share["percent"] = [percent_text(v) for v in share["percent"]]
     blocks = [
         report.Block("h3", "Endpoints"),
         report.Block("p", f"Time zero is the index date (the start of the index line: {index_line}). "
                           f"Horizon {e.horizon_days} days ({e.horizon_days / 365.25:.1f} years): longer times are "
                           "censored there. Months = days / 30.4375."),
         *[report.Block("p", text) for name, text in endpoint_definitions(e).items() if name in e.include],
-        *([_table(share, "rwPFS by source: tumor assessments or the TTNT proxy")] if "rwPFS" in e.include else []),
+        *([table_block(share, "rwPFS by source: tumor assessments or the TTNT proxy")] if "rwPFS" in e.include else []),
         report.Block("h3", "Statistics"),
         report.Block("p", f"Kaplan–Meier with Greenwood variance; 95% CIs by the {study.analysis.ci_method} "
                           "transform; medians and their CIs by R's rule. Cox proportional hazards with Efron ties. "
@@ -505,5 +459,5 @@ def methods_section(study: StudyConfig, index_line: str, endpoints: pd.DataFrame
                           "of several studies are released after a check of them together."),
     ]
     if safety.counts.get("patients_without_window"):
-        blocks.append(_note("Some cohort patients have no index line in therapy_lines and so no safety window."))
+        blocks.append(note_block("Some cohort patients have no index line in therapy_lines and so no safety window."))
     return report.Section("methods", "Methods notes", blocks)
