@@ -13,6 +13,7 @@ import datetime as dt
 import numpy as np
 
 from .drugs import CODE, FIXED_DOSE_HP, FIXED_DOSE_HP_INGREDIENTS, INGREDIENTS, PRODUCTS
+from .draws import age_years
 from .plan import NONE_DAY, day
 from .schedules import COUNTS
 from .sim import Sim
@@ -84,21 +85,6 @@ def anti_her2_label(regimen: str) -> str:
     if parts & set(TKI):
         label += "+TKI"
     return label
-
-
-def age_years(birth: np.ndarray, on: np.ndarray) -> np.ndarray:
-    """Completed years of age on a day (birthday reached or not)."""
-    b = birth.astype("datetime64[D]")
-    o = on.astype("datetime64[D]")
-    by, oy = b.astype("datetime64[Y]"), o.astype("datetime64[Y]")
-    years = (oy - by).astype(int)
-    # compare (month, day): day-of-year shifts in leap years
-    bm = (b.astype("datetime64[M]") - by).astype(int)
-    om = (o.astype("datetime64[M]") - oy).astype(int)
-    bd = (b - b.astype("datetime64[M]")).astype(int)
-    od = (o - o.astype("datetime64[M]")).astype(int)
-    not_yet = (om < bm) | ((om == bm) & (od < bd))
-    return years - not_yet.astype(int)
 
 
 def patients(sim: Sim, tl: dict | None = None) -> dict:
