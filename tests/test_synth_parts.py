@@ -11,7 +11,8 @@ from cohort_engine.synth import drugs, regimens
 from cohort_engine.synth.columns import hex_hash, patient_ids
 from cohort_engine.synth.plan import Plan, chunk_size_for, day
 from cohort_engine.synth.prescription_tables import _decorations, _fullwidth
-from cohort_engine.synth.truth import age_years, anti_her2_label
+from cohort_engine.synth.draws import age_years
+from cohort_engine.synth.truth import anti_her2_label
 
 # Ingredients named by notes/internal-interfaces.md (tucatinib, ribociclib are not used by the generator).
 SHARED_INGREDIENTS = (

@@ -99,6 +99,9 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--hospital-forms", action="store_true",
                      help="with --clean: still print drug names and write dates as hospital systems do "
                           "(noisy extracts always do)")
+    gen.add_argument("--confounded-taxane", action="store_true",
+                     help="HER2+ antibody + taxane first lines: the taxane depends on covariates, with planted "
+                          "effects and their truth in truth/potential_outcomes and truth/effects")
     gen.add_argument("--cutoff", type=_date, default=None, help="data cut-off of the extract")
 
     run = sub.add_parser("run", parents=[spark_opts], help="run pipeline stages on an extract")
@@ -178,7 +181,8 @@ def cmd_generate(args, environ, progress) -> int:
     cutoff = args.cutoff or load_study(default_study_path(environ)).data_cutoff
     counts = generate_extract(spark, args.out, patients=args.patients, seed=args.seed, fmt=args.format,
                               clean=args.clean, cutoff=cutoff, encoding=encoding, parquet_writer=writer,
-                              hospital_forms=True if args.hospital_forms else None)
+                              hospital_forms=True if args.hospital_forms else None,
+                              confounded_taxane=getattr(args, "confounded_taxane", False))
     for table, n in counts.items():
         progress(f"generate {table}: {n} rows")
     return 0

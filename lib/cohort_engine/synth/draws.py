@@ -24,6 +24,21 @@ def calendar_year(days):
             + 1970)
 
 
+def age_years(birth: np.ndarray, on: np.ndarray) -> np.ndarray:
+    """Completed years of age on a day (birthday reached or not)."""
+    b = birth.astype("datetime64[D]")
+    o = on.astype("datetime64[D]")
+    by, oy = b.astype("datetime64[Y]"), o.astype("datetime64[Y]")
+    years = (oy - by).astype(int)
+    # compare (month, day): day-of-year shifts in leap years
+    bm = (b.astype("datetime64[M]") - by).astype(int)
+    om = (o.astype("datetime64[M]") - oy).astype(int)
+    bd = (b - b.astype("datetime64[M]")).astype(int)
+    od = (o - o.astype("datetime64[M]")).astype(int)
+    not_yet = (om < bm) | ((om == bm) & (od < bd))
+    return years - not_yet.astype(int)
+
+
 def sample_rows(rng, weights):
     """One category per row of a (n, k) weight matrix; -1 where a row is all zero."""
     total = weights.sum(axis=1)

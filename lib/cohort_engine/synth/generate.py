@@ -27,8 +27,10 @@ import pyarrow.compute as pc
 from . import dates as DT
 from . import params as PR
 from . import truth as TR
+from .confounding import CONVENTIONAL_ARM, LIPOSOME_ARM
 from .columns import DATE_COLUMN, SCHEMAS, STR, chunk_patient_ids, hospital_ids, pick
 from .hospitals import hospitals
+from .marginal_effects import marginal_effects
 from .noise import add_noise, unlinkable_mask
 from .patient_tables import build_hospitals
 from .plan import NONE_DAY, Plan
@@ -55,7 +57,18 @@ TRUTH_SCHEMAS = {
     "lines": pa.schema([
         ("patient_id", STR), ("setting", STR), ("line_number", pa.int32()), ("start_date", D32),
         ("last_admin_date", D32), ("regimen", STR), ("n_admin_days", pa.int32())]),
+    # only with the confounded taxane choice (docs/generator.md)
+    "potential_outcomes": pa.schema(
+        [("patient_id", STR), ("index_date", D32), ("arm", STR), ("p_liposome", pa.float64()),
+         ("age_at_index", pa.int32()), ("visceral", pa.bool_()), ("brain_mets", pa.bool_()), ("de_novo", pa.bool_()),
+         ("index_year", pa.int32()),
+         ("death_date", D32), ("os_days", pa.int32()), ("os_event", pa.bool_())]
+        + [(f"{column}_{arm}", kind) for arm in ("liposome", "conventional")
+           for column, kind in (("progression", D32), ("pd_documented", D32), ("ttp_days", pa.int32()),
+                                ("ttp_event", pa.bool_()), ("pfs_days", pa.int32()), ("pfs_event", pa.bool_()),
+                                ("hypersensitivity_g3", pa.bool_()))]),
 }
+CONFOUNDED_TRUTH = ("truth/potential_outcomes",)
 
 
 def _spark_type(t: pa.DataType) -> str:
@@ -136,6 +149,27 @@ def truth_patients_table(sim) -> pa.Table:
                                 schema=TRUTH_SCHEMAS["patients"])
 
 
+def truth_potential_outcomes_table(sim) -> pa.Table:
+    po = TR.potential_outcomes(sim, TR.patients(sim))
+    schema = TRUTH_SCHEMAS["potential_outcomes"]
+    choice = sim.taxane_choice
+    pat = po["pat"]
+    cols = {"patient_id": chunk_patient_ids(sim).take(pa.array(pat)),
+            "arm": pa.array(np.where(choice.liposome[pat], LIPOSOME_ARM, CONVENTIONAL_ARM).tolist(), type=STR),
+            "p_liposome": pa.array(choice.p_liposome[pat]),
+            "visceral": pa.array(choice.visceral[pat]), "brain_mets": pa.array(choice.brain[pat]),
+            "de_novo": pa.array(choice.de_novo[pat]),
+            "index_year": pa.array(choice.index_year[pat], type=pa.int32()),
+            "age_at_index": pa.array(choice.age_at_index[pat], type=pa.int32()),
+            "death_date": _days(po["death"])}
+    for field in schema:
+        if field.name in cols:
+            continue
+        values = po[field.name]
+        cols[field.name] = _days(values) if field.type == D32 else pa.array(values, type=field.type)
+    return pa.Table.from_arrays([cols[f.name] for f in schema], schema=schema)
+
+
 def chunk_table(plan: Plan, name: str, chunk: int) -> pa.Table:
     """One table's rows for one chunk (source tables with noise unless plan.clean; truth tables)."""
     if name == "hospitals":
@@ -145,6 +179,8 @@ def chunk_table(plan: Plan, name: str, chunk: int) -> pa.Table:
         return truth_patients_table(sim)
     if name == "truth/lines":
         return truth_lines_table(sim)
+    if name == "truth/potential_outcomes":
+        return truth_potential_outcomes_table(sim)
     table = build_prescriptions(sim, plan.clean) if name == "prescriptions" else BUILDERS[name](sim)
     return add_noise(name, table, sim)
 
@@ -369,15 +405,41 @@ def _date_columns(fmt: str, parquet_writer: str) -> str:
     return "text: YYYY-MM-DD, or in a noisy extract the other forms of docs/generator.md"
 
 
+def write_effects(truth_dir: Path) -> int:
+    """truth/effects from truth/potential_outcomes: the marginal effects need every chunk's patients
+    at once (a Cox fit), and the two-arm cohort is a small share of the patients, so it is read on
+    the driver."""
+    import pandas as pd
+    import pyarrow.parquet as pq
+    effects = marginal_effects(pd.read_parquet(truth_dir / "potential_outcomes"))
+    folder = truth_dir / "effects"
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    pq.write_table(pa.Table.from_pandas(effects, preserve_index=False), folder / "part-00000.parquet")
+    return len(effects)
+
+
+def confounding_parameters() -> dict:
+    """The switch's parameters as the manifest records them."""
+    return {"logit": dict(PR.CONFOUNDED_TAXANE_LOGIT), "age_centre": PR.CONFOUNDED_AGE_CENTRE,
+            "year_centre": PR.CONFOUNDED_YEAR_CENTRE, "progression_hr": PR.CONFOUNDED_PROGRESSION_HR,
+            "hypersensitivity_risk": PR.CONFOUNDED_HYPERSENSITIVITY_RISK,
+            "hypersensitivity_or_per_10_years": PR.CONFOUNDED_HYPERSENSITIVITY_OR_PER_10_YEARS,
+            "hypersensitivity_or_liposome": PR.CONFOUNDED_HYPERSENSITIVITY_OR_LIPOSOME}
+
+
 def generate_extract(spark, out_dir, patients: int, seed: int, fmt: str = "parquet", clean: bool = False,
                      cutoff: dt.date = PR.DEFAULT_CUTOFF, progress=log.info, *, encoding: str = "utf-8",
-                     parquet_writer: str = "spark", hospital_forms: bool | None = None) -> dict:
+                     parquet_writer: str = "spark", hospital_forms: bool | None = None,
+                     confounded_taxane: bool = False) -> dict:
     """Write every source table of source-tables.md and the truth to `out_dir`.
 
     `encoding` (CSV only): `utf-8` (default) or `gb18030`. `parquet_writer` (Parquet only): `spark`
     (default: date columns as text) or `pandas` (pandas `to_parquet`, dates as datetime64[ns]).
     `hospital_forms`: printed drug names and the other date forms (docs/generator.md); default:
     in noisy extracts only. True writes a clean extract as hospitals export it.
+    `confounded_taxane`: the taxane of HER2+ antibody + taxane first lines depends on covariates,
+    with planted effects, and `truth/potential_outcomes` and `truth/effects` are written too.
     The truth is always Parquet written by Spark, and the same for every option.
     Returns rows written per table (source tables by name, truth tables as
     'truth/patients' and 'truth/lines'), counted from the written files.
@@ -394,12 +456,15 @@ def generate_extract(spark, out_dir, patients: int, seed: int, fmt: str = "parqu
     if parquet_writer != "spark" and fmt != "parquet":
         raise ValueError(f"parquet_writer {parquet_writer} applies to Parquet only (format is {fmt})")
     plan = Plan(patients=int(patients), seed=int(seed), cutoff=cutoff, clean=bool(clean),
-                hospital_forms=hospital_forms)
+                hospital_forms=hospital_forms, confounded_taxane=bool(confounded_taxane))
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     (out / "truth").mkdir(exist_ok=True)
     counts, injected = {}, {}
-    for name in SOURCE_ORDER + ("truth/patients", "truth/lines"):
+    if not plan.confounded_taxane:   # no truth of an earlier confounded run beside this one's
+        for stale in ("potential_outcomes", "effects"):
+            shutil.rmtree(out / "truth" / stale, ignore_errors=True)
+    for name in SOURCE_ORDER + ("truth/patients", "truth/lines") + (CONFOUNDED_TRUTH if plan.confounded_taxane else ()):
         truth = name.startswith("truth/")
         table_fmt = "parquet" if truth else fmt
         path = out / (name if truth or fmt == "parquet" else f"{name}.csv")
@@ -434,6 +499,10 @@ def generate_extract(spark, out_dir, patients: int, seed: int, fmt: str = "parqu
                     "ambiguous_date": 0.0 if plan.clean else PR.NOISE["ambiguous_date"]},
                 # injected rows as the written date columns show them, per table (docs/generator.md)
                 "injected": {k: v for k, v in injected.items() if v}}
+    if plan.confounded_taxane:
+        counts["truth/effects"] = write_effects(out / "truth")
+        progress(f"generate truth/effects: {counts['truth/effects']} rows")
+        manifest["confounded_taxane"] = confounding_parameters()
     (out / "truth" / "manifest.json").write_text(json.dumps(manifest, indent=2, ensure_ascii=False),
                                                  encoding="utf-8")
     return counts

@@ -104,11 +104,17 @@ def adverse_event_rows(sim: Sim):
     fr = counting[order][first]
     fprod, fpat, fday = sim.ad_prod[fr], sim.ad_pat[fr], sim.ad_date[fr]
 
+    choice = sim.taxane_choice
+    # under the confounded taxane choice its population's hypersensitivity is the planted one only
+    planted = np.zeros(sim.n, dtype=bool) if choice is None else choice.population
+
     def per_drug(probs, key, offset_lo, offset_hi, grade_p):
         p = np.zeros(len(PRODUCTS))
         for name, v in probs.items():
             p[CODE[name]] = v
         hit = rng.random(len(fr)) < p[fprod]
+        if key == "hypersensitivity":
+            hit &= ~planted[fpat]
         g = 1 + categories(rng, hit.sum(), grade_p)
         add(fpat[hit], fday[hit] + rng.integers(offset_lo, offset_hi + 1, hit.sum()), key, g)
     per_drug({"paclitaxel liposome": 0.20, "paclitaxel": 0.30, "nab-paclitaxel": 0.40, "docetaxel": 0.20},
@@ -126,6 +132,13 @@ def adverse_event_rows(sim: Sim):
              (0.7, 0.25, 0.05))
     dec = np.flatnonzero((sim.lvef_decline > 0) & (rng.random(sim.n) < 0.6))
     add(dec, sim.lvef_day[dec], "lvef", sim.lvef_decline[dec])
+    if choice is not None:
+        # at the first taxane dose, the first line's start (every regimen of the choice opens with it)
+        first_line = (sim.ln_setting == 1) & (sim.ln_order == 1)
+        start = np.full(sim.n, NONE_DAY, dtype=np.int64)
+        start[sim.ln_pat[first_line]] = sim.ln_start[first_line]
+        hs = np.flatnonzero(choice.hypersensitivity() & (start < NONE_DAY))
+        add(hs, start[hs], "hypersensitivity", np.full(len(hs), 3))
     Pa, Da, Ka, Ga = (np.concatenate(x) for x in (P, D, K, G))
     ok = (Da <= sim.record_end[Pa]) & (Da <= sim.plan.cutoff_day)
     return Pa[ok], Da[ok], Ka[ok], Ga[ok]
@@ -139,6 +152,10 @@ def build_adverse_events(sim: Sim) -> pa.Table:
     terms = np.array([AE_TERMS[k][0] for k in AE_KEYS] + [AE_TERMS[k][1] for k in AE_KEYS], dtype=object)
     term = terms[K + np.where(zh, len(AE_KEYS), 0)]
     grade = np.where(rng.random(m) < 0.25, np.nan, G.astype(float))
+    if sim.taxane_choice is not None:
+        # the planted events keep their grade, so that the recorded grade ≥ 3 risk is the planted one
+        planted = (K == AE_KEYS.index("hypersensitivity")) & sim.taxane_choice.population[P]
+        grade = np.where(planted, G.astype(float), grade)
     serious = np.where(G >= 3, np.where(rng.random(m) < 0.8, 1.0, np.nan), 0.0)
     order = np.lexsort((D, P))
     return arrow_table("adverse_events", {

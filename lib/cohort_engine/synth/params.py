@@ -184,6 +184,26 @@ P_UMOL_MG_DL = 0.05                # bilirubin/creatinine in mg/dL
 P_NO_VITALS = 0.10
 P_VITALS_PER_CYCLE = 0.60
 
+# -- confounded taxane choice (generate --confounded-taxane; off by default) ---------------------
+# HER2+ patients whose first advanced line is an anti-HER2 antibody + a taxane: the taxane is paclitaxel
+# liposome with probability logistic(intercept + Σ coefficient × covariate), covariates the engine's
+# study variables read (age and year centred, age per 10 years); the backbone (H, HP, H + pyrotinib)
+# is drawn as without the switch. The liposome goes to the frailer patients (better tolerated, no
+# steroid-heavy premedication): older ones, those with visceral or brain metastases, and more often
+# after a recurrence than de novo, and less often in later years as nab-paclitaxel spreads; all of
+# these have a worse prognosis, so a naive comparison makes the liposome look worse than it is.
+CONFOUNDED_TAXANE_LOGIT = {"intercept": 0.3, "age_per_10_years": 0.6, "visceral": 1.2, "brain": 1.0,
+                           "de_novo": -1.0, "index_year": -0.15}
+CONFOUNDED_AGE_CENTRE = 55.0
+CONFOUNDED_YEAR_CENTRE = 2019
+# Planted effects of paclitaxel liposome against a conventional taxane (the same backbone):
+CONFOUNDED_PROGRESSION_HR = 0.80     # conditional hazard ratio of the first-line progression time
+# Grade >= 3 hypersensitivity at the first taxane dose of the first line: risk with a conventional
+# taxane at the centre age, odds ratio per 10 years of age, conditional odds ratio of the liposome.
+CONFOUNDED_HYPERSENSITIVITY_RISK = 0.06
+CONFOUNDED_HYPERSENSITIVITY_OR_PER_10_YEARS = 2.0
+CONFOUNDED_HYPERSENSITIVITY_OR_LIPOSOME = 0.35
+
 # -- noise (unless --clean): share of each table's clean rows added as bad rows -------------
 NOISE = {
     "unparseable_date": 0.002,

@@ -17,6 +17,7 @@ NONE_DAY = np.iinfo(np.int32).max // 2   # "no such date" (compares after every 
 
 # RNG streams of a chunk (stable numbers: changing one changes that part of the output only).
 STREAM_CORE = 1
+STREAM_CONFOUNDING = 3  # the confounded taxane choice (only drawn under its switch)
 STREAM_TABLE = 1000    # + 10 × table number + sub-stream: table-specific draws of clean rows
 STREAM_NOISE = 2000    # + 10 × table number: injected bad rows
 # Sub-streams added for the written forms of a noisy extract (new streams, so every earlier draw,
@@ -48,6 +49,9 @@ class Plan:
     # None = with the noise (noisy extracts have them, clean ones not); True/False forces it,
     # so a clean extract can be written as hospitals export it and compared with the plain one.
     hospital_forms: bool | None = None
+    # The taxane of HER2+ antibody + taxane first lines depends on covariates, with planted effects
+    # and their potential outcomes (confounding.py); off, nothing of it is drawn.
+    confounded_taxane: bool = False
 
     @property
     def forms(self) -> bool:

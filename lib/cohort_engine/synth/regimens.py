@@ -105,6 +105,15 @@ HER2_FIRST = {
     "D": {"PL+HP": 25, "PL+H": 9, "PL+I": 6, "DOC+HP": 17, "NAB+HP": 8, "PYRO+CAP": 7, "DOC+H+PYRO": 7,
           "TDM1": 3, "TDXD": 6, "PL+H+PYRO": 4, "PL+CB+H": 2, "NAB+H": 2},
 }
+# The confounded taxane choice (params.CONFOUNDED_TAXANE_LOGIT): each paclitaxel liposome first line
+# and the conventional-taxane lines with the same backbone and survival family. First lines with no
+# conventional counterpart are not drawn under the switch, so every patient has a regimen in both arms.
+TAXANE_COUNTERPARTS = {
+    "PL+H": ("DOC+H", "PAC+H", "NAB+H"),
+    "PL+HP": ("DOC+HP", "NAB+HP"),
+    "PL+H+PYRO": ("DOC+H+PYRO",),
+}
+WITHOUT_COUNTERPART = ("PL+I", "PL+CB+H")
 # First advanced line without anti-HER2 drugs (HER2+ without access, or HER2-), HR+ / HR-.
 NO_HER2_FIRST_HR_POS = {
     "A": {"LET": 20, "FUL": 8, "PL": 22, "DOC": 15, "NAB": 5, "DOC+CAP": 12, "CAP": 10, "VIN+CAP": 8},

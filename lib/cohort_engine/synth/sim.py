@@ -28,12 +28,13 @@ from scipy import stats
 from . import params as PR
 from . import regimens as RG
 from .advanced_lines import first_assessment_on_or_after, regimen_streams
+from .confounding import TaxaneChoice, choose_taxane, first_line_weights, with_progression
 from .draws import YEAR, calendar_year, categories, sample_rows, uniform_int, weibull_days
 from .early_lines import early_breast_lines, early_other_lines
 from .hospitals import hospitals, line_hospital, pick_hospital
 from .journeys import Journeys
-from .plan import NONE_DAY, STREAM_CORE, Plan, day
-from .schedules import (FAMILIES, FIRST_W, G_HER2, G_NOHER2_NEG, G_NOHER2_POS, IS_ANTI_HER2, LATER_W, NEW_DRUG,
+from .plan import NONE_DAY, STREAM_CONFOUNDING, STREAM_CORE, Plan, day
+from .schedules import (FAMILIES, G_HER2, G_NOHER2_NEG, G_NOHER2_POS, IS_ANTI_HER2, LATER_W, NEW_DRUG,
                         REG_FAM, VALID_NEXT)
 from .supportive import supportive_care
 from .toxicity import toxicity_plans
@@ -105,6 +106,8 @@ class Sim:
     lvef_day: np.ndarray
     plt_g3: np.ndarray
     alt_rise: np.ndarray     # 0 none, 1 grade 1-2, 3 grade 3
+    # the confounded taxane choice and its potential outcomes (None without the switch)
+    taxane_choice: TaxaneChoice | None = None
 
 
 def simulate(plan: Plan, chunk: int) -> Sim:
@@ -215,7 +218,12 @@ def simulate(plan: Plan, chunk: int) -> Sim:
     group = np.where(breast, np.where(access, G_HER2, np.where(hr, G_NOHER2_POS, G_NOHER2_NEG)),
                      2 + cancer)
     era = RG.era_of_year(year1)
-    reg1 = sample_rows(rng, FIRST_W[group, era])
+    reg1 = sample_rows(rng, first_line_weights(group, era, plan.confounded_taxane))
+    choice = None
+    if plan.confounded_taxane:
+        choice = choose_taxane(plan.rng(chunk, STREAM_CONFOUNDING), breast & has_adv & (group == G_HER2), reg1,
+                               birth, s1, sites["lung"] | sites["liver"], sites["brain"], de_novo, year1, era)
+        reg1 = choice.regimen
 
     # survival: copula between first-line PFS and OS, AFT covariate multipliers
     fam = REG_FAM[reg1]
@@ -237,6 +245,8 @@ def simulate(plan: Plan, chunk: int) -> Sim:
     os_med = np.where(breast, os_med, os_med_other)
     os_k = np.where(breast, os_k, 1.2)
     pfs1 = weibull_days(u_pfs, pfs_med * aft, pfs_k)
+    if choice is not None:
+        pfs1 = with_progression(choice, u_pfs, pfs_med * aft, pfs_k, pfs1)
     os1 = weibull_days(u_os, os_med * aft, os_k)
     treated1 = has_adv & ~untreated & (reg1 >= 0) & (s1 <= cutoff)
     os_untreated = weibull_days(rng.random(n), np.full(n, PR.UNTREATED_ADVANCED_OS[0]) * aft,
@@ -347,7 +357,8 @@ def simulate(plan: Plan, chunk: int) -> Sim:
                assess_q=assess_q, baseline_assess=baseline_assess, progression=progression,
                pd_detect=pd_detect, prior_anti_her2=prior_anti_her2, **ln,
                ad_pat=J.ad_pat, ad_line=J.ad_line, ad_prod=J.ad_prod, ad_date=J.ad_date, ad_k=J.ad_k,
-               ad_stream=J.ad_stream, ad_dose=J.ad_dose, st_weekly=J.st_weekly_arr, **tox)
+               ad_stream=J.ad_stream, ad_dose=J.ad_dose, st_weekly=J.st_weekly_arr, **tox,
+               taxane_choice=choice)
 
 
 HER2_PLAN_NAMES = tuple(dict.fromkeys([p for p, _ in PR.HER2_PLANS_POS] + [p for p, _ in PR.HER2_PLANS_NEG]))

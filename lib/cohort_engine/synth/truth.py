@@ -13,6 +13,8 @@ import datetime as dt
 import numpy as np
 
 from .drugs import CODE, FIXED_DOSE_HP, FIXED_DOSE_HP_INGREDIENTS, INGREDIENTS, PRODUCTS
+from .advanced_lines import first_assessment_on_or_after
+from .draws import age_years
 from .plan import NONE_DAY, day
 from .schedules import COUNTS
 from .sim import Sim
@@ -21,6 +23,8 @@ INGREDIENT_NAMES = tuple(INGREDIENTS)
 ING_INDEX = {name: i for i, name in enumerate(INGREDIENT_NAMES)}
 MAB = ("trastuzumab", "pertuzumab", "inetetumab")
 TKI = ("pyrotinib", "lapatinib", "neratinib", "tucatinib")
+TAXANES = tuple(name for name, (drug_class, *_) in INGREDIENTS.items() if drug_class == "taxane")
+HORIZON_DAYS = 1826   # study rules §5: a longer time is cut to 1826 days and censored
 REGIMEN_WINDOW = 28
 STUDY_START = day(dt.date(2013, 1, 1))
 
@@ -86,21 +90,6 @@ def anti_her2_label(regimen: str) -> str:
     return label
 
 
-def age_years(birth: np.ndarray, on: np.ndarray) -> np.ndarray:
-    """Completed years of age on a day (birthday reached or not)."""
-    b = birth.astype("datetime64[D]")
-    o = on.astype("datetime64[D]")
-    by, oy = b.astype("datetime64[Y]"), o.astype("datetime64[Y]")
-    years = (oy - by).astype(int)
-    # compare (month, day): day-of-year shifts in leap years
-    bm = (b.astype("datetime64[M]") - by).astype(int)
-    om = (o.astype("datetime64[M]") - oy).astype(int)
-    bd = (b - b.astype("datetime64[M]")).astype(int)
-    od = (o - o.astype("datetime64[M]")).astype(int)
-    not_yet = (om < bm) | ((om == bm) & (od < bd))
-    return years - not_yet.astype(int)
-
-
 def patients(sim: Sim, tl: dict | None = None) -> dict:
     tl = lines(sim) if tl is None else tl
     n = sim.n
@@ -115,11 +104,12 @@ def patients(sim: Sim, tl: dict | None = None) -> dict:
     regimen = np.where(has_index, tl["regimen"][np.maximum(index_row, 0)], None)
     has_pl = np.array([r is not None and "paclitaxel liposome" in r.split("+") for r in regimen])
     has_mab = np.array([r is not None and bool(set(r.split("+")) & set(MAB)) for r in regimen])
+    has_taxane = np.array([r is not None and bool(set(r.split("+")) & set(TAXANES)) for r in regimen])
     label = np.array([anti_her2_label(r) if r is not None else None for r in regimen], dtype=object)
     age = np.where(has_index, age_years(sim.birth, np.where(has_index, index_date, sim.dx)), -1)
     cutoff = sim.plan.cutoff_day
     has_adv = (sim.adv < NONE_DAY) & (sim.adv <= sim.record_end)
-    intended = (sim.breast & (sim.her2_recorded == 1) & has_adv & has_index & has_pl & has_mab
+    eligible = (sim.breast & (sim.her2_recorded == 1) & has_adv & has_index & has_mab
                 & (age >= 18) & (index_date >= STUDY_START) & (index_date <= cutoff)
                 & (sim.death > index_date))
     visceral = sim.sites["lung"] | sim.sites["liver"]
@@ -137,7 +127,8 @@ def patients(sim: Sim, tl: dict | None = None) -> dict:
     anc_g3[sim.ad_pat[sim.neut_admin][on_index]] = True
     return {
         "index_row": index_row, "index_date": index_date, "index_regimen": regimen, "anti_her2": label,
-        "age_at_index": age, "intended": intended, "visceral": visceral & has_adv, "brain": brain & has_adv,
+        "age_at_index": age, "intended": eligible & has_pl,
+        "in_taxane_arms": eligible & has_taxane, "visceral": visceral & has_adv, "brain": brain & has_adv,
         "bone_only": bone_only & has_adv, "next_line": next_line, "anc_g3_index_line": anc_g3,
     }
 
@@ -145,3 +136,42 @@ def patients(sim: Sim, tl: dict | None = None) -> dict:
 def nadir_day(sim: Sim, admin_rows: np.ndarray) -> np.ndarray:
     """Day of the nadir blood count after a taxane administration (7-12 days later)."""
     return sim.ad_date[admin_rows] + 7 + (admin_rows % 6)
+
+
+def potential_outcomes(sim: Sim, tp: dict) -> dict:
+    """Both potential outcomes of every patient of the two-arm cohort under the confounded taxane
+    choice (sim.taxane_choice), from the index date (the first advanced line's start).
+
+    Per arm: the true first-line progression day and the day the assessment schedule documents it
+    (the first scheduled assessment on or after it, drawn for every patient: whether a patient is
+    assessed is drawn independently of everything else), both only when before death; the
+    endpoints `ttp` (documented progression; censored at death), `pfs` (documented progression or
+    death) and `os` (death, the same under both arms), each censored at the cut-off and at
+    HORIZON_DAYS after the index date; grade ≥ 3 hypersensitivity at the first taxane dose.
+    """
+    choice = sim.taxane_choice
+    rows = np.flatnonzero(choice.population & tp["in_taxane_arms"])
+    start = tp["index_date"][rows]
+    death = sim.death[rows]
+    end = np.minimum(sim.plan.cutoff_day, start + HORIZON_DAYS)
+    os_event = death <= end
+    out = {"pat": rows, "index_date": start, "death": death, "os_days": np.minimum(death, end) - start,
+           "os_event": os_event}
+    for arm, pfs in (("liposome", choice.pfs_liposome), ("conventional", choice.pfs_conventional)):
+        progression = start + pfs[rows]
+        before_death = progression < death
+        documented = first_assessment_on_or_after(sim.plan.seed, sim.gid[rows], 0, start, progression,
+                                                  sim.assess_q[rows])
+        documented = np.where(before_death & (documented < death), documented, NONE_DAY)
+        ttp_event = documented <= end
+        first_event = np.minimum(documented, death)
+        out.update({
+            f"progression_{arm}": np.where(before_death, progression, NONE_DAY),
+            f"pd_documented_{arm}": documented,
+            f"ttp_days_{arm}": np.where(ttp_event, documented, np.minimum(death, end)) - start,
+            f"ttp_event_{arm}": ttp_event,
+            f"pfs_days_{arm}": np.minimum(first_event, end) - start,
+            f"pfs_event_{arm}": first_event <= end,
+            f"hypersensitivity_g3_{arm}": getattr(choice, f"hypersensitivity_{arm}")[rows],
+        })
+    return out
