@@ -30,7 +30,6 @@ from . import truth as TR
 from .confounding import CONVENTIONAL_ARM, LIPOSOME_ARM
 from .columns import DATE_COLUMN, SCHEMAS, STR, chunk_patient_ids, hospital_ids, pick
 from .hospitals import hospitals
-from .marginal_effects import marginal_effects
 from .noise import add_noise, unlinkable_mask
 from .patient_tables import build_hospitals
 from .plan import NONE_DAY, Plan
@@ -405,29 +404,6 @@ def _date_columns(fmt: str, parquet_writer: str) -> str:
     return "text: YYYY-MM-DD, or in a noisy extract the other forms of docs/generator.md"
 
 
-def write_effects(truth_dir: Path) -> int:
-    """truth/effects from truth/potential_outcomes: the marginal effects need every chunk's patients
-    at once (a Cox fit), and the two-arm cohort is a small share of the patients, so it is read on
-    the driver."""
-    import pandas as pd
-    import pyarrow.parquet as pq
-    effects = marginal_effects(pd.read_parquet(truth_dir / "potential_outcomes"))
-    folder = truth_dir / "effects"
-    shutil.rmtree(folder, ignore_errors=True)
-    folder.mkdir(parents=True)
-    pq.write_table(pa.Table.from_pandas(effects, preserve_index=False), folder / "part-00000.parquet")
-    return len(effects)
-
-
-def confounding_parameters() -> dict:
-    """The switch's parameters as the manifest records them."""
-    return {"logit": dict(PR.CONFOUNDED_TAXANE_LOGIT), "age_centre": PR.CONFOUNDED_AGE_CENTRE,
-            "year_centre": PR.CONFOUNDED_YEAR_CENTRE, "progression_hr": PR.CONFOUNDED_PROGRESSION_HR,
-            "hypersensitivity_risk": PR.CONFOUNDED_HYPERSENSITIVITY_RISK,
-            "hypersensitivity_or_per_10_years": PR.CONFOUNDED_HYPERSENSITIVITY_OR_PER_10_YEARS,
-            "hypersensitivity_or_liposome": PR.CONFOUNDED_HYPERSENSITIVITY_OR_LIPOSOME}
-
-
 def generate_extract(spark, out_dir, patients: int, seed: int, fmt: str = "parquet", clean: bool = False,
                      cutoff: dt.date = PR.DEFAULT_CUTOFF, progress=log.info, *, encoding: str = "utf-8",
                      parquet_writer: str = "spark", hospital_forms: bool | None = None,
@@ -500,6 +476,8 @@ def generate_extract(spark, out_dir, patients: int, seed: int, fmt: str = "parqu
                 # injected rows as the written date columns show them, per table (docs/generator.md)
                 "injected": {k: v for k, v in injected.items() if v}}
     if plan.confounded_taxane:
+        # Imported here: lifelines is the truth's alone, and Spark's workers import this module.
+        from .marginal_effects import confounding_parameters, write_effects
         counts["truth/effects"] = write_effects(out / "truth")
         progress(f"generate truth/effects: {counts['truth/effects']} rows")
         manifest["confounded_taxane"] = confounding_parameters()

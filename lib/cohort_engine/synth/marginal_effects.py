@@ -8,8 +8,13 @@ those given paclitaxel liposome (ATT). Risks are the shares of patients with the
 """
 from __future__ import annotations
 
+import shutil
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 from lifelines import CoxPHFitter
 
 from . import params as PR
@@ -57,3 +62,24 @@ def marginal_effects(frame: pd.DataFrame) -> pd.DataFrame:
                  ("hypersensitivity_g3", estimand, "risk_ratio",
                   risk["liposome"] / risk["conventional"] if risk["conventional"] > 0 else float("nan"), n)]
     return pd.DataFrame(rows, columns=list(EFFECTS_COLUMNS))
+
+
+def write_effects(truth_dir: Path) -> int:
+    """truth/effects from truth/potential_outcomes: the marginal effects need every chunk's patients
+    at once (a Cox fit), and the two-arm cohort is a small share of the patients, so it is read on
+    the driver."""
+    effects = marginal_effects(pd.read_parquet(truth_dir / "potential_outcomes"))
+    folder = truth_dir / "effects"
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    pq.write_table(pa.Table.from_pandas(effects, preserve_index=False), folder / "part-00000.parquet")
+    return len(effects)
+
+
+def confounding_parameters() -> dict:
+    """The switch's parameters as the manifest records them."""
+    return {"logit": dict(PR.CONFOUNDED_TAXANE_LOGIT), "age_centre": PR.CONFOUNDED_AGE_CENTRE,
+            "year_centre": PR.CONFOUNDED_YEAR_CENTRE, "progression_hr": PR.CONFOUNDED_PROGRESSION_HR,
+            "hypersensitivity_risk": PR.CONFOUNDED_HYPERSENSITIVITY_RISK,
+            "hypersensitivity_or_per_10_years": PR.CONFOUNDED_HYPERSENSITIVITY_OR_PER_10_YEARS,
+            "hypersensitivity_or_liposome": PR.CONFOUNDED_HYPERSENSITIVITY_OR_LIPOSOME}
