@@ -44,6 +44,16 @@ PATHWAYS_GATE = Gate("line_pathways", count_columns=("n",), partition_by=("step"
                      partitions=(("step", "target"),))
 
 
+def lines_from_the_index_line(cohort: pd.DataFrame, lines: pd.DataFrame) -> pd.DataFrame:
+    """Each cohort patient's lines of the index line's setting from the index line on, with
+    column: 1 for the index line, 2 for the next, … (cohort: patient_id, index_setting,
+    index_line_number; lines: gold/therapy_lines)."""
+    index = cohort[["patient_id", "index_setting", "index_line_number"]]
+    own = lines.merge(index, left_on=["patient_id", "setting"], right_on=["patient_id", "index_setting"])
+    own = own[own["line_number"] >= own["index_line_number"]]
+    return own.assign(column=(own["line_number"] - own["index_line_number"] + 1).astype(int))
+
+
 def pathway_nodes(cohort: pd.DataFrame, lines: pd.DataFrame, os_endpoints: pd.DataFrame, depth: int = 3
                   ) -> pd.DataFrame:
     """patient_id, column, line_number (<NA> for a terminal), regimen (or the terminal's word):
@@ -51,9 +61,7 @@ def pathway_nodes(cohort: pd.DataFrame, lines: pd.DataFrame, os_endpoints: pd.Da
     if depth < 2:
         raise ValueError(f"depth {depth}: a pathway needs the index line and at least one step after it")
     index = cohort[["patient_id", "index_setting", "index_line_number"]]
-    own = lines.merge(index, left_on=["patient_id", "setting"], right_on=["patient_id", "index_setting"])
-    own = own[own["line_number"] >= own["index_line_number"]]
-    own = own.assign(column=(own["line_number"] - own["index_line_number"] + 1).astype(int))
+    own = lines_from_the_index_line(cohort, lines)
     without_index_line = set(index["patient_id"]) - set(own.loc[own["column"] == 1, "patient_id"])
     if without_index_line:
         raise StageError(f"{len(without_index_line)} cohort patient(s) have no index line in therapy_lines: "

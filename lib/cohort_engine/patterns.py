@@ -16,7 +16,7 @@ import pandas as pd
 from .baseline_variables import (HospitalTierVariable, IndexYearVariable, ProvinceVariable, RegimenLabelVariable,
                                  RegionVariable, variable_words)
 from .disclosure import pool_cross_table_rows
-from .pathways import NO_LINE
+from .pathways import NO_LINE, lines_from_the_index_line
 from .publish import Gate
 from .study_config import StudyConfig
 
@@ -149,11 +149,9 @@ def index_line_administrations(cohort: pd.DataFrame, exposures: pd.DataFrame, dr
 def next_line_regimens(cohort: pd.DataFrame, lines: pd.DataFrame) -> tuple[str, pd.Series]:
     """(section, regimens): the regimen of the line after each patient's index line in its
     setting (NO_LINE where none). Where every index line is line 1 that is the second line."""
-    after = cohort[["patient_id", "index_setting", "index_line_number"]].rename(
-        columns={"index_setting": "setting"}).assign(line_number=lambda f: f["index_line_number"].astype(int) + 1)
-    found = after.merge(lines[["patient_id", "setting", "line_number", "regimen"]],
-                        on=["patient_id", "setting", "line_number"], how="left")
-    regimens = pd.Series(found["regimen"].fillna(NO_LINE).to_numpy(), index=cohort.index)
+    own = lines_from_the_index_line(cohort, lines)
+    following = own.loc[own["column"] == 2].set_index("patient_id")["regimen"]
+    regimens = cohort["patient_id"].map(following).fillna(NO_LINE)
     first = (pd.to_numeric(cohort["index_line_number"]) == 1).all()
     return ("second-line regimen" if first else "next-line regimen (the line after the index line)"), regimens
 
