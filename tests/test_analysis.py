@@ -329,6 +329,24 @@ def test_a_comparative_study_publishes_its_comparison_and_keeps_its_analysis_dat
     assert audit(out, study) == []
 
 
+def test_arms_too_small_to_compare_are_said_so_not_compared(seed_study, tmp_path):
+    # Six patients: three in arm hp, none in h. No model is fitted; the report says why, and the
+    # lake's comparison_dataset is empty.
+    from cohort_engine.regimen_rules import Arm, RegimenRule
+    from cohort_engine.study_config import ComparisonConfig
+    arms = (Arm("h", RegimenRule(all_of=("trastuzumab",)), label="H arm"),
+            Arm("hp", RegimenRule(all_of=("pertuzumab",)), label="HP arm"))
+    study = dataclasses.replace(seed_study, arms=arms, comparison=ComparisonConfig(treated="hp", covariates=("de_novo",)))
+    inputs = synthetic_inputs(study, n=6)
+    inputs.cohort["arm"] = inputs.cohort["anti_her2"].map({"H": "h", "HP": "hp"})
+    assert inputs.cohort["arm"].value_counts().to_dict() == {"hp": 3}
+    result = run_analysis(inputs, tmp_path)
+    assert result.comparison_dataset is not None and result.comparison_dataset.empty
+    html = (tmp_path / "report.html").read_text(encoding="utf-8")
+    assert "The arms are not compared: H arm and HP arm have fewer than 5 patients." in html
+    assert not any(name.startswith("tables/comparison") for name in result.files)
+
+
 def test_the_balance_table_withholds_a_level_of_few_patients(comparison_run):
     # Each arm's patients of a level are counts: none from 1 to 4 is shown, and the shares and
     # SMDs beside a withheld count are withheld with it.
@@ -397,22 +415,31 @@ def test_subgroups_table(run):
     assert set(csv["endpoint"]) == {"OS", "rwPFS", "TTP", "TTF", "TTNT"}
     anti = csv[(csv["endpoint"] == "rwPFS") & (csv["factor"] == "anti_her2")].set_index("level")
     # reference H (trastuzumab alone); I has 3 patients → "<5", and within the partition
-    # H + HP + I = 150 the next smallest count is withheld too.
-    assert set(anti["reference"]) == {"H"} and anti.loc["H", "hr"] == "1.0"
-    assert anti.loc["I", "n"] == "<5" and "*" in (anti.loc["H", "n"], anti.loc["HP", "n"])
+    # H + HP + I = 150 the next smallest count is withheld too: with I small and no other level
+    # outside the comparison to take instead, that is H (72 < 75), the reference. Its events
+    # withheld, no hazard ratio of the factor is shown: each CI carries the reference's events.
+    assert set(anti["reference"]) == {"H"} and anti["is_reference"].to_dict() == {"H": "True", "HP": "False",
+                                                                                   "I": "False"}
+    assert anti.loc["I", "n"] == "<5" and anti.loc["H", ["n", "events"]].tolist() == ["*", "*"]
+    assert anti.loc["HP", ["n", "events"]].tolist() == ["75", "62"]
     assert anti.loc["I", "median_months"] == "*"
+    assert (anti[["hr", "hr_ci_low", "hr_multivariable"]] == "*").all().all()
     # §8 compares H vs HP: I is shown but not in the log-rank test nor the Cox model.
     assert anti["compared"].to_dict() == {"H": "True", "HP": "True", "I": "False"}
-    assert (anti.loc["I", "hr"], anti.loc["I", "logrank_p"], anti.loc["I", "hr_multivariable"]) == ("", "", "")
+    assert (anti.loc["I", "hr"], anti.loc["I", "logrank_p"], anti.loc["I", "hr_multivariable"]) == ("*", "", "*")
     assert anti.loc["I", "note"] == "not in the comparison (H vs HP)"
-    # The HR of HP vs H and the log-rank p equal a Cox model and a test run here on H and HP.
-    data = inputs.endpoints[inputs.endpoints["endpoint"] == "rwPFS"].merge(
-        subgroup_levels(inputs.cohort, inputs.study, ["anti_her2"]), on="patient_id")
+    # The exact HR of HP vs H (before the gate) and the log-rank p equal a Cox model and a test
+    # run here on H and HP.
+    from cohort_engine.subgroups import subgroup_table
+    levels = subgroup_levels(inputs.cohort, inputs.study, ["anti_her2"])
+    data = inputs.endpoints[inputs.endpoints["endpoint"] == "rwPFS"].merge(levels, on="patient_id")
     data = data[data["anti_her2"].isin(["H", "HP"])]
     by_level = cox.cox_by_level(data, "anti_her2", reference="H").set_index("level")
-    assert float(anti.loc["HP", "hr"]) == pytest.approx(by_level.loc["HP", "hr"])
+    exact = subgroup_table(inputs.endpoints[inputs.endpoints["endpoint"] == "rwPFS"], levels,
+                           dataclasses.replace(inputs.study, analysis=dataclasses.replace(
+                               inputs.study.analysis, subgroups=("anti_her2",)))).set_index("level")
+    assert exact.loc["HP", "hr"] == pytest.approx(by_level.loc["HP", "hr"])
     assert float(anti.loc["H", "logrank_p"]) == pytest.approx(survival.logrank(data, "anti_her2").p_value)
-    assert anti.loc["HP", "hr_multivariable"] != ""
 
 
 def test_sensitivity_table(run):

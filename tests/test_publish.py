@@ -86,3 +86,19 @@ def test_data_quality_counts_are_suppressed_within_their_sets(seed_study):
         + ["ingest/prescriptions/reasons"]
     assert count_set("lines", "prescriptions", "rows_matched") == "lines/prescriptions/balance"
     assert shown(frame, DATA_QUALITY_GATE, seed_study)["n"].tolist() == [1000, 990, "<5", "*", "<5"]
+
+
+def test_withheld_rows_go_last_in_their_set_so_their_place_tells_nothing(seed_study):
+    # Largest first, as patterns writes them: A 30, B 12, D 4, C 2, E 1 (total 49). The three
+    # small ones read "<5" and, together 7, are not pinned; in count order they would be 4, 2, 1
+    # by their places alone. Withheld rows go after the shown ones, by item: C, D, E. The next
+    # set keeps its own order.
+    gate = Gate("ordered", count_columns=("n",), partition_by=("section",), withheld_last=("item",))
+    frame = pd.DataFrame({"section": ["s"] * 5 + ["t"] * 2, "item": ["A", "B", "D", "C", "E", "Y", "X"],
+                          "n": [30, 12, 4, 2, 1, 9, 8]})
+    out = shown(frame, gate, seed_study)
+    assert out[["section", "item", "n"]].values.tolist() == [
+        ["s", "A", 30], ["s", "B", 12], ["s", "C", "<5"], ["s", "D", "<5"], ["s", "E", "<5"],
+        ["t", "Y", 9], ["t", "X", 8]]
+    with pytest.raises(ValueError, match="withheld_last orders rows within the sets of partition_by"):
+        Gate("unordered", count_columns=("n",), withheld_last=("item",))

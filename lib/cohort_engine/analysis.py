@@ -25,7 +25,7 @@ import pandas as pd
 from . import comparison_figures, comparison_sections, figures, report, report_sections
 from .balance import BALANCE_GATE, love_plot_data
 from .baseline import TABLE1_BY_ARM_GATE, TABLE1_GATE, table1, table1_by_arm
-from .comparative import compare_arms, primary_method_name
+from .comparative import DATASET_COLUMNS, compare_arms, primary_method_name
 from .comparison import SAFETY_COMPARISON_GATE, comparison_gate
 from .disclosure import suppress_attrition
 from .efficacy import (ENDPOINT_NAMES, endpoint_order, km_by_arm_gate, km_figure, km_gate, km_table, km_table_by_arm,
@@ -213,6 +213,9 @@ def _comparison_section(inputs: AnalysisInputs, writer: _Writer, safety_events: 
     and gold/comparison_dataset."""
     study = inputs.study
     config = study.comparison
+    too_small = comparison_sections.arms_too_small(study, inputs.cohort)
+    if too_small:
+        return comparison_sections.not_compared_section(study, too_small), pd.DataFrame(columns=DATASET_COLUMNS)
     analysis = compare_arms(study, inputs.cohort, inputs.endpoints, safety_events)
     labels = comparison_sections.arm_labels(study)
     shown = {"weights": writer.publish(analysis.weights, comparison_sections.WEIGHTS_GATE),

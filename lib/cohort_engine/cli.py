@@ -337,9 +337,21 @@ def cmd_demo(args, environ, progress) -> int:
             return code
     code = _dispatch(["run", "--source", str(source), "--lake", str(lake), "--out", str(out), *common],
                      environ, progress)
-    if code == 0:
-        progress(f"demo: report in {out / 'report.html'}")
-    return code
+    if code:
+        return code
+    progress(f"demo: report in {out / 'report.html'}")
+    # The shipped comparative studies too, on the lake just built (their own cohort onward),
+    # each under <dir>/<study name>: the demo shows a comparison of two arms as well.
+    from .studies import shipped_studies
+    for path, study in shipped_studies(environ):
+        if isinstance(study, str) or study.comparison is None:
+            continue
+        code = _dispatch(["run", "--source", str(source), "--lake", str(lake), "--out", str(base / study.name),
+                          "--study", str(path), "--stages", "cohort,endpoints,analysis", *common], environ, progress)
+        if code:
+            return code
+        progress(f"demo: comparative study {study.name}: report in {base / study.name / 'report.html'}")
+    return 0
 
 
 def cmd_study(args, environ, progress) -> int:

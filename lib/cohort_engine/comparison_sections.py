@@ -27,6 +27,21 @@ def arm_labels(study: StudyConfig) -> dict[str, str]:
     return {arm.name: arm.label or arm.name for arm in study.arms}
 
 
+def arms_too_small(study: StudyConfig, cohort: pd.DataFrame) -> list[str]:
+    """The arms (their labels) with fewer than min_cell patients: a propensity model, a hazard
+    ratio or a risk on so few says nothing, and nothing of it could be shown."""
+    sizes = cohort["arm"].value_counts() if "arm" in cohort else pd.Series(dtype=int)
+    labels = arm_labels(study)
+    return [labels[arm.name] for arm in study.arms if sizes.get(arm.name, 0) < study.disclosure.min_cell]
+
+
+def not_compared_section(study: StudyConfig, too_small: list[str]) -> report.Section:
+    return report.Section("comparison", "Comparison of the arms", [report.Block(
+        "p", f"The arms are not compared: {' and '.join(too_small)} "
+             f"{'has' if len(too_small) == 1 else 'have'} fewer than {study.disclosure.min_cell} patients. "
+             "gold/comparison_dataset is written empty.")])
+
+
 def design_words(study: StudyConfig, analysis: ComparativeAnalysis) -> str:
     config = study.comparison
     labels = arm_labels(study)

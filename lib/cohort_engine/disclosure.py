@@ -130,12 +130,13 @@ def _pinned(values: np.ndarray, small: np.ndarray, hidden: np.ndarray, min_cell:
 
 
 def complementary_suppression(values, small, masked=None, min_cell: int = MIN_CELL,
-                              keep_zero: bool = True) -> np.ndarray:
+                              keep_zero: bool = True, spared=None) -> np.ndarray:
     """Which counts of one set of categories (adding up to a known total) to withhold.
 
     `small` marks the counts shown as "<5", `masked` those already withheld. Returns the
     withheld cells (`masked` and more): the next smallest non-zero count, then the next,
-    until no hidden count, nor their sum, can be worked out as 1 to min_cell − 1.
+    until no hidden count, nor their sum, can be worked out as 1 to min_cell − 1; `spared` rows
+    are taken only when no other count is left.
     """
     values = np.asarray(values, dtype=float)
     small = np.asarray(small, dtype=bool)
@@ -146,6 +147,8 @@ def complementary_suppression(values, small, masked=None, min_cell: int = MIN_CE
         candidates = np.flatnonzero(~small & ~masked & (values > 0) & ~np.isnan(values))
         if candidates.size == 0:
             break
+        if spared is not None and (~np.asarray(spared, dtype=bool)[candidates]).any():
+            candidates = candidates[~np.asarray(spared, dtype=bool)[candidates]]
         masked[candidates[np.argmin(values[candidates])]] = True
     return masked
 
@@ -197,7 +200,7 @@ def suppress_counts(df: pd.DataFrame, count_columns: Iterable[str] = (), *, min_
                     keep_zero: bool = True, dependents: Mapping[str, Iterable[str]] | None = None,
                     partition_by: Iterable[str] | None = None, total_column: str | None = None,
                     complements: Mapping[str, str | Iterable[str]] | None = None,
-                    partitions: Iterable[Iterable[str]] = ()) -> pd.DataFrame:
+                    partitions: Iterable[Iterable[str]] = (), spare: str | None = None) -> pd.DataFrame:
     """The frame with count columns (and the cells that would reveal them) as display values.
 
     count_columns: besides these, every column whose name looks like a count (COUNT_COLUMNS).
@@ -247,6 +250,7 @@ def suppress_counts(df: pd.DataFrame, count_columns: Iterable[str] = (), *, min_
                           else [np.arange(len(out))])
     for keys in partitions:
         group_sets.append(list(out.groupby(list(keys), sort=False, dropna=True).indices.values()))
+    spare_rows = None if spare is None else out[spare].fillna(False).astype(bool).to_numpy()
     for c in counts:
         changed = True
         while changed:  # a cell withheld in one set can expose another in a crossing set
@@ -254,7 +258,8 @@ def suppress_counts(df: pd.DataFrame, count_columns: Iterable[str] = (), *, min_
             for groups in group_sets:
                 for rows in groups:
                     masked[c][rows] = complementary_suppression(numbers[c][rows], small[c][rows], masked[c][rows],
-                                                                min_cell, keep_zero)
+                                                                min_cell, keep_zero,
+                                                                None if spare_rows is None else spare_rows[rows])
             changed = len(group_sets) > 1 and not np.array_equal(before, masked[c])
     for c in counts:
         shown = [token if p else MASKED if m else small_text(min_cell) if s else (None if np.isnan(v) else int(v))
@@ -329,12 +334,12 @@ def safe_frame(df: pd.DataFrame, count_columns: Iterable[str] = (), *, min_cell:
                keep_zero: bool = True, dependents: Mapping[str, Iterable[str]] | None = None,
                partition_by: Iterable[str] | None = None, total_column: str | None = None,
                complements: Mapping[str, str | Iterable[str]] | None = None, partitions: Iterable[Iterable[str]] = (),
-               allowed_dates: Iterable = (), id_patterns=ID_PATTERNS) -> pd.DataFrame:
+               allowed_dates: Iterable = (), id_patterns=ID_PATTERNS, spare: str | None = None) -> pd.DataFrame:
     """Refuse identifying columns (DisclosureError), then suppress counts: the frame fit to be shown."""
     check_frame(df, allowed_dates=allowed_dates, id_patterns=id_patterns)
     return suppress_counts(df, count_columns, min_cell=min_cell, keep_zero=keep_zero, dependents=dependents,
                            partition_by=partition_by, total_column=total_column, complements=complements,
-                           partitions=partitions)
+                           partitions=partitions, spare=spare)
 
 
 def risk_table_display(risk: pd.DataFrame, *, min_cell: int = MIN_CELL, at_risk_col: str = "at_risk",

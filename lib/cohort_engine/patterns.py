@@ -247,12 +247,13 @@ def patterns_table(cohort: pd.DataFrame, lines: pd.DataFrame, exposures: pd.Data
 
 
 PATTERNS_GATE = Gate("patterns", count_columns=("n",), partition_by=("count_set",),
-                     partitions=(("row_set",), ("column_set",)), dependents={"n": ("percent", "median", "q1", "q3")})
+                     partitions=(("row_set",), ("column_set",)), dependents={"n": ("percent", "median", "q1", "q3")},
+                     withheld_last=("item",))
 # By arm, the arms' counts of an item also add up to the whole cohort's count of it, shown in
 # tables/patterns.csv: 3 patients of one arm would be that count minus the other arms'.
 PATTERNS_BY_ARM_GATE = Gate("patterns_by_arm", count_columns=("n",), partition_by=("count_set",),
                             partitions=(("row_set",), ("column_set",), ("across_arms",)),
-                            dependents={"n": ("percent", "median", "q1", "q3")})
+                            dependents={"n": ("percent", "median", "q1", "q3")}, withheld_last=("item",))
 
 
 def pooled_cross_tables(table: pd.DataFrame, min_cell: int, sections: typing.Collection[str]) -> pd.DataFrame:

@@ -355,8 +355,9 @@ def stage_analysis(ctx: RunContext) -> None:
         dataset = result.comparison_dataset.astype({"matched_set": object})
         dataset["matched_set"] = dataset["matched_set"].where(dataset["matched_set"].notna(), None)
         dataset["weight"] = dataset["weight"].astype(object).where(dataset["weight"].notna(), None)
-        ctx.write(ctx.spark.createDataFrame(dataset, GOLD_COMPARISON_DATASET.ddl),
-                  *ctx.table("gold", "comparison_dataset"))
+        frame = (ctx.spark.createDataFrame(dataset, GOLD_COMPARISON_DATASET.ddl) if len(dataset)
+                 else ctx.spark.createDataFrame([], GOLD_COMPARISON_DATASET.ddl))
+        ctx.write(frame, *ctx.table("gold", "comparison_dataset"))
         ctx.row_counts["analysis"]["gold/comparison_dataset"] = len(dataset)
 
 

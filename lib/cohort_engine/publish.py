@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from .disclosure import audit_file, audit_output_dir, safe_frame
+from .disclosure import MASKED, audit_file, audit_output_dir, safe_frame
 from .errors import DisclosureError
 from .study_config import StudyConfig
 
@@ -60,6 +60,16 @@ class Gate:
     total_column: the column holding each row's total, for the complement rule.
     complements: {count column: the column(s) holding its own total}.
     keep_zero: a zero count is shown (a zero names no one).
+    spare: a boolean column: its True rows are withheld as a complement only when no other row
+      of the set can be (the compared levels of a subgroup factor, whose hazard ratios go with
+      their events).
+    relative_to: (flag column, count column, columns): where the count of a set's flagged row (its
+      reference) is withheld, these columns are withheld on every row of the set: a hazard
+      ratio's CI carries the reference's events as well as its own (var ≈ 1/d + 1/d_reference).
+    withheld_last: for a table whose rows come largest count first (patterns), the columns that
+      order, within each set of `partition_by`, the rows whose first count is withheld: they go
+      after the shown rows, in the order of these columns, since their place among the others
+      would bound their counts (nine "<5" rows adding up to 20, in decreasing order, are 4, 4, 3 …).
     """
     name: str
     count_columns: tuple[str, ...] = ()
@@ -69,6 +79,9 @@ class Gate:
     total_column: str | None = None
     complements: tuple[tuple[str, tuple[str, ...]], ...] = ()
     keep_zero: bool = True
+    spare: str | None = None
+    relative_to: tuple | None = None
+    withheld_last: tuple[str, ...] = ()
 
     def __post_init__(self):
         if not isinstance(self.name, str) or not _NAME.fullmatch(self.name):
@@ -80,6 +93,16 @@ class Gate:
         put(self, "complements", _by_count(self.name, "complements", self.complements, counts))
         if self.partition_by is not None:
             put(self, "partition_by", _names(self.name, "partition_by", self.partition_by))
+        put(self, "withheld_last", _names(self.name, "withheld_last", self.withheld_last) if self.withheld_last else ())
+        if self.relative_to is not None:
+            flag, count, columns = self.relative_to
+            if count not in counts or not self.partition_by:
+                raise ValueError(f"gate {self.name}: relative_to needs one of its count_columns and partition_by")
+            put(self, "relative_to", (_names(self.name, "relative_to", [flag])[0], count,
+                                      _names(self.name, "relative_to", columns)))
+        if self.withheld_last and not self.partition_by:
+            raise ValueError(f"gate {self.name}: withheld_last orders rows within the sets of partition_by, "
+                             "which it does not name")
         put(self, "partitions", tuple(_names(self.name, "partitions", p) for p in self.partitions))
         if self.total_column is not None and (not isinstance(self.total_column, str) or not self.total_column):
             raise TypeError(f"gate {self.name}: total_column must be a column name, got {self.total_column!r}")
@@ -88,7 +111,9 @@ class Gate:
 
     def columns(self) -> set[str]:
         """Every column the gate names: the table must have each."""
-        named = {*self.count_columns, *(self.partition_by or ()), *(c for p in self.partitions for c in p)}
+        named = {*self.count_columns, *(self.partition_by or ()), *(c for p in self.partitions for c in p),
+                 *self.withheld_last, *([self.spare] if self.spare else []),
+                 *((self.relative_to[0], *self.relative_to[2]) if self.relative_to else ())}
         named |= {c for _, cs in self.dependents + self.complements for c in cs}
         return named | ({self.total_column} if self.total_column else set())
 
@@ -103,7 +128,7 @@ class Gate:
         return {"keep_zero": self.keep_zero, "dependents": {c: list(cs) for c, cs in self.dependents},
                 "partition_by": None if self.partition_by is None else list(self.partition_by),
                 "partitions": [list(p) for p in self.partitions], "total_column": self.total_column,
-                "complements": {c: list(cs) for c, cs in self.complements}}
+                "complements": {c: list(cs) for c, cs in self.complements}, "spare": self.spare}
 
 
 def study_dates(study: StudyConfig) -> list:
@@ -114,8 +139,39 @@ def study_dates(study: StudyConfig) -> list:
 def shown(frame: pd.DataFrame, gate: Gate, study: StudyConfig) -> pd.DataFrame:
     """The frame as it may be shown: identifying columns refused, counts suppressed."""
     gate.check(frame)
-    return safe_frame(frame, list(gate.count_columns), min_cell=study.disclosure.min_cell,
+    safe = safe_frame(frame, list(gate.count_columns), min_cell=study.disclosure.min_cell,
                       allowed_dates=study_dates(study), **gate.options())
+    if gate.relative_to is not None:
+        safe = _relative_to_withheld(safe, gate)
+    return _withheld_last(safe, gate) if gate.withheld_last else safe
+
+
+def _relative_to_withheld(safe: pd.DataFrame, gate: Gate) -> pd.DataFrame:
+    """gate.relative_to applied: every set whose flagged row's count is withheld loses the columns."""
+    flag, count, columns = gate.relative_to
+    keys = list(gate.partition_by)
+    reference_withheld = safe[count].map(lambda v: isinstance(v, str)) & safe[flag].fillna(False).astype(bool)
+    sets = safe[keys].astype(str).agg(" | ".join, axis=1)
+    lost = sets.isin(set(sets[reference_withheld]))
+    out = safe.copy()
+    for column in columns:
+        out[column] = out[column].astype(object)
+        out.loc[lost, column] = MASKED
+    return out
+
+
+def _withheld_last(safe: pd.DataFrame, gate: Gate) -> pd.DataFrame:
+    """Within each set of gate.partition_by (in the order the sets first appear), the shown rows
+    in their order, then the rows whose first count is withheld, ordered by gate.withheld_last."""
+    withheld = safe[gate.count_columns[0]].map(lambda v: isinstance(v, str))
+    keys = list(gate.partition_by)
+    first = {k: i for i, k in enumerate(dict.fromkeys(map(tuple, safe[keys].astype(str).to_numpy())))}
+    order = pd.DataFrame({"set": [first[tuple(k)] for k in safe[keys].astype(str).to_numpy()],
+                          "withheld": withheld.to_numpy(), "position": range(len(safe))}, index=safe.index)
+    for column in gate.withheld_last:
+        order[column] = safe[column].astype(str).where(withheld, "")
+    ranked = order.sort_values(["set", "withheld", *gate.withheld_last, "position"], kind="stable")
+    return safe.loc[ranked.index].reset_index(drop=True)
 
 
 def publish(frame: pd.DataFrame, gate: Gate, study: StudyConfig, tables_dir: Path) -> tuple[pd.DataFrame, Path]:

@@ -12,14 +12,22 @@ from .efficacy import endpoint_order
 from .publish import Gate
 from .study_config import StudyConfig
 
-SUBGROUP_COLUMNS = ["endpoint", "factor", "level", "reference", "compared", "n", "events", "median_months",
-                    "median_ci_low", "median_ci_high", "logrank_p", "hr", "hr_ci_low", "hr_ci_high", "hr_multivariable",
-                    "hr_multivariable_ci_low", "hr_multivariable_ci_high", "note", "note_multivariable"]
+SUBGROUP_COLUMNS = ["endpoint", "factor", "level", "reference", "is_reference", "compared", "n", "events",
+                    "median_months", "median_ci_low", "median_ci_high", "logrank_p", "hr", "hr_ci_low", "hr_ci_high",
+                    "hr_multivariable", "hr_multivariable_ci_low", "hr_multivariable_ci_high", "note",
+                    "note_multivariable"]
 SUBGROUP_FLOATS = ["median_months", "median_ci_low", "median_ci_high", "logrank_p", "hr", "hr_ci_low", "hr_ci_high",
                    "hr_multivariable", "hr_multivariable_ci_low", "hr_multivariable_ci_high"]
-SUBGROUP_MEDIANS = ["median_months", "median_ci_low", "median_ci_high"]
+SUBGROUP_MEDIANS = ("median_months", "median_ci_low", "median_ci_high")
+# A hazard ratio goes with its level's events: var(log HR) ≈ 1/d + 1/d_reference, so its CI
+# gives back an events count withheld as a complement ("*") to within a tenth of a patient, and
+# with it the censored patients. The compared levels are spared as complements while another
+# level (an unknown or a not-compared one, which have no ratio) can be withheld instead.
+SUBGROUP_HAZARD_RATIOS = ("hr", "hr_ci_low", "hr_ci_high", "hr_multivariable", "hr_multivariable_ci_low",
+                          "hr_multivariable_ci_high")
 SUBGROUP_GATE = Gate("subgroups", count_columns=("n", "events"), partition_by=("endpoint", "factor"), total_column="n",
-                     dependents={"n": SUBGROUP_MEDIANS, "events": SUBGROUP_MEDIANS})
+                     dependents={"n": SUBGROUP_MEDIANS, "events": SUBGROUP_MEDIANS + SUBGROUP_HAZARD_RATIOS},
+                     spare="compared", relative_to=("is_reference", "events", SUBGROUP_HAZARD_RATIOS))
 UNKNOWN_LEVEL = "unknown"
 
 
@@ -100,6 +108,7 @@ def subgroup_table(endpoints: pd.DataFrame, levels: pd.DataFrame, study: StudyCo
             table = without_few_event_ratios(table, references[factor], study.disclosure.min_cell)
             table.insert(0, "endpoint", endpoint)
             table.insert(3, "reference", references[factor])
+            table.insert(4, "is_reference", table["level"] == references[factor])
             if len(table):
                 parts.append(table.astype({c: float for c in SUBGROUP_FLOATS}))
     if not parts:
