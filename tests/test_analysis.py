@@ -358,6 +358,17 @@ def test_the_balance_table_withholds_a_level_of_few_patients(comparison_run):
         withheld = counts.isin(["<5", "*"])
         assert (balance.loc[withheld, f"{arm}_before"] == "*").all()
         assert (balance.loc[withheld, "smd_before"] == "*").all()
+    # Whatever Table 1 by arm withholds of an arm's count, the balance table withholds too: the
+    # two tables hold the same counts, so one must not give away what the other hides.
+    by_arm = pd.read_csv(out / "tables/table1_by_arm.csv", dtype=str, keep_default_na=False)
+    hidden = by_arm[by_arm["n"].isin(["<5", "*"])].set_index(["arm", "characteristic", "level"]).index
+    checked = 0
+    for row in balance.itertuples(index=False):
+        for side, arm in (("treated", "hp"), ("comparator", "h")):
+            if (arm, row.characteristic, row.level) in hidden:
+                assert getattr(row, f"{side}_n_before") in ("<5", "*")
+                checked += 1
+    assert checked > 0  # the hr_status "unknown" level is withheld in Table 1 by arm
 
 
 def test_a_rate_with_fewer_than_five_at_risk_is_withheld():

@@ -23,8 +23,8 @@ from pathlib import Path
 import pandas as pd
 
 from . import comparison_figures, comparison_sections, figures, report, report_sections
-from .balance import BALANCE_GATE, love_plot_data
-from .baseline import TABLE1_BY_ARM_GATE, TABLE1_GATE, table1, table1_by_arm
+from .balance import BALANCE_GATE, as_table1_by_arm_shows, love_plot_data
+from .baseline import MEDIAN_IQR, TABLE1_BY_ARM_GATE, TABLE1_GATE, table1, table1_by_arm
 from .comparative import DATASET_COLUMNS, compare_arms, primary_method_name
 from .comparison import SAFETY_COMPARISON_GATE, comparison_gate
 from .disclosure import suppress_attrition
@@ -187,7 +187,7 @@ def _patterns_data(inputs: AnalysisInputs, writer: _Writer) -> tuple[pd.DataFram
     return shown, png, svg
 
 
-def _arms_section(inputs: AnalysisInputs, writer: _Writer) -> report.Section:
+def _arms_section(inputs: AnalysisInputs, writer: _Writer) -> tuple[report.Section, pd.DataFrame]:
     """Table 1, Kaplan–Meier estimates and patterns of use per arm, published and put in words."""
     study = inputs.study
     min_cell = study.disclosure.min_cell
@@ -204,11 +204,11 @@ def _arms_section(inputs: AnalysisInputs, writer: _Writer) -> report.Section:
     patterns = patterns_by_arm(inputs.cohort, inputs.lines, inputs.exposures, inputs.vitals, min_cell,
                                inputs.pattern_drugs, PatternVariables.of(study), study.arms)
     shown_patterns = writer.publish(patterns, PATTERNS_BY_ARM_GATE)
-    return report_sections.arms_section(study, by_arm, shown_km, pngs, shown_patterns)
+    return report_sections.arms_section(study, by_arm, shown_km, pngs, shown_patterns), by_arm
 
 
-def _comparison_section(inputs: AnalysisInputs, writer: _Writer, safety_events: pd.DataFrame
-                        ) -> tuple[report.Section, pd.DataFrame]:
+def _comparison_section(inputs: AnalysisInputs, writer: _Writer, safety_events: pd.DataFrame,
+                        shown_by_arm: pd.DataFrame) -> tuple[report.Section, pd.DataFrame]:
     """The two arms compared (comparative.compare_arms), published, drawn and put in words;
     and gold/comparison_dataset."""
     study = inputs.study
@@ -219,7 +219,8 @@ def _comparison_section(inputs: AnalysisInputs, writer: _Writer, safety_events: 
     analysis = compare_arms(study, inputs.cohort, inputs.endpoints, safety_events)
     labels = comparison_sections.arm_labels(study)
     shown = {"weights": writer.publish(analysis.weights, comparison_sections.WEIGHTS_GATE),
-             "balance": writer.publish(analysis.balance, BALANCE_GATE),
+             "balance": writer.publish(as_table1_by_arm_shows(analysis.balance, shown_by_arm, analysis.treated,
+                                                              analysis.comparator, MEDIAN_IQR), BALANCE_GATE),
              "efficacy": writer.publish(analysis.efficacy, comparison_gate(config.rmst_months)),
              "safety": writer.publish(analysis.safety, SAFETY_COMPARISON_GATE)}
     # The Love plot draws the SMDs the balance table shows: a withheld one is not drawn.
@@ -260,7 +261,10 @@ def run_analysis(inputs: AnalysisInputs, out_dir: Path) -> AnalysisResult:
     baseline = table1(inputs.cohort, study.variables)
     shown_baseline = writer.publish(baseline, TABLE1_GATE)
     shown_patterns, sunburst, pathways = _patterns_data(inputs, writer)
-    arms = [_arms_section(inputs, writer)] if len(study.arms) > 1 else []
+    arms, shown_by_arm = [], None
+    if len(study.arms) > 1:
+        section, shown_by_arm = _arms_section(inputs, writer)
+        arms = [section]
     shown_km, km_pngs = _km_section_data(inputs, writer)
     shown_subgroups, forest_pngs = _subgroup_section_data(inputs, writer)
     shown_sensitivity, sensitivity_pngs = _sensitivity_section_data(inputs, writer)
@@ -269,7 +273,7 @@ def run_analysis(inputs: AnalysisInputs, out_dir: Path) -> AnalysisResult:
     shown_safety = writer.publish(safety.incidence, SAFETY_GATE)
     comparison, dataset = [], None
     if study.comparison is not None:
-        section, dataset = _comparison_section(inputs, writer, safety.events)
+        section, dataset = _comparison_section(inputs, writer, safety.events, shown_by_arm)
         comparison = [section]
 
     shown_unmatched = None

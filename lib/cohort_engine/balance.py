@@ -24,7 +24,6 @@ SAMPLES = ("before", "weighted", "matched")
 COUNTED = ("before", "matched")  # the samples of whole patients: their counts are published
 BALANCE_COLUMNS = ["variable", "characteristic", "level",
                    *(f"{arm}_n_{sample}" for sample in COUNTED for arm in ("treated", "comparator")),
-                   *(f"n_{sample}" for sample in COUNTED),
                    *(f"{arm}_{sample}" for sample in SAMPLES for arm in ("treated", "comparator")),
                    *(f"smd_{sample}" for sample in SAMPLES), "imbalanced"]
 
@@ -33,18 +32,18 @@ def _balance_gate() -> Gate:
     """The patients of a level per arm, before and after matching, are counts: with 2 of 250
     treated patients in a province, its share (0.8%) is the count. A share, and the SMDs, go
     with their arm's count; the weighted share with the count before weighting (weights do not
-    hide who is counted). The levels of a covariate add up to the arm (a partition), and the two
-    arms to the level's patients (n_before, n_matched: the complement rule)."""
+    hide who is counted). The levels of a covariate add up to the arm (a partition). The two
+    arms' counts before weighting are Table 1 by arm's: `as_table1_by_arm_shows` withholds here
+    what that table withholds, so the two tables cannot be played against each other; no
+    total of the two arms is written (two "<5" beside a total of 8 are both 4)."""
     dependents = {}
     for sample in COUNTED:
         shares = [f"{{arm}}_{sample}"] + (["{arm}_weighted"] if sample == "before" else [])
         smds = [f"smd_{sample}"] + (["smd_weighted", "imbalanced"] if sample == "before" else [])
         for arm in ("treated", "comparator"):
             dependents[f"{arm}_n_{sample}"] = tuple(c.format(arm=arm) for c in shares) + tuple(smds)
-    counts = tuple(c for c in BALANCE_COLUMNS if "_n_" in c or c.startswith("n_"))
-    return Gate("balance", count_columns=counts, partition_by=("variable",), dependents=dependents,
-                complements={f"{arm}_n_{sample}": f"n_{sample}" for sample in COUNTED
-                             for arm in ("treated", "comparator")})
+    counts = tuple(c for c in BALANCE_COLUMNS if "_n_" in c)
+    return Gate("balance", count_columns=counts, partition_by=("variable",), dependents=dependents)
 
 
 BALANCE_GATE = _balance_gate()
@@ -93,7 +92,6 @@ def balance_table(cohort: pd.DataFrame, variables: typing.Sequence, covariates: 
                 has = (values.notna() if measured else values == 1) & samples[sample].notna()
                 row[f"treated_n_{sample}"], row[f"comparator_n_{sample}"] = int((has & treated).sum()), \
                     int((has & ~treated).sum())
-                row[f"n_{sample}"] = int(has.sum())
             means = {sample: _arm_means(values, treated, w) for sample, w in samples.items()}
             for sample, (treated_mean, comparator_mean) in means.items():
                 row[f"treated_{sample}"], row[f"comparator_{sample}"] = treated_mean, comparator_mean
@@ -113,3 +111,22 @@ def love_plot_data(balance: pd.DataFrame) -> pd.DataFrame:
              "smd": getattr(row, f"smd_{sample}"), "abs_smd": abs(getattr(row, f"smd_{sample}"))}
             for row in order.itertuples() for sample in SAMPLES]
     return pd.DataFrame(rows, columns=LOVE_PLOT_COLUMNS)
+
+
+def as_table1_by_arm_shows(balance: pd.DataFrame, shown_table1_by_arm: pd.DataFrame, treated: str,
+                           comparator: str, mean_level: str) -> pd.DataFrame:
+    """The balance table with each arm's count before weighting withheld ("<5" or "*", as
+    published) wherever Table 1 by arm withholds that arm's count of the level; the gate keeps
+    such a cell as it is and withholds its shares and SMDs with it. mean_level: Table 1's level
+    for a measured variable (its median (IQR) row, whose n is the patients with a value)."""
+    shown = shown_table1_by_arm.set_index(["arm", "characteristic", "level"])["n"]
+    out = balance.copy()
+    for side, arm in (("treated", treated), ("comparator", comparator)):
+        column = f"{side}_n_before"
+        out[column] = out[column].astype(object)
+        for i, row in out.iterrows():
+            level = mean_level if row["level"] == MEAN else row["level"]
+            cell = shown.get((arm, row["characteristic"], level))
+            if isinstance(cell, str):
+                out.at[i, column] = cell
+    return out
