@@ -137,11 +137,15 @@ def forest_rows(shown: pd.DataFrame) -> pd.DataFrame:
 
 def imbalance_words(analysis: ComparativeAnalysis, shown_balance: pd.DataFrame, threshold: float) -> str:
     flagged = shown_balance[shown_balance["imbalanced"].astype(str) == "True"]
+    withheld = int((shown_balance["imbalanced"].astype(str) == MASKED).sum())
     names = list(dict.fromkeys(f"{r.characteristic} ({r.level})" for r in flagged.itertuples(index=False)))
+    unjudged = (f" {withheld} level(s) of few patients are withheld and not judged here." if withheld else "")
     if not names:
-        return f"After weighting no covariate level has an absolute SMD above {number(threshold, 2)}."
+        return (f"After weighting no covariate level shown has an absolute SMD above {number(threshold, 2)}."
+                + unjudged)
     return (f"After weighting, {len(names)} covariate level(s) keep an absolute SMD above {number(threshold, 2)}: "
-            f"{'; '.join(names)}. Their imbalance is not removed by the weights: read the comparison with it in mind.")
+            f"{'; '.join(names)}. Their imbalance is not removed by the weights: read the comparison with it in "
+            "mind." + unjudged)
 
 
 def e_value_words(shown: pd.DataFrame, study: StudyConfig) -> str:
@@ -186,8 +190,10 @@ def comparison_section(study: StudyConfig, analysis: ComparativeAnalysis, shown:
               table_block(balance_display(shown["balance"], analysis, labels)),
               note_block("Shares of each arm's patients (an age: its mean years), before and after the primary weights. "
                     "SMD: the difference (first arm minus second) over the arms' pooled standard deviation before "
-                    "weighting, the same denominator after weighting and matching. Withheld (*) where a count it "
-                    "derives from is withheld. " + footnote(min_cell))]
+                    "weighting, the same denominator after weighting and matching; Table 1 by arm reads the other "
+                    "way round (each arm against the first), so its signs are the opposite. Withheld (*) where a "
+                    "count it derives from is withheld; the statement above covers the levels shown. "
+                    + footnote(min_cell))]
     for key, caption in (("love", "Love plot: absolute SMDs before weighting, weighted and matched"),
                          ("overlap", "Overlap: the propensity score in each arm (first arm above, second below)")):
         if key in pngs:
@@ -204,6 +210,8 @@ def comparison_section(study: StudyConfig, analysis: ComparativeAnalysis, shown:
             endpoint = key[3:]
             blocks.append(figure_block(png, f"{ENDPOINT_NAMES.get(endpoint, endpoint)} ({endpoint}) by arm, weighted "
                                        "(primary weights), with the unweighted numbers at risk"))
+    blocks.append(note_block("Weighted curves (the primary weights) with their 95% CIs; the numbers at risk under "
+                             "them are patients, unweighted, as the disclosure rules count them."))
     blocks.append(report.Block("p", e_value_words(shown["efficacy"], study)))
     blocks += [report.Block("h3", "Safety compared"),
                table_block(safety_display(shown["safety"])),

@@ -230,6 +230,13 @@ AE_TERMS = {
         "周围神经炎"),
     "Allergic reaction": ("hypersensitivity", "hypersensitivity reaction", "allergic reaction", "allergy",
                           "过敏反应", "超敏反应", "过敏"),
+    # Trastuzumab's and pertuzumab's infusion reactions, and capecitabine's hand-foot syndrome:
+    # the second readers found them as "unmapped term" (CTCAE v5 names both).
+    "Infusion related reaction": ("infusion related reaction", "infusion-related reaction", "infusion reaction",
+                                  "输液反应", "输注反应", "输液相关反应"),
+    "Palmar-plantar erythrodysesthesia syndrome": (
+        "palmar-plantar erythrodysesthesia syndrome", "palmar plantar erythrodysesthesia syndrome",
+        "hand-foot syndrome", "hand foot syndrome", "手足综合征", "手足综合症"),
     "Nausea": ("nausea", "恶心"),
     "Vomiting": ("vomiting", "emesis", "呕吐"),
     "Diarrhea": ("diarrhea", "diarrhoea", "腹泻"),

@@ -39,6 +39,7 @@ from .errors import DisclosureError
 
 MIN_CELL = 5
 MASKED = "*"
+POOLED = "(others, pooled)"
 
 IDENTIFIER_COLUMNS = re.compile(
     r"^(patient[ _]?(id|name)|person[ _]?id|subject[ _]?id|id[ _]?hash|record[ _]?id|mrn"
@@ -131,13 +132,10 @@ def _pinned(values: np.ndarray, small: np.ndarray, hidden: np.ndarray, min_cell:
 
 def complementary_suppression(values, small, masked=None, min_cell: int = MIN_CELL,
                               keep_zero: bool = True, spared=None) -> np.ndarray:
-    """Which counts of one set of categories (adding up to a known total) to withhold.
-
-    `small` marks the counts shown as "<5", `masked` those already withheld. Returns the
-    withheld cells (`masked` and more): the next smallest non-zero count, then the next,
-    until no hidden count, nor their sum, can be worked out as 1 to min_cell − 1; `spared` rows
-    are taken only when no other count is left.
-    """
+    """Which counts of one set of categories (adding up to a known total) to withhold: `masked`
+    and more, the next smallest non-zero count first (`spared` ones only when no other is left),
+    until no hidden count, nor their sum, can be worked out as 1 to min_cell − 1. `small`: the
+    counts shown as "<5"; `masked`: those already withheld."""
     values = np.asarray(values, dtype=float)
     small = np.asarray(small, dtype=bool)
     masked = np.zeros(len(values), dtype=bool) if masked is None else np.asarray(masked, dtype=bool).copy()
@@ -151,9 +149,6 @@ def complementary_suppression(values, small, masked=None, min_cell: int = MIN_CE
             candidates = candidates[~np.asarray(spared, dtype=bool)[candidates]]
         masked[candidates[np.argmin(values[candidates])]] = True
     return masked
-
-
-POOLED = "(others, pooled)"
 
 
 def pool_cross_table_rows(cells: pd.DataFrame, *, min_cell: int = MIN_CELL, pooled_label: str = POOLED
@@ -215,7 +210,8 @@ def suppress_counts(df: pd.DataFrame, count_columns: Iterable[str] = (), *, min_
     complements: {count column: the column (or columns) holding its own total}, where the counts of a
       row have different totals (patients tested of the cohort, patients with a toxicity
       of those tested); `total_column` is the same for every count column at once.
-    Shown counts stay ints; suppressed ones become SMALL ("<5") or MASKED ("*").
+    spare: a boolean column: its True rows are complements of last resort. Shown counts stay
+    ints; suppressed ones become SMALL ("<5") or MASKED ("*").
     """
     if min_cell < 1:
         raise ValueError("min_cell must be at least 1")
@@ -250,7 +246,7 @@ def suppress_counts(df: pd.DataFrame, count_columns: Iterable[str] = (), *, min_
                           else [np.arange(len(out))])
     for keys in partitions:
         group_sets.append(list(out.groupby(list(keys), sort=False, dropna=True).indices.values()))
-    spare_rows = None if spare is None else out[spare].fillna(False).astype(bool).to_numpy()
+    spare_rows = None if spare is None else out[spare].fillna(False).astype(bool).to_numpy()  # taken last
     for c in counts:
         changed = True
         while changed:  # a cell withheld in one set can expose another in a crossing set

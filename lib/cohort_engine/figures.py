@@ -29,7 +29,8 @@ PALETTE = ["#1f5f99", "#c0392b", "#2e8b57", "#8e44ad", "#d35400", "#566573", "#b
 # font.family list, not along the generic sans-serif one. Its font manager logs each family it
 # cannot find or weight it has to guess: noise, so only its errors are kept.
 plt.rcParams.update({"font.size": 9, "axes.spines.top": False, "axes.spines.right": False,
-                     "font.family": ["DejaVu Sans", "Noto Sans CJK SC", "WenQuanYi Zen Hei", "sans-serif"]})
+                     "font.family": ["DejaVu Sans", "Noto Sans CJK SC", "WenQuanYi Micro Hei", "WenQuanYi Zen Hei",
+                                     "sans-serif"]})
 logging.getLogger("matplotlib.font_manager").setLevel(logging.ERROR)
 
 
