@@ -1,23 +1,21 @@
 # The reference outputs of tests/test_comparison.py and tests/test_comparison_safety.py:
 # R's survival and sandwich packages on input.csv (written by make_input.py).
 # Run from this folder: Rscript reference.R > reference_output.txt
-# Every number is written with 17 significant digits, so the tests can hold the engine to 1e-6
-# (or tighter) without R.
+# Every number is written with 17 significant digits (survival_fits.R's num).
 #
 # Schemes, as the engine will run them:
 #   naive    every patient, weight 1
 #   ate      every patient, stabilised ATE IPTW (w_ate)
 #   att      every patient, ATT odds weights (w_att)
 #   matched  the matched patients, weight 1, clustered on matched_set
-suppressPackageStartupMessages({library(survival); library(sandwich)})
+suppressPackageStartupMessages(library(sandwich))
+source("survival_fits.R")
 cat(R.version.string, "\n")
 cat("survival", format(packageVersion("survival")), "sandwich", format(packageVersion("sandwich")), "\n")
 
 d <- read.csv("input.csv", stringsAsFactors = FALSE)
 d$arm <- factor(d$arm, levels = c("comparator", "index"))
 d$matched_set[is.na(d$matched_set)] <- ""
-num <- function(x) sprintf("%.17g", x)
-numeric_text <- function(df) { for (col in names(df)) if (is.numeric(df[[col]])) df[[col]] <- num(df[[col]]); df }
 
 matched <- d[d$matched_set != "", ]
 schemes <- list(
@@ -35,11 +33,7 @@ for (scheme in names(schemes)) {
     e <- endpoints[[endpoint]]
     df <- data.frame(time = s$data[[paste0(e, "_time")]], event = s$data[[paste0(e, "_event")]],
                      arm = s$data$arm, w = s$w, set = s$data$matched_set)
-    # survfit's default variance: the infinitesimal jackknife (robust) when a weight is not a whole
-    # number or a cluster is given, Greenwood's otherwise; std.err is then of S, else of log S (logse).
-    fit <- if (s$cluster) survfit(Surv(time, event) ~ arm, data = df, weights = w, cluster = set,
-                                  conf.type = "log-log")
-           else survfit(Surv(time, event) ~ arm, data = df, weights = w, conf.type = "log-log")
+    fit <- arm_survfit(df, s$cluster)
     arm <- rep(sub("arm=", "", names(fit$strata)), fit$strata)
     # With weights, survfit's n.risk and n.event are weighted; the patients' counts are the unweighted fit's.
     counts <- survfit(Surv(time, event) ~ arm, data = df)
@@ -54,15 +48,7 @@ for (scheme in names(schemes)) {
         rmean = tab[, "rmean"], se_rmean = tab[, "se(rmean)"], median = tab[, "median"],
         median_lcl = tab[, "0.95LCL"], median_ucl = tab[, "0.95UCL"])
     }
-    cfit <- if (s$cluster) coxph(Surv(time, event) ~ arm, data = df, weights = w, robust = TRUE, cluster = set)
-            else coxph(Surv(time, event) ~ arm, data = df, weights = w, robust = TRUE)
-    plain <- coxph(Surv(time, event) ~ arm, data = df)
-    ci <- summary(cfit)$conf.int; pci <- summary(plain)$conf.int
-    cox_rows[[length(cox_rows) + 1]] <- data.frame(
-      scheme = scheme, endpoint = endpoint, coef = coef(cfit), robust_se = sqrt(vcov(cfit)[1, 1]),
-      naive_var_se = sqrt(cfit$naive.var[1, 1]), hr = ci[1, 1], lower = ci[1, 3], upper = ci[1, 4],
-      p = summary(cfit)$coefficients[1, "Pr(>|z|)"], plain_coef = coef(plain), plain_se = sqrt(vcov(plain)[1, 1]),
-      plain_hr = pci[1, 1], plain_lower = pci[1, 3], plain_upper = pci[1, 4])
+    cox_rows[[length(cox_rows) + 1]] <- data.frame(scheme = scheme, endpoint = endpoint, cox_estimates(df, s$cluster))
   }
   for (outcome in c("severe_any", "severe_term")) {
     df <- data.frame(y = s$data[[outcome]], arm = s$data$arm, w = s$w, set = s$data$matched_set)
