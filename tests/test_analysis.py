@@ -630,6 +630,21 @@ def test_a_hazard_ratio_of_fewer_than_five_events_is_not_shown(seed_study):
     assert exact.loc[["2A", "3B"], "note"].tolist() == [few_events_note(5)] * 2
 
 
+def test_an_endpoint_s_n_of_a_level_is_withheld_where_few_of_the_level_lack_it(seed_study):
+    # Tier 2A has 10 patients in the cohort, 8 of them with the endpoint: 10 − 8 = 2 patients it
+    # cannot evaluate, so its n is withheld ("*"); 3A (10 of 10) and 3B (6 of 6) stand.
+    from cohort_engine.publish import shown
+    from cohort_engine.subgroups import SUBGROUP_GATE, subgroup_table
+    study = dataclasses.replace(seed_study, analysis=dataclasses.replace(
+        seed_study.analysis, subgroups=("hospital_tier",), references=(("hospital_tier", "3A"),)))
+    endpoints, levels = _tier_endpoints({"3A": (10, 8), "2A": (8, 6), "3B": (6, 3)})
+    levels = pd.concat([levels, pd.DataFrame({"patient_id": ["X1", "X2"], "hospital_tier": "2A"})], ignore_index=True)
+    exact = subgroup_table(endpoints, levels, study).set_index("level")
+    assert exact[["n", "level_patients"]].to_dict("list") == {"n": [10, 8, 6], "level_patients": [10, 10, 6]}
+    table = shown(exact.reset_index(), SUBGROUP_GATE, study).set_index("level")
+    assert table.loc["2A", "n"] == "*" and table.loc["3A", "n"] == 10
+
+
 def test_proxy_events_are_not_given_away_by_the_assessments_only_analysis(seed_study):
     # Main rwPFS: 20 patients, 16 assessed (10 events) and 4 by the proxy (3 events): 13 events.
     # From assessments only: n 16, events 10. Worked by hand: 20 − 16 = 4 proxy patients and

@@ -12,7 +12,8 @@ from .efficacy import endpoint_order
 from .publish import Gate
 from .study_config import StudyConfig
 
-SUBGROUP_COLUMNS = ["endpoint", "factor", "level", "reference", "is_reference", "compared", "n", "events",
+SUBGROUP_COLUMNS = ["endpoint", "factor", "level", "reference", "is_reference", "compared", "n", "level_patients",
+                    "events",
                     "median_months", "median_ci_low", "median_ci_high", "logrank_p", "hr", "hr_ci_low", "hr_ci_high",
                     "hr_multivariable", "hr_multivariable_ci_low", "hr_multivariable_ci_high", "note",
                     "note_multivariable"]
@@ -25,7 +26,11 @@ SUBGROUP_MEDIANS = ("median_months", "median_ci_low", "median_ci_high")
 # level (an unknown or a not-compared one, which have no ratio) can be withheld instead.
 SUBGROUP_HAZARD_RATIOS = ("hr", "hr_ci_low", "hr_ci_high", "hr_multivariable", "hr_multivariable_ci_low",
                           "hr_multivariable_ci_high")
-SUBGROUP_GATE = Gate("subgroups", count_columns=("n", "events"), partition_by=("endpoint", "factor"), total_column="n",
+# level_patients: the level's patients in the cohort, as Table 1 counts them; an endpoint's n
+# of the level beside it names the patients it cannot evaluate (27 with label I, 23 for TTP: 4
+# without an assessment), so n is withheld where that difference is 1–4.
+SUBGROUP_GATE = Gate("subgroups", count_columns=("n", "level_patients", "events"), partition_by=("endpoint", "factor"),
+                     total_column="n", complements={"n": "level_patients"},
                      dependents={"n": SUBGROUP_MEDIANS, "events": SUBGROUP_MEDIANS + SUBGROUP_HAZARD_RATIOS},
                      spare="compared", relative_to=("is_reference", "events", SUBGROUP_HAZARD_RATIOS))
 UNKNOWN_LEVEL = "unknown"
@@ -109,6 +114,7 @@ def subgroup_table(endpoints: pd.DataFrame, levels: pd.DataFrame, study: StudyCo
             table.insert(0, "endpoint", endpoint)
             table.insert(3, "reference", references[factor])
             table.insert(4, "is_reference", table["level"] == references[factor])
+            table.insert(7, "level_patients", _level_patients(levels[factor], table["level"]))
             if len(table):
                 parts.append(table.astype({c: float for c in SUBGROUP_FLOATS}))
     if not parts:
@@ -142,6 +148,12 @@ def without_few_event_ratios(table: pd.DataFrame, reference, min_cell: int) -> p
         out.loc[withheld, columns] = np.nan
         out.loc[withheld, note] = few_events_note(min_cell)
     return out
+
+
+def _level_patients(values: pd.Series, levels: pd.Series) -> list[int]:
+    """Per level (UNKNOWN_LEVEL: a missing value), the cohort's patients at it."""
+    counts = values.astype(object).where(values.notna(), UNKNOWN_LEVEL).astype(str).value_counts()
+    return [int(counts.get(str(level), 0)) for level in levels]
 
 
 def _levels_compared(values: pd.Series, factor: str, study: StudyConfig) -> pd.Series:
