@@ -230,8 +230,8 @@ AE_TERMS = {
         "周围神经炎"),
     "Allergic reaction": ("hypersensitivity", "hypersensitivity reaction", "allergic reaction", "allergy",
                           "过敏反应", "超敏反应", "过敏"),
-    # Trastuzumab's and pertuzumab's infusion reactions, and capecitabine's hand-foot syndrome:
-    # the second readers found them as "unmapped term" (CTCAE v5 names both).
+    # Antibody infusion reactions and the hand-foot syndrome of oral fluoropyrimidines: the
+    # second readers found them as "unmapped term" (CTCAE v5 names both).
     "Infusion related reaction": ("infusion related reaction", "infusion-related reaction", "infusion reaction",
                                   "输液反应", "输注反应", "输液相关反应"),
     "Palmar-plantar erythrodysesthesia syndrome": (
