@@ -24,7 +24,7 @@ import datetime as dt
 
 import pytest
 
-from builders import bronze, drug_exposures
+from builders import CLASS_NAMES, bronze, drug_exposures
 from cohort_engine.cohort import build_cohort
 from cohort_engine.endpoints import lake_last_contacts
 from cohort_engine.facts import advanced_dates, build_patient_facts
@@ -79,7 +79,7 @@ def sources(spark, study):
     with the study's own 120-day gap, and silver/last_contacts at the cut-off."""
     tables, exposures = world(spark)
     lines = build_therapy_lines(exposures, advanced_dates(tables["diagnoses"], study), study.lines)
-    cohort = build_cohort(build_patient_facts(tables, study), lines, exposures, tables, study)[0]
+    cohort = build_cohort(build_patient_facts(tables, study), lines, exposures, tables, study, CLASS_NAMES)[0]
     contacts = lake_last_contacts(tables, study)
     return RebuildSources(studies=(study,), bronze=tables, exposures=exposures, built=lambda: (lines, cohort),
                           contacts=lambda variant: contacts)
