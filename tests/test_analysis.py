@@ -683,3 +683,17 @@ def test_patterns_cross_tables_publish_no_small_cell_beyond_the_margins(run):
         if len(pooled) and small.any():  # every row pooled: the margins themselves
             assert len(rows) == len(pooled)
             assert dict(zip(split.str[1][split.str[0] == POOLED], pooled["n"])) == labels
+
+
+def test_the_forest_plot_draws_only_the_hazard_ratios_the_gate_shows():
+    # Reference H, HP's ratio withheld by the gate ("*"), 2A's shown: HP gets no marker and reads
+    # "HR withheld (*)"; a level outside the comparison gets no row.
+    from cohort_engine.report_sections import forest_rows
+    shown = pd.DataFrame({"factor": "f", "level": ["H", "HP", "I", "2A"], "reference": "H",
+                          "compared": [True, True, False, True], "n": ["*", 75, "<5", 40],
+                          "hr": ["*", "*", "*", 1.5], "hr_ci_low": ["*", "*", "*", 1.1],
+                          "hr_ci_high": ["*", "*", "*", 2.0]})
+    rows = forest_rows(shown, {"f": "factor"})
+    assert rows["label"].tolist() == ["factor: H", "factor: HP", "factor: 2A"]
+    assert rows["text"].tolist() == ["n *  reference", "n 75  HR withheld (*)", "n 40  HR 1.50 (1.10–2.00)"]
+    assert rows["hr"].isna().tolist() == [True, True, False] and rows["ci_low"].isna().tolist() == [True, True, False]

@@ -134,8 +134,7 @@ def _subgroup_section_data(inputs: AnalysisInputs, writer: _Writer) -> tuple[pd.
     labels = factor_labels(study)
     pngs = {}
     for endpoint in endpoint_order(inputs.endpoints):
-        mask = (exact["endpoint"] == endpoint).to_numpy()
-        rows = report_sections.forest_rows(shown[mask], exact[mask], labels)
+        rows = report_sections.forest_rows(shown[shown["endpoint"] == endpoint], labels)
         pngs[endpoint] = writer.figure(f"forest_{endpoint}", figures.forest(
             rows, f"{ENDPOINT_NAMES.get(endpoint, endpoint)} ({endpoint}): hazard ratios by subgroup"))
     return shown, pngs

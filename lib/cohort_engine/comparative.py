@@ -14,7 +14,7 @@ import dataclasses
 import pandas as pd
 
 from . import comparison
-from .balance import balance_table, love_plot_data
+from .balance import balance_table
 from .propensity import patient_weights, treated_and_comparator, weight_summary
 from .study_config import StudyConfig
 
@@ -77,8 +77,8 @@ class ComparativeAnalysis:
     """Exact results (counts as ints: each table passes its gate on the way out).
 
     patients: propensity.patient_weights with patient_id; weights: its weight_summary;
-    balance and love: balance.balance_table (under the primary weights) and its Love plot's
-    rows; efficacy: comparison.csv's rows, every method; safety: safety_comparison.csv's rows;
+    balance: balance.balance_table (under the primary weights; the Love plot is drawn from it
+    as published); efficacy: comparison.csv's rows, every method; safety: safety_comparison.csv's rows;
     dataset: gold/comparison_dataset; analysed: per method, the endpoints of its patients with
     arm, weight and matched_set (for the weighted curves)."""
     treated: str
@@ -86,7 +86,6 @@ class ComparativeAnalysis:
     patients: pd.DataFrame
     weights: pd.DataFrame
     balance: pd.DataFrame
-    love: pd.DataFrame
     efficacy: pd.DataFrame
     safety: pd.DataFrame
     dataset: pd.DataFrame
@@ -114,6 +113,6 @@ def compare_arms(study: StudyConfig, cohort: pd.DataFrame, endpoints: pd.DataFra
                                                          cluster_col=method.cluster))
     return ComparativeAnalysis(
         treated=treated, comparator=comparator, patients=patients, weights=weight_summary(patients),
-        balance=balance, love=love_plot_data(balance), efficacy=pd.concat(efficacy, ignore_index=True),
+        balance=balance, efficacy=pd.concat(efficacy, ignore_index=True),
         safety=pd.concat(safety, ignore_index=True), dataset=comparison_dataset(study, patients, endpoints),
         analysed=analysed)

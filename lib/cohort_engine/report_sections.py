@@ -147,22 +147,24 @@ def _hr_text(hr, low, high) -> str:
     return f"HR {hr:.2f} ({number(low, 2)}–{number(high, 2)})"
 
 
-def forest_rows(shown_subgroups: pd.DataFrame, exact: pd.DataFrame, labels: dict[str, str]) -> pd.DataFrame:
-    """label, hr, ci_low, ci_high, text for figures.forest: the univariable HRs of one endpoint.
+def forest_rows(shown_subgroups: pd.DataFrame, labels: dict[str, str]) -> pd.DataFrame:
+    """label, hr, ci_low, ci_high, text for figures.forest: the univariable HRs of one endpoint,
+    as the gate shows them (a ratio it withholds is drawn nowhere and reads "HR withheld").
 
     The reference level has no marker (its HR is 1 by definition); the n printed beside a
     level is the disclosure-controlled one.
     """
     rows = []
-    for shown_row, row in zip(shown_subgroups.itertuples(index=False), exact.itertuples(index=False)):
+    for row in shown_subgroups.itertuples(index=False):
         if not row.compared:
             continue  # no hazard ratio to draw
         reference = row.level == row.reference
-        text = f"n {shown_row.n}  " + ("reference" if reference else _hr_text(row.hr, row.hr_ci_low,
-                                                                               row.hr_ci_high))
+        withheld = isinstance(row.hr, str)
+        hr, low, high = (np.nan, np.nan, np.nan) if withheld else (row.hr, row.hr_ci_low, row.hr_ci_high)
+        text = f"n {row.n}  " + ("reference" if reference else f"HR withheld ({row.hr})" if withheld
+                                 else _hr_text(hr, low, high))
         rows.append({"label": f"{labels.get(row.factor, row.factor)}: {row.level}",
-                     "hr": np.nan if reference else row.hr, "ci_low": row.hr_ci_low, "ci_high": row.hr_ci_high,
-                     "text": text})
+                     "hr": np.nan if reference else hr, "ci_low": low, "ci_high": high, "text": text})
     return pd.DataFrame(rows, columns=["label", "hr", "ci_low", "ci_high", "text"])
 
 
