@@ -3,7 +3,9 @@
 Settings come from a profile (`spark/<profile>.yaml` of the configuration shipped
 in the package, or of `COHORT_ENGINE_CONF_DIR`; or a profile file), then from the
 environment (`COHORT_ENGINE_SPARK_CONF="k=v;k=v"`, `COHORT_ENGINE_SPARK_MASTER`),
-then from explicit options, the later winning.
+then from explicit options, the later winning. A value `auto` (the `local` profile's
+heap and shuffle partitions) is sized for the machine and the extract (`spark_sizing`)
+after that layering, so a value written anywhere wins over the automatic one.
 """
 from __future__ import annotations
 
@@ -17,11 +19,15 @@ import yaml
 
 from .conf_folder import conf_dir
 from .errors import ConfigError
+from .spark_sizing import Machine, size_auto_settings, this_machine, wants_sizing
 
 log = logging.getLogger(__name__)
 
 DELTA_EXTENSION = "io.delta.sql.DeltaSparkSessionExtension"
 DELTA_CATALOG = "org.apache.spark.sql.delta.catalog.DeltaCatalog"
+# Under a session the engine starts, whatever a profile omits: Spark's console bars would
+# mix into the engine's own progress lines (progress_display.py).
+SESSION_DEFAULTS = {"spark.ui.showConsoleProgress": "false"}
 
 
 def profile_path(name: str, environ: typing.Mapping[str, str] | None = None) -> Path:
@@ -60,8 +66,13 @@ def parse_conf_pairs(pairs: typing.Iterable[str], origin: str) -> dict[str, str]
 
 def resolve_settings(profile: str = "local", master: str | None = None,
                      overrides: typing.Mapping[str, str] | None = None,
-                     environ: typing.Mapping[str, str] | None = None) -> dict:
-    """The master and Spark conf a session would get, without starting one."""
+                     environ: typing.Mapping[str, str] | None = None,
+                     extract_bytes: int | None = None, machine: Machine | None = None) -> dict:
+    """The master and Spark conf a session would get, without starting one.
+
+    `auto` values are sized from `machine` (default: this one) and `extract_bytes`, the
+    size on disk of the input the run reads (None: unknown, the fewest partitions).
+    """
     environ = os.environ if environ is None else environ
     settings = load_profile(profile, environ)
     conf = dict(settings["conf"])
@@ -71,6 +82,9 @@ def resolve_settings(profile: str = "local", master: str | None = None,
     chosen_master = master or environ.get("COHORT_ENGINE_SPARK_MASTER")
     if not chosen_master and not launched_by_spark_submit(environ):
         chosen_master = settings["master"]  # spark-submit's own --master must win over a profile
+    if wants_sizing(conf):
+        conf = size_auto_settings(conf, chosen_master, machine or this_machine(), extract_bytes,
+                                  owns_jvm=not jvm_started_elsewhere(environ))
     if delta_packages_requested(conf, environ):
         conf.setdefault("spark.sql.extensions", DELTA_EXTENSION)
         conf.setdefault("spark.sql.catalog.spark_catalog", DELTA_CATALOG)
@@ -80,6 +94,17 @@ def resolve_settings(profile: str = "local", master: str | None = None,
 def launched_by_spark_submit(environ: typing.Mapping[str, str]) -> bool:
     """spark-submit starts the JVM first and hands the Python driver its gateway port."""
     return "PYSPARK_GATEWAY_PORT" in environ
+
+
+def jvm_started_elsewhere(environ: typing.Mapping[str, str]) -> bool:
+    """spark-submit and Databricks start the driver's JVM, with the heap they were given."""
+    return launched_by_spark_submit(environ) or "DATABRICKS_RUNTIME_VERSION" in environ
+
+
+def session_conf(settings: typing.Mapping, python: str) -> dict[str, str]:
+    """The conf a new session is built with: the engine's defaults, the Python of its
+    workers, then the resolved settings (which win)."""
+    return {**SESSION_DEFAULTS, "spark.pyspark.python": python, **settings["conf"]}
 
 
 def delta_packages_requested(conf: typing.Mapping[str, str], environ: typing.Mapping[str, str]) -> bool:
@@ -92,7 +117,7 @@ def delta_packages_requested(conf: typing.Mapping[str, str], environ: typing.Map
 def build_session(profile: str = "local", master: str | None = None,
                   overrides: typing.Mapping[str, str] | None = None,
                   environ: typing.Mapping[str, str] | None = None,
-                  app_name: str = "cohort-engine"):
+                  app_name: str = "cohort-engine", extract_bytes: int | None = None):
     """Start (or join) the SparkSession for a run.
 
     Python workers must run the driver's interpreter, or they miss the engine's
@@ -101,7 +126,7 @@ def build_session(profile: str = "local", master: str | None = None,
     from pyspark.sql import SparkSession
 
     environ = os.environ if environ is None else environ
-    settings = resolve_settings(profile, master, overrides, environ)
+    settings = resolve_settings(profile, master, overrides, environ, extract_bytes)
     python = environ.get("PYSPARK_PYTHON") or sys.executable
     os.environ.setdefault("PYSPARK_PYTHON", python)
     os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
@@ -121,8 +146,7 @@ def build_session(profile: str = "local", master: str | None = None,
     builder = SparkSession.builder.appName(app_name)
     if settings["master"]:
         builder = builder.master(settings["master"])
-    builder = builder.config("spark.pyspark.python", python)
-    for key, value in settings["conf"].items():
+    for key, value in session_conf(settings, python).items():
         builder = builder.config(key, value)
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel(environ.get("COHORT_ENGINE_SPARK_LOG_LEVEL", "WARN"))
