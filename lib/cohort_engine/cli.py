@@ -8,6 +8,10 @@ success; otherwise one line on stderr saying why.
 ends, so a second run on the same lake fails at once (or waits, --wait-lock).
 `run --incremental` merges a new monthly extract into bronze; `run
 --as-of-manifest FILE` replays later stages on the Delta versions a manifest names.
+
+Progress (`progress_display.py`): a live line per stage on a terminal, plain log lines
+off a terminal or under a scheduler, none with --quiet; `--progress` or
+`COHORT_ENGINE_PROGRESS` (rich, plain, none) chooses.
 """
 from __future__ import annotations
 
@@ -83,7 +87,12 @@ def build_parser() -> argparse.ArgumentParser:
                             help="conf/spark/<profile>.yaml (default: local, or COHORT_ENGINE_SPARK_PROFILE)")
     spark_opts.add_argument("--spark-conf", action="append", default=[], metavar="KEY=VALUE",
                             help="extra Spark setting; repeatable")
-    spark_opts.add_argument("--quiet", action="store_true", help="no progress lines")
+    spark_opts.add_argument("--quiet", action="store_true", help="no progress lines (--progress none)")
+    spark_opts.add_argument("--progress", choices=("rich", "plain", "none"), default=None,
+                            help="rich: a live line per stage with rows, rate and elapsed time; plain: one log "
+                                 "line per step with the same; none: no progress lines (default: "
+                                 "COHORT_ENGINE_PROGRESS, else plain when stderr is no terminal or a "
+                                 "scheduler runs the engine, rich otherwise)")
 
     gen = sub.add_parser("generate", parents=[spark_opts], help="write a synthetic NATDSS-style extract")
     gen.add_argument("--out", required=True, type=Path)
@@ -154,11 +163,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _session(args, environ):
+def _session(args, environ, input_folder: Path | None = None):
+    """The run's session; `input_folder` (the extract, or the lake's bronze tables) sizes the
+    shuffle partitions of a profile that leaves them `auto`."""
     from .session import build_session, parse_conf_pairs
+    from .spark_sizing import folder_bytes
     profile = args.spark_profile or environ.get("COHORT_ENGINE_SPARK_PROFILE", "local")
     overrides = parse_conf_pairs(args.spark_conf, "--spark-conf")
-    return build_session(profile=profile, master=args.master, overrides=overrides, environ=environ)
+    extract_bytes = folder_bytes(input_folder) if input_folder is not None else None
+    return build_session(profile=profile, master=args.master, overrides=overrides, environ=environ,
+                         extract_bytes=extract_bytes)
 
 
 def _studies(args, environ) -> list:
@@ -167,6 +181,7 @@ def _studies(args, environ) -> list:
 
 
 def cmd_generate(args, environ, progress) -> int:
+    from .progress_lines import DONE, START, ProgressLine
     from .synth import generate_extract
     encoding = getattr(args, "encoding", "utf-8")
     writer = getattr(args, "parquet_writer", "spark")
@@ -177,14 +192,15 @@ def cmd_generate(args, environ, progress) -> int:
         print(f"cohort-engine generate: --parquet-writer {writer} applies to --format parquet only",
               file=sys.stderr)
         return EXIT_BAD_INPUT
+    progress(ProgressLine("stage generate: start", "generate", event=START))
+    started = time.perf_counter()
     spark = _session(args, environ)
     cutoff = args.cutoff or load_study(default_study_path(environ)).data_cutoff
-    counts = generate_extract(spark, args.out, patients=args.patients, seed=args.seed, fmt=args.format,
-                              clean=args.clean, cutoff=cutoff, encoding=encoding, parquet_writer=writer,
-                              hospital_forms=True if args.hospital_forms else None,
-                              confounded_taxane=getattr(args, "confounded_taxane", False))
-    for table, n in counts.items():
-        progress(f"generate {table}: {n} rows")
+    generate_extract(spark, args.out, patients=args.patients, seed=args.seed, fmt=args.format,
+                     clean=args.clean, cutoff=cutoff, progress=progress, encoding=encoding, parquet_writer=writer,
+                     hospital_forms=True if args.hospital_forms else None,
+                     confounded_taxane=getattr(args, "confounded_taxane", False))
+    progress(ProgressLine(f"stage generate: done in {time.perf_counter() - started:.1f}s", "generate", event=DONE))
     return 0
 
 
@@ -288,7 +304,8 @@ def cmd_run(args, environ, progress) -> int:
         lock = LakeLock(args.lake, command=f"cohort-engine run --stages {','.join(stages)}{mode}",
                         progress=progress).acquire(args.wait_lock)
     try:
-        spark = _session(args, environ)
+        # A replay and later stages read the lake's bronze tables, the extract as it was loaded.
+        spark = _session(args, environ, args.source if args.source is not None else args.lake / "bronze")
         if replay:
             scratch = args.replay_lake or (args.lake / "_replay" / f"{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}")
             lake = Lake(args.lake, spark, environ, pinned_versions=pinned_versions(manifest), write_root=scratch)
@@ -386,10 +403,17 @@ def main(argv: typing.Sequence[str] | None = None, environ: typing.Mapping[str, 
     except UsageError as exc:
         print(str(exc), file=sys.stderr)
         return EXIT_BAD_INPUT
+    from .progress_display import open_display, progress_mode
+    try:  # `study` reports no progress: it has no --progress
+        mode = progress_mode(args.progress, args.quiet, sys.stderr.isatty(), environ) \
+            if hasattr(args, "progress") else "none"
+    except UserError as exc:
+        print(f"cohort-engine: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    progress = open_display(mode, log.info)
     if not logging.getLogger().handlers:
-        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
+        logging.basicConfig(level=logging.INFO, handlers=[progress.log_handler()])
         logging.getLogger("py4j").setLevel(logging.WARNING)
-    progress = (lambda _msg: None) if getattr(args, "quiet", False) else log.info
 
     try:
         return COMMANDS[args.command](args, environ, progress)
@@ -405,6 +429,8 @@ def main(argv: typing.Sequence[str] | None = None, environ: typing.Mapping[str, 
               file=sys.stderr)
         log.debug("failure", exc_info=True)
         return EXIT_STAGE_FAILED
+    finally:
+        progress.close()
 
 
 def _first_line(exc: BaseException) -> str:

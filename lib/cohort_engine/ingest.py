@@ -43,6 +43,7 @@ from .contract import PATIENT_TABLES
 from .errors import ExtractMisreadError, IngestError
 from .extract_files import DEFAULT_SETTINGS, ExtractSettings, plan_table
 from .lake_tables import QUARANTINE_SOURCE, conform
+from .progress_lines import ProgressLine
 from .raw_tables import java_charsets, nanos_as_long, read_plan
 from .validation import (ALREADY_LOADED, DUPLICATE, QUARANTINE_COLUMNS, Names, bronze_frame, mark_already_loaded,
                          misread_message, quarantine_frame, reason_counts, reason_summary, validate)
@@ -232,7 +233,7 @@ def ingest(spark, lake, source: str | Path, cutoff, progress: typing.Callable[[s
             for table in INGEST_ORDER:
                 raw = raws[table]
                 if raw is None:
-                    progress(f"ingest {table}: optional table absent")
+                    progress(ProgressLine(f"ingest {table}: optional table absent", "ingest"))
                     continue
                 status = births = None
                 if table in PATIENT_TABLES or table == "deaths":
@@ -246,10 +247,11 @@ def ingest(spark, lake, source: str | Path, cutoff, progress: typing.Callable[[s
                                       settings=settings, check_table=check_table)
                 merged = f" ({result.already_in_lake} already in the lake)" \
                     if incremental and table not in SNAPSHOT_TABLES else ""
-                progress(f"ingest {table}: {result.rows_read} read, {result.rows_kept} kept, "
-                         f"{result.rows_quarantined} quarantined, {result.duplicates_removed} duplicates{merged}")
+                progress(ProgressLine(f"ingest {table}: {result.rows_read} read, {result.rows_kept} kept, "
+                                      f"{result.rows_quarantined} quarantined, {result.duplicates_removed} "
+                                      f"duplicates{merged}", "ingest", rows=result.rows_read))
                 results.append(result)
-            progress(f"ingest: {len(results)} tables passed their checks")
+            progress(ProgressLine(f"ingest: {len(results)} tables passed their checks", "ingest"))
     return results
 
 

@@ -25,6 +25,7 @@ from .lake import Lake
 from .lake_tables import (GOLD_COMPARISON_DATASET, GOLD_SAFETY_EVENTS, GOLD_UNMATCHED_DRUG_NAMES, LAKE_TABLES, STUDIES_FOLDER,
                           conform, lake_table)
 from .manifest import DEFAULT_REPLAY_STAGES, REPLAY_STAGES, write_manifest
+from .progress_lines import DONE, START, ProgressLine
 from .study_config import StudyConfig
 
 log = logging.getLogger(__name__)
@@ -51,6 +52,7 @@ class RunContext:
     # share: built for the first study, reused by the others.
     run_studies: tuple[StudyConfig, ...] = ()
     shared: dict = dataclasses.field(default_factory=dict)
+    stage: str = ""  # the stage running: its writes are reported under it
 
     @property
     def cutoff(self) -> dt.date:
@@ -69,7 +71,12 @@ class RunContext:
     def write(self, frame, layer: str, name: str, **options):
         """Write a silver, gold or quarantine table as its declaration has it (`lake_tables.conform`:
         the declared columns in order, of the declared types; an error naming the column otherwise)."""
-        return self.lake.write(conform(frame, lake_table(layer, name)), layer, name, **options)
+        written = self.lake.write(conform(frame, lake_table(layer, name)), layer, name, **options)
+        rows = "" if written.rows is None else f": {written.rows} rows"
+        # Outside a stage (the run's closing data-quality tables) a write is a line of the run's own.
+        self.progress(ProgressLine(f"{self.stage} wrote {layer}/{name}{rows}", self.stage, written.rows)
+                      if self.stage else f"wrote {layer}/{name}{rows}")
+        return written
 
     def table(self, layer: str, name: str) -> tuple[str, str]:
         """(layer, name) of a table as this run's study has it (`study_table`)."""
@@ -117,7 +124,8 @@ def stage_ingest(ctx: RunContext) -> None:
         # misread extract (or the wrong vocabulary), not bad rows.
         if table == "prescriptions":
             share = check_prescription_names(name_counts(kept), matcher, settings.max_rejected_share)
-            ctx.progress(f"ingest prescriptions: {share:.1%} of kept rows match no vocabulary entry")
+            ctx.progress(ProgressLine(f"ingest prescriptions: {share:.1%} of kept rows match no vocabulary entry",
+                                      "ingest"))
 
     results = ingest(ctx.spark, ctx.lake, ctx.source, ctx.cutoff, progress=ctx.progress,
                      incremental=ctx.incremental, settings=settings, check_table=check_names)
@@ -414,16 +422,22 @@ def _timed(ctx: RunContext, what: str):
     """A progress line with the seconds a step of a stage took: where a run's time goes."""
     started = time.perf_counter()
     yield
-    ctx.progress(f"{what}: {time.perf_counter() - started:.1f}s")
+    ctx.progress(ProgressLine(f"{what}: {time.perf_counter() - started:.1f}s", ctx.stage))
 
 
 def _run_stages(ctx: RunContext, stages: list[str]) -> None:
     for name in stages:
-        ctx.progress(f"stage {name}: start" + (f" ({ctx.study.name})" if name not in LAKE_STAGES else ""))
+        study = f" ({ctx.study.name})" if name not in LAKE_STAGES else ""
+        label = name + study
+        ctx.progress(ProgressLine(f"stage {name}: start{study}", name, event=START, label=label))
+        ctx.stage = name
         started = time.perf_counter()
-        STAGES[name](ctx)
+        try:
+            STAGES[name](ctx)
+        finally:
+            ctx.stage = ""
         ctx.timings[name] = time.perf_counter() - started
-        ctx.progress(f"stage {name}: done in {ctx.timings[name]:.1f}s")
+        ctx.progress(ProgressLine(f"stage {name}: done in {ctx.timings[name]:.1f}s", name, event=DONE, label=label))
 
 
 def run(ctx: RunContext, stages: list[str], studies: typing.Sequence[StudyConfig] | None = None) -> dict:

@@ -24,6 +24,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from ..progress_lines import ProgressLine
 from . import dates as DT
 from . import params as PR
 from . import truth as TR
@@ -460,7 +461,7 @@ def generate_extract(spark, out_dir, patients: int, seed: int, fmt: str = "parqu
             # re-encoded losslessly after the count (Spark 4 reads no GB18030)
             if encoding != "utf-8":
                 transcode(path, encoding)
-        progress(f"generate {name}: {counts[name]} rows")
+        progress(ProgressLine(f"generate {name}: {counts[name]} rows", "generate", rows=counts[name]))
     manifest = {"patients": plan.patients, "seed": plan.seed, "format": fmt, "clean": plan.clean,
                 "cutoff": cutoff.isoformat(), "chunks": plan.n_chunks, "chunk_size": plan.chunk_size,
                 "encoding": encoding if fmt == "csv" else None,
@@ -479,7 +480,8 @@ def generate_extract(spark, out_dir, patients: int, seed: int, fmt: str = "parqu
         # Imported here: lifelines is the truth's alone, and Spark's workers import this module.
         from .marginal_effects import confounding_parameters, write_effects
         counts["truth/effects"] = write_effects(out / "truth")
-        progress(f"generate truth/effects: {counts['truth/effects']} rows")
+        progress(ProgressLine(f"generate truth/effects: {counts['truth/effects']} rows", "generate",
+                              rows=counts["truth/effects"]))
         manifest["confounded_taxane"] = confounding_parameters()
     (out / "truth" / "manifest.json").write_text(json.dumps(manifest, indent=2, ensure_ascii=False),
                                                  encoding="utf-8")
