@@ -119,7 +119,8 @@ def test_a_stage_without_a_start_line_is_timed_from_its_first_line():
 
 def test_a_progress_line_is_the_string_it_prints():
     line = ProgressLine("ingest: 9 tables passed their checks", "ingest")
-    assert line == "ingest: 9 tables passed their checks" and (line.stage, line.rows, line.event) == ("ingest", None, "step")
+    assert line == "ingest: 9 tables passed their checks"
+    assert (line.stage, line.rows, line.event, line.label) == ("ingest", None, "step", "ingest")
     with pytest.raises(ValueError, match="progress event must be start, step or done, got 'begin'"):
         ProgressLine("stage ingest: start", "ingest", event="begin")
 
