@@ -25,6 +25,7 @@ from .lake import Lake
 from .lake_tables import (GOLD_COMPARISON_DATASET, GOLD_SAFETY_EVENTS, GOLD_UNMATCHED_DRUG_NAMES, LAKE_TABLES, STUDIES_FOLDER,
                           conform, lake_table)
 from .manifest import DEFAULT_REPLAY_STAGES, REPLAY_STAGES, write_manifest
+from .spark_events import stage_tagged
 from .study_config import StudyConfig
 
 log = logging.getLogger(__name__)
@@ -421,7 +422,8 @@ def _run_stages(ctx: RunContext, stages: list[str]) -> None:
     for name in stages:
         ctx.progress(f"stage {name}: start" + (f" ({ctx.study.name})" if name not in LAKE_STAGES else ""))
         started = time.perf_counter()
-        STAGES[name](ctx)
+        with stage_tagged(ctx.spark, name):
+            STAGES[name](ctx)
         ctx.timings[name] = time.perf_counter() - started
         ctx.progress(f"stage {name}: done in {ctx.timings[name]:.1f}s")
 
