@@ -51,6 +51,20 @@ def runs(spark, tmp_path_factory):
     return base, status, result
 
 
+def test_a_cluster_that_does_not_come_up_leaves_no_process_running(tmp_path, monkeypatch):
+    spawned = []
+    spawn = StandaloneCluster._spawn
+
+    def spawn_and_keep(self, name, *args):
+        spawn(self, name, *args)
+        spawned.append(self.processes[-1])
+
+    monkeypatch.setattr(StandaloneCluster, "_spawn", spawn_and_keep)
+    with pytest.raises(TimeoutError, match="no master after 0s"):
+        StandaloneCluster(workers=1, log_dir=tmp_path).start(timeout=0)
+    assert len(spawned) == 1 and spawned[0].poll() is not None
+
+
 def test_the_cluster_had_two_workers_and_the_job_succeeded(runs):
     base, status, result = runs
     assert status["aliveworkers"] == 2 and status["cores"] == 2
