@@ -88,9 +88,10 @@ def test_a_rolling_log_is_read_in_the_order_of_its_parts(tmp_path):
 
 def test_each_stage_tags_its_spark_jobs_and_only_while_it_runs(spark, monkeypatch):
     seen = {}
+    context = spark.sparkContext
 
     def stage(ctx):
-        seen["tags"] = set(ctx.spark.getTags())
+        seen["tags"] = set(context.getJobTags())
 
     def failing(ctx):
         raise RuntimeError("stage failed")
@@ -99,10 +100,10 @@ def test_each_stage_tags_its_spark_jobs_and_only_while_it_runs(spark, monkeypatc
     ctx = types.SimpleNamespace(spark=spark, progress=lambda _m: None, timings={})
     pipeline._run_stages(ctx, ["lines"])
     assert seen["tags"] == {"cohort-engine-stage-lines"}
-    assert set(spark.getTags()) == set()
+    assert set(context.getJobTags()) == set()
     with pytest.raises(RuntimeError), stage_tagged(spark, "ingest"):
         failing(ctx)
-    assert set(spark.getTags()) == set()
+    assert set(context.getJobTags()) == set()
 
 
 def test_a_log_cut_in_the_middle_of_its_last_line_is_read_up_to_it(tmp_path):

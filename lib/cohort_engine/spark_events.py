@@ -22,13 +22,20 @@ OUTSIDE_STAGES = "(outside stages)"
 def stage_tagged(spark, stage: str):
     """Tag every Spark job started inside with `cohort-engine-stage-<stage>` (in the event
     log, the UI and the REST API): how a benchmark or an operator attributes a cluster's
-    task time and shuffle bytes to the pipeline's stages."""
+    task time and shuffle bytes to the pipeline's stages.
+
+    The SparkContext's job tags, not the session's: a session tag marks SQL executions only,
+    and misses the jobs Spark starts outside them, such as listing a long file list."""
+    try:
+        add, remove = spark.sparkContext.addJobTag, spark.sparkContext.removeJobTag
+    except NotImplementedError:  # Spark Connect has no SparkContext: its SQL jobs are all it runs
+        add, remove = spark.addTag, spark.removeTag
     tag = STAGE_TAG_PREFIX + stage
-    spark.addTag(tag)
+    add(tag)
     try:
         yield
     finally:
-        spark.removeTag(tag)
+        remove(tag)
 
 
 def read_event_log(path: str | Path) -> typing.Iterator[dict]:
