@@ -9,7 +9,7 @@ docs/scaling.md between its `scaling-table` markers (or prints them without --do
 The model, described in docs/scaling.md: the executors' work of each stage is its task
 seconds on one core (the one-worker layout), proportional to the extract's source rows;
 the driver's own work (seconds no task ran) is serial and does not shrink with cores.
-Without measurements the tables say "to be measured".
+Without measurements the tables say "to be measured"; the projection needs two sizes.
 """
 from __future__ import annotations
 
@@ -49,13 +49,8 @@ def per_row(scaleout: dict) -> dict:
 
 def driver_seconds_at(sizes: list[dict], stage: str, rows: float) -> float:
     """A stage's driver-only seconds at `rows` source rows: the line through the two largest
-    measured sizes (a fixed part, such as Delta commits, and a part growing with the data),
-    or proportional to rows from a single size."""
-    points = sorted((m["source_rows"], m["stages"][stage]["driver_only_seconds"]) for m in sizes)[-2:]
-    if len(points) == 1 or points[0][0] == points[1][0]:
-        (r, d), = points[-1:]
-        return d * rows / r
-    (r0, d0), (r1, d1) = points
+    measured sizes (a fixed part, such as Delta commits, and a part growing with the data)."""
+    (r0, d0), (r1, d1) = sorted((m["source_rows"], m["stages"][stage]["driver_only_seconds"]) for m in sizes)[-2:]
     return max(d0 + (d1 - d0) * (rows - r0) / (r1 - r0), 0.0)
 
 
@@ -142,7 +137,10 @@ def projection_table(p: dict | None, patients: int, cores_per_node: int) -> list
 
 def tables(scaleouts: list[dict], bench: dict | None, patients: int, cores_per_node: int, partition_mb: int) -> str:
     sizes = sorted((per_row(s) for s in scaleouts), key=lambda m: m["source_rows"])
-    p = projection(sizes, patients, cores_per_node, partition_mb) if sizes else None
+    # The driver's serial part needs two sizes (one gives no split between its fixed part and
+    # the part growing with the data; proportional to rows, 20,000 patients gave 59 hours).
+    p = projection(sizes, patients, cores_per_node, partition_mb) \
+        if len({m["source_rows"] for m in sizes}) >= 2 else None
     return "\n".join(["Measured (one worker of one core; the ratio is the two-worker run's seconds over it):", "",
                       *measured_table(sizes, bench), "",
                       f"Projected for {patients:,} patients in one hour:", "",
