@@ -357,3 +357,10 @@ def test_a_spark_profile_file_of_ones_own(tmp_path):
     assert (s["master"], s["conf"]) == ("spark://h:7077", {"spark.executor.memory": "6g"})
     with pytest.raises(ConfigError, match=r"Spark profile file .*nope\.yaml not found"):
         resolve_settings(str(tmp_path / "nope.yaml"), environ={})
+
+
+def test_standalone_profile_lists_the_lake_s_files_on_the_driver():
+    # A table of the offline lake is read as its file list, one file per shuffle partition.
+    s = resolve_settings("standalone", environ={})
+    assert int(s["conf"]["spark.sql.sources.parallelPartitionDiscovery.threshold"]) \
+        >= int(s["conf"]["spark.sql.shuffle.partitions"]) == 64

@@ -87,15 +87,22 @@ class StandaloneCluster:
         raise TimeoutError(f"Spark standalone: no {what} after {timeout:.0f}s (logs in {self.log_dir})")
 
     def start(self, timeout: float = 90.0) -> "StandaloneCluster":
-        self._spawn("master", "org.apache.spark.deploy.master.Master", "--host", LOOPBACK,
-                    "--port", str(self.port), "--webui-port", str(self.ui_port))
-        self._wait(lambda: self.status().get("status") == "ALIVE", "master", timeout)
-        for k in range(self.workers):
-            self._spawn(f"worker-{k}", "org.apache.spark.deploy.worker.Worker", "--host", LOOPBACK,
-                        "--cores", str(self.cores), "--memory", self.memory,
-                        "--webui-port", str(free_port()), "--work-dir", str(self.log_dir / f"work-{k}"),
-                        self.master_url)
-        self._wait(lambda: self.status().get("aliveworkers", 0) >= self.workers, f"{self.workers} workers", timeout)
+        # A `with` block does not stop what a failed (or interrupted) __enter__ started, and
+        # the processes run in their own sessions: stopped here, or they outlive the caller.
+        try:
+            self._spawn("master", "org.apache.spark.deploy.master.Master", "--host", LOOPBACK,
+                        "--port", str(self.port), "--webui-port", str(self.ui_port))
+            self._wait(lambda: self.status().get("status") == "ALIVE", "master", timeout)
+            for k in range(self.workers):
+                self._spawn(f"worker-{k}", "org.apache.spark.deploy.worker.Worker", "--host", LOOPBACK,
+                            "--cores", str(self.cores), "--memory", self.memory,
+                            "--webui-port", str(free_port()), "--work-dir", str(self.log_dir / f"work-{k}"),
+                            self.master_url)
+            self._wait(lambda: self.status().get("aliveworkers", 0) >= self.workers, f"{self.workers} workers",
+                       timeout)
+        except BaseException:
+            self.stop()
+            raise
         return self
 
     def stop(self) -> None:

@@ -26,6 +26,7 @@ from .lake_tables import (GOLD_COMPARISON_DATASET, GOLD_SAFETY_EVENTS, GOLD_UNMA
                           conform, lake_table)
 from .manifest import DEFAULT_REPLAY_STAGES, REPLAY_STAGES, write_manifest
 from .progress_lines import DONE, START, ProgressLine
+from .spark_events import stage_tagged
 from .study_config import StudyConfig
 
 log = logging.getLogger(__name__)
@@ -433,7 +434,8 @@ def _run_stages(ctx: RunContext, stages: list[str]) -> None:
         ctx.stage = name
         started = time.perf_counter()
         try:
-            STAGES[name](ctx)
+            with stage_tagged(ctx.spark, name):
+                STAGES[name](ctx)
         finally:
             ctx.stage = ""
         ctx.timings[name] = time.perf_counter() - started
