@@ -45,6 +45,8 @@ EVIDENCE = ("progression", "next_line", "death", "discontinuation")  # tie-break
 CONTACT_DATES = (("visits", "visit_date"), ("prescriptions", "admin_date"), ("labs", "collect_date"),
                  ("tumor_assessments", "assessment_date"), ("diagnoses", "diagnosis_date"),
                  ("adverse_events", "onset_date"))
+# The bronze tables `build_endpoints` reads by patient_id (deaths it reads through patients' id_hash).
+ENDPOINT_TABLES = ("patients", *(table for table, _ in CONTACT_DATES))
 
 _RESPONSES = (
     ("CR", r"^(cr|完全缓解|完全应答|completeresponse|completeremission)$"),

@@ -98,6 +98,11 @@ def patients_who_can_matter(exposures, study: StudyConfig):
     return exposures.where(wanted).select("patient_id").distinct()
 
 
+def of_patients(bronze: dict, ids, names) -> dict:
+    """The tables `names` of `bronze` (those it has) narrowed to the patients `ids` (a semi-join)."""
+    return {name: bronze[name].join(ids, "patient_id", "left_semi") for name in names if name in bronze}
+
+
 def _once(shared: dict, key, build):
     if key not in shared:
         shared[key] = build()
@@ -130,8 +135,8 @@ def sensitivity_base(study: StudyConfig, sources: RebuildSources, shared: dict) 
             ids = ids.union(patients_who_can_matter(sources.exposures, other))
         ids = ids.distinct().localCheckpoint()
         bronze = sources.bronze
-        few = {name: bronze[name].join(ids, "patient_id", "left_semi").localCheckpoint()
-               for name in ("patients", "diagnoses", "biomarkers", "tumor_assessments") if name in bronze}
+        few = {name: frame.localCheckpoint() for name, frame in
+               of_patients(bronze, ids, ("patients", "diagnoses", "biomarkers", "tumor_assessments")).items()}
         few.update(deaths=bronze["deaths"], hospitals=bronze["hospitals"])  # keyed by id_hash, hospital_id
         contacts = sources.contacts(study)
         if contacts is not None:
@@ -149,14 +154,23 @@ def rebuild_endpoints(study: StudyConfig, variant: StudyConfig, sources: Rebuild
     `lines`, the facts by the cancer, `facts` and cut-off), so that the studies of a run and
     the two gap variants of one study build each once.
     """
+    from pyspark.sql import functions as F
+
     from .cohort import cohort_index_lines
-    from .endpoints import build_endpoints
+    from .endpoints import ENDPOINT_TABLES, build_endpoints
     from .facts import advanced_dates, build_patient_facts
     from .lines import build_therapy_lines
     bronze = sources.bronze
     if variant.lines == study.lines:
         lines, cohort = sources.built()
+        # The same lines give the same cohort: its endpoints read the cohort's patients only,
+        # not every patient's lines, assessments and contacts.
+        ids = F.broadcast(cohort.select("patient_id"))
+        lines = lines.join(ids, "patient_id", "left_semi")
+        bronze = {**bronze, **of_patients(bronze, ids, ENDPOINT_TABLES)}
         contacts = sources.contacts(variant)
+        if contacts is not None:
+            contacts = contacts.join(ids, "patient_id", "left_semi")
     else:
         base = sensitivity_base(study, sources, shared)
         few, mine = base["bronze"], base["exposures"]
