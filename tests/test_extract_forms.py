@@ -17,7 +17,7 @@ from pyspark.sql import functions as F
 
 from cohort_engine.date_forms import ambiguous_date_text, date_from_text
 from cohort_engine.errors import ExtractMisread, ExtractMisreadError, IngestError, UserError
-from cohort_engine.extract_files import ExtractSettings, file_encoding, plan_table
+from cohort_engine.extract_files import ExtractSettings, file_encoding, has_quoted_line_break, plan_table
 from cohort_engine.ingest import ingest
 from cohort_engine.lake import Lake
 from cohort_engine.raw_tables import java_charsets, nanos_as_long, read_plan
@@ -156,6 +156,51 @@ def test_chunk_boundaries_do_not_move_the_line(tmp_path, monkeypatch, chunk):
                               "(--encoding)")
 
 
+@pytest.mark.parametrize("chunk", [1, 2, 3, 1 << 20])
+@pytest.mark.parametrize("text, spans_lines", [
+    ('a,b\n1,"x\ny"\n', True),                  # a quoted value over two lines
+    ('a,b\n1,"x"\n2,"y"\n', False),
+    ('a,b\n1,"say ""x""\n2,y\n', True),         # the escaped quotes leave the value open
+    ('a,b\n1,"say ""x"""\n2,y\n', False),
+    ('a,b\r\n1,"x,\r\ny"\r\n', True),
+    ('a,b\n1,"紫杉醇\n(力扑素)"\n', True),
+    ('a,b\n1,"紫杉醇(力扑素)"\n', False),
+])
+def test_a_record_over_several_lines_is_found(tmp_path, monkeypatch, chunk, text, spans_lines):
+    import cohort_engine.extract_files as extract_files
+    monkeypatch.setattr(extract_files, "_CHUNK", chunk)  # the count of quotes carries over chunks
+    for codec in ("utf-8", "gb18030"):
+        path = tmp_path / f"{codec}.csv"
+        path.write_bytes(text.encode(codec))
+        assert has_quoted_line_break(path) is spans_lines
+
+
+def test_a_large_csv_file_is_read_by_several_tasks_unless_a_record_spans_lines(spark, tmp_path):
+    rows = "".join(f"R{i:06d},P{i % 97:03d},H001,2019-03-05,trastuzumab,440,mg,1\n" for i in range(40_000))
+    header = "record_id,patient_id,hospital_id,admin_date,drug_name,dose,dose_unit,cycle\n"
+    flat = tmp_path / "flat"
+    flat.mkdir()
+    (flat / "prescriptions.csv").write_text(header + rows, encoding="utf-8")
+    spanning = tmp_path / "spanning"
+    spanning.mkdir()
+    (spanning / "prescriptions.csv").write_text(header + rows + 'R999999,P001,H001,2019-03-05,"trastuzumab\n(Herceptin)",'
+                                                "440,mg,1\n", encoding="utf-8")
+    before = spark.conf.get("spark.sql.files.maxPartitionBytes")
+    # 2,000,075 bytes in splits of 256 KiB (below the bytes per core): ceil(7.63) = 8 tasks
+    spark.conf.set("spark.sql.files.maxPartitionBytes", str(256 * 1024))
+    try:
+        flat_plan, spanning_plan = plan_table(flat, "prescriptions"), plan_table(spanning, "prescriptions")
+        assert (flat_plan.multiline, spanning_plan.multiline) == (False, True)
+        flat_raw, spanning_raw = read_plan(spark, flat_plan), read_plan(spark, spanning_plan)
+        assert flat_raw.rdd.getNumPartitions() == 8
+        assert spanning_raw.rdd.getNumPartitions() == 1
+        assert flat_raw.count() == 40_000
+        assert spanning_raw.where("record_id = 'R999999'").first()["drug_name"] == "trastuzumab\n(Herceptin)"
+        assert spanning_raw.count() == 40_001
+    finally:
+        spark.conf.set("spark.sql.files.maxPartitionBytes", before)
+
+
 def test_a_csv_folder_checks_every_part(spark, tmp_path):
     folder = tmp_path / "src" / "prescriptions"
     folder.mkdir(parents=True)
@@ -215,6 +260,16 @@ DATE_TEXTS = [
     ("2019-02-30", None, None, False),
     ("2019-13-01", None, None, False),
     ("2019-03-05 25:00", None, None, False),
+    # The two forms cut by position (date_parts' fast path) are checked as the pattern checks them.
+    ("2019-02-29", None, None, False),              # not a leap year
+    ("2020-02-29", dt.date(2020, 2, 29), dt.date(2020, 2, 29), False),
+    ("2019-03-05 24:00:00", None, None, False),
+    ("2019-03-05 08:61:00", None, None, False),
+    ("2019-03-05 23:59:59", D, D, False),
+    ("2019-0a-05", None, None, False),
+    ("+019-03-05", None, None, False),              # ten characters, two dashes, not four digits of year
+    ("2019-03-05 08:3a:00", None, None, False),
+    ("2019-03-05 08.30.00", None, None, False),
     ("2019-03/05", None, None, False),              # two separators
     ("2019-03-05+08:00", None, None, False),        # an offset without a time
     ("05-Mar-2019", None, None, False),

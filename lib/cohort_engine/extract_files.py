@@ -20,6 +20,7 @@ import math
 import zoneinfo
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -118,6 +119,29 @@ def file_encoding(path: Path, wanted: str = "auto") -> tuple[str, bool]:
     (_, (line, data)), = tried
     raise ExtractMisreadError(f"source file {path} is not {name} (the run's --encoding): line {line} holds "
                               f"bytes {_hex(data)} that {name} cannot decode")
+
+
+_QUOTE, _LINE_BREAK = ord('"'), ord("\n")
+
+
+def has_quoted_line_break(path: Path) -> bool:
+    """Whether a CSV file holds a line break inside a quoted value (a record over several lines).
+
+    A line break is inside quotes when an odd number of quote characters precede it
+    (an escaped quote, `""`, adds two). In UTF-8 and GB18030 neither byte occurs
+    inside a multi-byte character, so the bytes are counted without decoding them.
+    Spark can split a file into tasks only when no record spans lines.
+    """
+    odd = False  # quotes so far, modulo 2
+    with open(path, "rb") as stream:
+        while chunk := stream.read(_CHUNK):
+            data = np.frombuffer(chunk, dtype=np.uint8)
+            quotes = np.cumsum(data == _QUOTE, dtype=np.int64)
+            breaks = np.flatnonzero(data == _LINE_BREAK)
+            if breaks.size and np.any((quotes[breaks] + odd) % 2 == 1):
+                return True
+            odd = bool((int(quotes[-1]) + odd) % 2)
+    return False
 
 
 def csv_encoding(table: str, files: list[Path], wanted: str = "auto") -> str:
@@ -257,6 +281,7 @@ class SourcePlan:
     path: Path
     fmt: str  # csv or parquet
     encoding: str | None = None  # csv
+    multiline: bool = False  # csv: a record spans lines, so each file is read whole by one task
     columns: dict[str, ParquetColumn] = dataclasses.field(default_factory=dict)  # parquet, by stripped name
 
     @property
@@ -287,5 +312,7 @@ def plan_table(source: Path, table: str, settings: ExtractSettings = DEFAULT_SET
         return None
     path, fmt = found
     if fmt == "csv":
-        return SourcePlan(table, path, fmt, encoding=csv_encoding(table, data_files(path), settings.encoding))
+        files = data_files(path)
+        return SourcePlan(table, path, fmt, encoding=csv_encoding(table, files, settings.encoding),
+                          multiline=any(has_quoted_line_break(f) for f in files))
     return SourcePlan(table, path, fmt, columns=parquet_columns(table, path))

@@ -36,7 +36,7 @@ import typing
 from pathlib import Path
 
 from pyspark import StorageLevel
-from pyspark.sql import DataFrame
+from pyspark.sql import DataFrame, Observation
 from pyspark.sql import functions as F
 
 from .contract import PATIENT_TABLES
@@ -45,8 +45,9 @@ from .extract_files import DEFAULT_SETTINGS, ExtractSettings, plan_table
 from .lake_tables import QUARANTINE_SOURCE, conform
 from .progress_lines import ProgressLine
 from .raw_tables import java_charsets, nanos_as_long, read_plan
-from .validation import (ALREADY_LOADED, DUPLICATE, QUARANTINE_COLUMNS, Names, bronze_frame, mark_already_loaded,
-                         misread_message, quarantine_frame, reason_counts, reason_summary, validate)
+from .validation import (ALREADY_LOADED, DUPLICATE, QUARANTINE_COLUMNS, Names, ReasonCount, bronze_frame,
+                         mark_already_loaded, misread_message, quarantine_frame, quarantine_summary, reason_counts,
+                         reason_summary, validate)
 
 log = logging.getLogger(__name__)
 
@@ -126,18 +127,76 @@ def _table_columns(df: DataFrame) -> list[tuple[str, str]]:
 
 def ingest_table(lake, raw: DataFrame, table: str, cutoff, patient_status=None,
                  patient_births=None, incremental: bool = False, settings: ExtractSettings | None = None,
-                 check_table: typing.Callable[[str, DataFrame], None] | None = None) -> TableResult:
-    """Validate one table and write (inside a lake batch: stage) its bronze and quarantine.
+                 check_table: typing.Callable[[str, DataFrame], None] | None = None,
+                 broadcast_patients: bool = False) -> TableResult:
+    """Validate one table and stage (inside a lake batch) its bronze and quarantine.
 
-    Before writing: ExtractMisreadError when one reason rejects more than the run's
-    share of the rows, then `check_table(table, kept rows)`.
+    Before the batch commits: ExtractMisreadError when one reason rejects more than
+    the run's share of the rows, then `check_table(table, kept rows)`.
+    `broadcast_patients`: the patient list is small enough to send to every task.
     """
     settings = settings or DEFAULT_SETTINGS
+    if not lake.in_batch:  # the checks come after the writes: only a batch can take them back
+        raise IngestError("ingest_table stages its writes: call it inside a lake batch (Lake.batch)")
     raw_columns = list(raw.columns)
     names = Names(raw_columns)
-    validated = validate(raw, table, cutoff, patient_status, patient_births, settings, names)
-    merge = incremental and table not in SNAPSHOT_TABLES
-    existing = lake.read("bronze", table) if merge and lake.exists("bronze", table) else None
+    validated = validate(raw, table, cutoff, patient_status, patient_births, settings, names,
+                         broadcast_patients=broadcast_patients)
+    if incremental and table not in SNAPSHOT_TABLES:
+        counts = _merge_incremental(lake, validated, raw_columns, table, cutoff, names, settings, check_table)
+    else:
+        counts = _full_load(lake, validated, raw_columns, table, names, settings, check_table)
+    already = counts.get(ALREADY_LOADED, 0)
+    quarantined = {r: n for r, n in counts.items() if r not in (None, DUPLICATE, ALREADY_LOADED)}
+    result = TableResult(table, rows_read=sum(counts.values()), rows_kept=counts.get(None, 0),
+                         duplicates_removed=counts.get(DUPLICATE, 0) + already, quarantined=quarantined,
+                         already_in_lake=already)
+    return result
+
+
+def _full_load(lake, validated: DataFrame, raw_columns: list[str], table: str, names: Names,
+               settings: ExtractSettings, check_table) -> dict[str | None, int]:
+    """Stage bronze and quarantine of a full load; the rows per reason (None: kept).
+
+    One pass over the source: the bronze write computes the validated rows (one
+    shuffle) and counts them on the way (an observation); the quarantine write reads
+    the same shuffle output again instead of recomputing it, and no copy of the
+    table is cached. The reasons and their examples are then counted on the staged
+    quarantine, which holds only rejected rows.
+    """
+    rows = over_computed_rows(validated)
+    observed = Observation(f"ingest {table}")
+    reason = F.col(names.reason)
+    counted = rows.observe(observed, F.count(F.lit(1)).alias("read"),
+                           F.count_if(reason.isNull()).alias("kept"),
+                           F.count_if(reason == DUPLICATE).alias("duplicates"))
+    version = lake.version("bronze", table) if lake.exists("bronze", table) else 0
+    lake.write(bronze_frame(counted, raw_columns, table, names), "bronze", table,
+               txn=(full_load_app(table), version + 1))
+    lake.write(conform(quarantine_frame(rows, raw_columns, names), QUARANTINE_SOURCE), "quarantine", table)
+    totals = observed.get
+    summary = quarantine_summary(lake.read("quarantine", table), table, raw_columns)
+    summary += [ReasonCount(None, None, totals["kept"], None), ReasonCount(DUPLICATE, None, totals["duplicates"], None)]
+    counts = reason_counts(summary)
+    if sum(counts.values()) != totals["read"]:  # pragma: no cover - the two writes read one shuffle output
+        raise RuntimeError(f"ingest of {table}: {totals['read']} rows read, but bronze, quarantine and "
+                           f"duplicates hold {sum(counts.values())}")
+    misread = misread_message(table, [r for r in summary if r.n], settings.max_rejected_share)
+    if misread:
+        raise ExtractMisreadError(misread)
+    if check_table is not None:
+        check_table(table, lake.read("bronze", table))
+    return counts
+
+
+def _merge_incremental(lake, validated: DataFrame, raw_columns: list[str], table: str, cutoff, names: Names,
+                       settings: ExtractSettings, check_table) -> dict[str | None, int]:
+    """Stage the new rows of an incremental load; the rows per reason (None: kept).
+
+    A monthly extract is small beside the lake, and what is appended depends on its
+    counts, so its validated rows are cached for the three passes over them.
+    """
+    existing = lake.read("bronze", table) if lake.exists("bronze", table) else None
     if existing is not None:
         validated = mark_already_loaded(validated, existing, table, names)
     validated = validated.persist(StorageLevel.MEMORY_AND_DISK)
@@ -151,22 +210,27 @@ def ingest_table(lake, raw: DataFrame, table: str, cutoff, patient_status=None,
         if check_table is not None:
             check_table(table, bronze)
         quarantine = quarantine_frame(validated, raw_columns, names)
-        if merge:
-            _append_new(lake, bronze, quarantine, table, cutoff, counts.get(None, 0), existing)
-        else:
-            version = lake.version("bronze", table) if lake.exists("bronze", table) else 0
-            lake.write(bronze, "bronze", table, txn=(full_load_app(table), version + 1))
-            lake.write(conform(quarantine, QUARANTINE_SOURCE), "quarantine", table)
+        _append_new(lake, bronze, quarantine, table, cutoff, counts.get(None, 0), existing)
     finally:
         validated.unpersist()
-    already = counts.get(ALREADY_LOADED, 0)
-    quarantined = {r: n for r, n in counts.items() if r not in (None, DUPLICATE, ALREADY_LOADED)}
-    result = TableResult(table, rows_read=sum(counts.values()), rows_kept=counts.get(None, 0),
-                         duplicates_removed=counts.get(DUPLICATE, 0) + already, quarantined=quarantined,
-                         already_in_lake=already)
-    if not result.balanced:  # pragma: no cover - an invariant of the split above
-        raise RuntimeError(f"ingest of {table}: counts do not balance")
-    return result
+    return counts
+
+
+def over_computed_rows(df: DataFrame) -> DataFrame:
+    """`df` as a frame over the rows its plan computes, so that two writes share its shuffles.
+
+    Each query on a DataFrame plans anew and so shuffles anew; a frame over the
+    plan's RDD of rows reads the shuffle files the first query left (Spark skips a
+    shuffle stage it has already run), and only the work after the shuffle runs
+    twice. Spark Connect has no RDDs: there `df` itself is returned, and the table
+    is computed once per write.
+    """
+    try:
+        jdf, session = df._jdf, df.sparkSession
+        rows = jdf.rdd().toJavaRDD()
+        return DataFrame(session._jsparkSession.createDataFrame(rows, jdf.schema()), session)
+    except AttributeError:  # pragma: no cover - a Spark Connect DataFrame
+        return df
 
 
 def _append_new(lake, bronze: DataFrame, quarantine: DataFrame, table: str, cutoff, n_new: int,
@@ -192,6 +256,11 @@ def _append_new(lake, bronze: DataFrame, quarantine: DataFrame, table: str, cuto
             return
     lake.write(conform(quarantine, QUARANTINE_SOURCE), "quarantine", table, mode="append")
 
+
+# Up to this many patients, the patient list is sent to every task of the orphan check of a
+# table partitioned by another key (prescriptions, by record_id) instead of shuffling the
+# table a second time: two million ids are about 100 MB of hash table.
+BROADCAST_PATIENTS = 2_000_000
 
 INGEST_ORDER = ("hospitals", "patients", "deaths") + tuple(t for t in PATIENT_TABLES)
 
@@ -229,6 +298,7 @@ def ingest(spark, lake, source: str | Path, cutoff, progress: typing.Callable[[s
                                       "would mix two extracts (use a new --lake, or remove that table to go on "
                                       "without it)")
         results = []
+        statuses = None  # patient_id -> status, once the patients are in: every patient table joins it
         with contextlib.nullcontext() if lake.in_batch else lake.batch():
             for table in INGEST_ORDER:
                 raw = raws[table]
@@ -242,9 +312,13 @@ def ingest(spark, lake, source: str | Path, cutoff, progress: typing.Callable[[s
                         births = (patients_bronze.where(F.col("id_hash").isNotNull())
                                   .groupBy("id_hash").agg(F.min("birth_date").alias("__birth_date")))
                     else:
-                        status = patient_status(patients_bronze, lake.read("quarantine", "patients"))
+                        if statuses is None:
+                            statuses = patient_status(patients_bronze, lake.read("quarantine", "patients")).persist()
+                        status = statuses
+                kept_patients = next((r.rows_kept for r in results if r.table == "patients"), 0)
                 result = ingest_table(lake, raw, table, cutoff, status, births, incremental=incremental,
-                                      settings=settings, check_table=check_table)
+                                      settings=settings, check_table=check_table,
+                                      broadcast_patients=kept_patients <= BROADCAST_PATIENTS)
                 merged = f" ({result.already_in_lake} already in the lake)" \
                     if incremental and table not in SNAPSHOT_TABLES else ""
                 progress(ProgressLine(f"ingest {table}: {result.rows_read} read, {result.rows_kept} kept, "
@@ -252,6 +326,8 @@ def ingest(spark, lake, source: str | Path, cutoff, progress: typing.Callable[[s
                                       f"duplicates{merged}", "ingest", rows=result.rows_read))
                 results.append(result)
             progress(ProgressLine(f"ingest: {len(results)} tables passed their checks", "ingest"))
+        if statuses is not None:
+            statuses.unpersist()
     return results
 
 

@@ -58,12 +58,12 @@ def read_plan(spark, plan: SourcePlan) -> DataFrame:
     spec = SOURCE_TABLES[plan.table]
     path = plan.path
     if plan.fmt == "csv":
-        # multiLine: free text (diagnosis_text, terms) may hold a quoted line break; read line by
-        # line, one record would become two broken rows. A CSV file is then read by one task,
-        # so a large table is best delivered as several files or as Parquet.
+        # Free text (diagnosis_text, terms) may hold a quoted line break: read line by line, such
+        # a record would become two broken rows, so the file is then read as one (multiLine), by
+        # one task. Without one (extract_files found none), Spark splits a large file into tasks.
         raw = (spark.read.option("header", True).option("encoding", ENCODING_NAMES[plan.encoding])
                .option("inferSchema", False).option("escape", '"').option("mode", "PERMISSIVE")
-               .option("multiLine", True).csv(str(path)))
+               .option("multiLine", plan.multiline).csv(str(path)))
     else:
         raw = _timestamps_as_spark_reads_them(spark.read.parquet(str(path)), plan.columns)
     raw = raw.toDF(*[c.strip().lstrip("\ufeff") for c in raw.columns])

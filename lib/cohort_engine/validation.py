@@ -139,12 +139,14 @@ def _comparable(df: DataFrame, name: str) -> Column:
 
 def validate(raw: DataFrame, table: str, cutoff, patient_status: DataFrame | None = None,
              patient_births: DataFrame | None = None, settings: ExtractSettings | None = None,
-             names: Names | None = None) -> DataFrame:
+             names: Names | None = None, broadcast_patients: bool = False) -> DataFrame:
     """Raw rows with their typed contract columns, their reason (null = keep) and its column.
 
     The bookkeeping columns are named by `names` (`names.reason`, `names.reason_column`,
     `names.typed(column)`). Exact duplicates carry the reason DUPLICATE. Keys seen twice
     with different content keep one deterministic row; the others go to quarantine.
+    `broadcast_patients`: the patient list is small enough to send to every task (it
+    then spares a keyed patient table, prescriptions, its second shuffle).
     """
     spec = SOURCE_TABLES[table]
     settings = settings or DEFAULT_SETTINGS
@@ -165,16 +167,24 @@ def validate(raw: DataFrame, table: str, cutoff, patient_status: DataFrame | Non
     df = with_parts.select("*", *typed).drop(*parts.values())
 
     # One sort serves both checks. Rows are grouped by their key (record_id,
-    # patient_id, hospital_id) or, for tables without one, by a content hash, and
-    # ordered by content: a row equal in every column to the one before it is an
-    # exact duplicate (dropped, counted); a keyed row whose content differs from
-    # the group's first row is a conflicting copy of the key (quarantined).
+    # patient_id, hospital_id) or, for tables without one, by patient (exact copies
+    # share their patient) or else by a content hash, and ordered by content: a row
+    # equal in every column to the one before it is an exact duplicate (dropped,
+    # counted); a keyed row whose content differs from the group's first row is a
+    # conflicting copy of the key (quarantined). Grouping a patient table by patient
+    # also serves the orphan check below: its join finds the rows already
+    # partitioned by patient_id, so the table is shuffled once.
     key = KEYS.get(table)
     row_reason, content = names("row_reason"), names("hash")
     df = (df.withColumn(content, _content_hash(raw_cols))
           .withColumn(row_reason, F.coalesce(*row_reasons(df, spec, cutoff, names))))
     reasons = [F.col(row_reason)]
-    group = F.col(names.typed(key)) if key else F.col(content)
+    if key:
+        group = F.col(names.typed(key))
+    elif table in PATIENT_TABLES:
+        group = F.col(names.typed("patient_id"))
+    else:
+        group = F.col(content)
     comparable = [_comparable(raw, c) for c in raw_cols]
     # Valid rows first: of a key's conflicting copies, a usable one is the one kept.
     order = Window.partitionBy(group).orderBy(F.col(row_reason).isNotNull(), content, *comparable)
@@ -193,9 +203,13 @@ def validate(raw: DataFrame, table: str, cutoff, patient_status: DataFrame | Non
                                conflict, key))
     if table in PATIENT_TABLES and patient_status is not None:
         status = names("patient_status")
-        df = df.join(patient_status.select(F.col("patient_id").alias(names.typed("patient_id")),
-                                           F.col("__patient_status").alias(status)),
-                     names.typed("patient_id"), "left")
+        statuses = patient_status.select(F.col("patient_id").alias(names.typed("patient_id")),
+                                         F.col("__patient_status").alias(status))
+        if key and broadcast_patients:
+            # A keyed table is partitioned by its key, not by patient: sending it the
+            # patient list spares it a second shuffle.
+            statuses = F.broadcast(statuses)
+        df = df.join(statuses, names.typed("patient_id"), "left")
         reasons.append(_reason(F.col(names.typed("patient_id")).isNotNull() & F.col(status).isNull(),
                                "orphan_patient_id", "patient_id"))
         reasons.append(_reason(F.col(status) == "quarantined", "patient_quarantined", "patient_id"))
@@ -266,6 +280,22 @@ def reason_summary(validated: DataFrame, table: str, names: Names) -> list[Reaso
     for c in spec.columns:
         example = F.when(F.col(names.reason_column) == c.name, column_named(c.name).cast("string")).otherwise(example)
     rows = (validated.groupBy(names.reason, names.reason_column)
+            .agg(F.count(F.lit(1)).alias("n"), F.min(example).alias("example")).collect())
+    return [ReasonCount(r[0], r[1], r["n"], r["example"]) for r in rows]
+
+
+def quarantine_summary(quarantine: DataFrame, table: str, raw_columns: typing.Sequence[str]) -> list[ReasonCount]:
+    """Rows per (reason, column) of a table's quarantine, with an example value of the column as written.
+
+    The same figures as `reason_summary` gives for the rejected rows, read from the
+    quarantine (every source column as text, under its quarantine name).
+    """
+    renamed = quarantine_names(raw_columns)
+    example = F.lit(None).cast("string")
+    for c in SOURCE_TABLES[table].columns:
+        if c.name in renamed:
+            example = F.when(F.col("reason_column") == c.name, column_named(renamed[c.name])).otherwise(example)
+    rows = (quarantine.groupBy("reason", "reason_column")
             .agg(F.count(F.lit(1)).alias("n"), F.min(example).alias("example")).collect())
     return [ReasonCount(r[0], r[1], r["n"], r["example"]) for r in rows]
 
