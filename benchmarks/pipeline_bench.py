@@ -3,9 +3,11 @@
     python benchmarks/pipeline_bench.py --patients 250000 500000 1000000 --dir bench-out
 
 For each size: generates the extract once (kept for reruns), then runs every stage
-on a fresh lake and prints, per stage, wall time, peak memory of the whole Spark
-process tree (driver JVM + Python workers + this driver, sampled from /proc every
-0.25 s) and prescription rows per second. Results go to <dir>/bench.json.
+on a fresh lake, in a process of its own so that the engine sizes its Spark session
+for that extract, and prints, per stage, wall time, peak memory of the whole Spark
+process tree (driver JVM + Python workers + the driver, PSS sampled from /proc every
+0.25 s) and prescription rows per second. Spark's event log gives each stage's task
+seconds and shuffle bytes (`cohort_engine.spark_events`). Results go to <dir>/bench.json.
 A benchmark, not a test: the figures depend on the machine.
 """
 from __future__ import annotations
@@ -14,14 +16,15 @@ import argparse
 import json
 import os
 import platform
-import resource
 import shutil
+import subprocess
 import sys
 import threading
 import time
 from pathlib import Path
 
 from cohort_engine.cli import main
+from cohort_engine.spark_events import read_event_log, stage_loads
 
 STAGES = ["ingest", "lines", "cohort", "endpoints", "analysis"]
 PAGE = os.sysconf("SC_PAGE_SIZE")
@@ -87,22 +90,45 @@ def prescription_rows(source: Path) -> int:
                                                            if not k.startswith("truth/")))
 
 
+def generate_extract(n: int, source: Path, conf: list[str]) -> dict:
+    """Generate the extract of `n` patients in a process of its own (its own Spark session)."""
+    started = time.perf_counter()
+    with PeakMemory() as peak:
+        code = subprocess.call([sys.executable, __file__, "--generate-only", str(n), "--out", str(source), *conf])
+    if code:
+        raise SystemExit(f"generate {n} failed")
+    return {"seconds": round(time.perf_counter() - started, 1), "peak_pss_gb": round(peak.peak / 2**30, 2)}
+
+
 def bench_size(n: int, base: Path, conf: list[str]) -> dict:
-    source, lake, out = base / f"extract-{n}", base / f"lake-{n}", base / f"out-{n}"
-    environ = dict(os.environ, PYSPARK_PYTHON=sys.executable)
-    result = {"patients": n, "stages": {}}
+    """Every stage on a fresh lake, in a process of its own: the engine sizes its Spark session for
+    this extract (the `local` profile's `auto` settings), as a run of `cohort-engine run` would."""
+    source = base / f"extract-{n}"
+    result = {"patients": n}
     if not (source / "truth" / "manifest.json").exists():
-        started = time.perf_counter()
-        with PeakMemory() as peak:
-            code = main(["generate", "--out", str(source), "--patients", str(n), "--seed", "1", "--quiet", *conf],
-                        environ)
-        if code:
-            raise SystemExit(f"generate {n} failed")
-        result["generate"] = {"seconds": round(time.perf_counter() - started, 1), "peak_pss_gb": round(peak.peak / 2**30, 2)}
+        result["generate"] = generate_extract(n, source, conf)
+    figures = base / f"result-{n}.json"
+    figures.unlink(missing_ok=True)
+    if subprocess.call([sys.executable, __file__, "--one-size", str(n), "--dir", str(base), *conf]):
+        raise SystemExit(f"the pipeline failed at {n} patients")
+    result.update(json.loads(figures.read_text()))
+    return result
+
+
+def run_stages(n: int, base: Path, conf: list[str]) -> dict:
+    """(In the child process) every stage, timed one by one in one Spark session, with Spark's event
+    log on: each stage's task seconds and shuffle bytes are read back from it."""
+    from pyspark.sql import SparkSession
+
+    source, lake, out, events = base / f"extract-{n}", base / f"lake-{n}", base / f"out-{n}", base / f"events-{n}"
+    environ = dict(os.environ, PYSPARK_PYTHON=sys.executable)
+    for folder in (lake, out, events):
+        shutil.rmtree(folder, ignore_errors=True)
+    events.mkdir(parents=True)
+    conf = [*conf, "--spark-conf", "spark.eventLog.enabled=true", "--spark-conf",
+            f"spark.eventLog.dir={events.resolve().as_uri()}", "--spark-conf", "spark.eventLog.compress=false"]
     rx_rows, all_rows = prescription_rows(source)
-    result.update(prescription_rows=rx_rows, source_rows=all_rows)
-    shutil.rmtree(lake, ignore_errors=True)
-    shutil.rmtree(out, ignore_errors=True)
+    result = {"prescription_rows": rx_rows, "source_rows": all_rows, "stages": {}}
     for stage in STAGES:
         started = time.perf_counter()
         with PeakMemory() as peak:
@@ -115,13 +141,25 @@ def bench_size(n: int, base: Path, conf: list[str]) -> dict:
                                    "prescription_rows_per_s": round(rx_rows / seconds)}
         print(f"{n:>9,} patients  {stage:<9} {seconds:8.1f} s  peak {peak.peak / 2**30:5.2f} GB  "
               f"{rx_rows / seconds:>12,.0f} prescription rows/s", flush=True)
+    spark = SparkSession.getActiveSession()
+    result["spark"] = {k: spark.conf.get(k) for k in ("spark.driver.memory", "spark.sql.shuffle.partitions")}
+    spark.stop()
+    (log_file,) = [p for p in events.iterdir() if not p.name.endswith(".inprogress")]
+    loads = stage_loads(read_event_log(log_file))
+    for stage in STAGES:
+        load = loads.get(stage, {"task_seconds": 0.0, "busy_seconds": 0.0})
+        seconds = result["stages"][stage]["seconds"]
+        result["stages"][stage].update({k: v for k, v in load.items()},
+                                       driver_only_seconds=round(max(seconds - load["busy_seconds"], 0.0), 1))
     total = sum(s["seconds"] for s in result["stages"].values())
     result["pipeline_seconds"] = round(total, 1)
     result["pipeline_peak_pss_gb"] = max(s["peak_pss_gb"] for s in result["stages"].values())
     cohort = json.loads((out / "run_manifest.json").read_text())["row_counts"]["analysis"]["cohort_patients"]
     result["cohort_patients"] = cohort
     print(f"{n:>9,} patients  pipeline  {total:8.1f} s  peak {result['pipeline_peak_pss_gb']:5.2f} GB  "
-          f"{rx_rows / total:>12,.0f} prescription rows/s  ({all_rows:,} source rows, cohort {cohort})", flush=True)
+          f"{rx_rows / total:>12,.0f} prescription rows/s  ({all_rows:,} source rows, cohort {cohort}; "
+          f"heap {result['spark']['spark.driver.memory']}, {result['spark']['spark.sql.shuffle.partitions']} "
+          "shuffle partitions)", flush=True)
     return result
 
 
@@ -130,13 +168,22 @@ def run(argv=None) -> int:
     parser.add_argument("--patients", type=int, nargs="+", default=[250_000, 500_000, 1_000_000])
     parser.add_argument("--dir", type=Path, default=Path("bench-out"))
     parser.add_argument("--spark-conf", action="append", default=[], metavar="KEY=VALUE")
+    parser.add_argument("--one-size", type=int, help=argparse.SUPPRESS)  # the child process of one size
+    parser.add_argument("--generate-only", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    args.dir.mkdir(parents=True, exist_ok=True)
     conf = [x for kv in args.spark_conf for x in ("--spark-conf", kv)]
+    if args.generate_only:
+        return main(["generate", "--out", str(args.out), "--patients", str(args.generate_only), "--seed", "1",
+                     "--quiet", *conf], dict(os.environ, PYSPARK_PYTHON=sys.executable))
+    args.dir.mkdir(parents=True, exist_ok=True)
+    if args.one_size:
+        figures = run_stages(args.one_size, args.dir, conf)
+        (args.dir / f"result-{args.one_size}.json").write_text(json.dumps(figures, indent=2) + "\n")
+        return 0
     results = [bench_size(n, args.dir, conf) for n in args.patients]
     report = {"machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
                           "memory_gb": round(os.sysconf("SC_PHYS_PAGES") * PAGE / 2**30, 1)},
-              "driver_max_rss_gb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 2),
               "results": results}
     (args.dir / "bench.json").write_text(json.dumps(report, indent=2) + "\n")
     print(f"wrote {args.dir / 'bench.json'}")

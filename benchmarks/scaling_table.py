@@ -47,6 +47,28 @@ def per_row(scaleout: dict) -> dict:
             "stages": stages}
 
 
+def per_row_local(bench: dict, result: dict) -> dict | None:
+    """One size of pipeline_bench (local mode, every core of the machine), per source row, in the
+    shape of `per_row`: task seconds are core-seconds whatever the number of cores; None for a
+    result measured without Spark's event log."""
+    if "task_seconds" not in result["stages"][STAGES[0]]:
+        return None
+    rows, cores = result["source_rows"], bench["machine"]["cpus"]
+    heap = result.get("spark", {}).get("spark.driver.memory", "?")
+    stages = {}
+    for stage in STAGES:
+        s = result["stages"][stage]
+        stages[stage] = {"seconds": s["seconds"], "task_seconds": s["task_seconds"],
+                         "driver_only_seconds": s["driver_only_seconds"],
+                         "task_us_per_row": s["task_seconds"] / rows * 1e6,
+                         "shuffle_write_bytes_per_row": s.get("shuffle_write_bytes", 0) / rows,
+                         "largest_shuffle_write_bytes_per_row": s.get("largest_shuffle_write_bytes", 0) / rows,
+                         "disk_spill_bytes": s.get("disk_spill_bytes", 0), "ratio_two_workers": None}
+    return {"patients": result["patients"], "source_rows": rows, "rows_per_patient": rows / result["patients"],
+            "memory_per_core": f"{heap} heap / {cores} cores (local mode)", "ratio_pipeline": None,
+            "stages": stages}
+
+
 def driver_seconds_at(sizes: list[dict], stage: str, rows: float) -> float:
     """A stage's driver-only seconds at `rows` source rows: the line through the two largest
     measured sizes (a fixed part, such as Delta commits, and a part growing with the data)."""
@@ -108,7 +130,7 @@ def measured_table(sizes: list[dict], bench: dict | None) -> list[str]:
                          f"{s['task_seconds']:.1f} | {s['task_us_per_row']:.2f} | "
                          f"{fmt(local and local[stage], '.2f')} | {s['shuffle_write_bytes_per_row']:.1f} | "
                          f"{s['largest_shuffle_write_bytes_per_row']:.1f} | {s['disk_spill_bytes']:,} | "
-                         f"{s['ratio_two_workers']:.2f} |")
+                         f"{fmt(s['ratio_two_workers'], '.2f')} |")
     return lines
 
 
@@ -137,13 +159,22 @@ def projection_table(p: dict | None, patients: int, cores_per_node: int) -> list
 
 def tables(scaleouts: list[dict], bench: dict | None, patients: int, cores_per_node: int, partition_mb: int) -> str:
     sizes = sorted((per_row(s) for s in scaleouts), key=lambda m: m["source_rows"])
+    local = sorted((m for m in (per_row_local(bench, r) for r in (bench or {}).get("results", [])) if m),
+                   key=lambda m: m["source_rows"])
     # The driver's serial part needs two sizes (one gives no split between its fixed part and
     # the part growing with the data; proportional to rows, 20,000 patients gave 59 hours).
-    p = projection(sizes, patients, cores_per_node, partition_mb) \
-        if len({m["source_rows"] for m in sizes}) >= 2 else None
-    return "\n".join(["Measured (one worker of one core; the ratio is the two-worker run's seconds over it):", "",
+    # The local-mode sizes (250k and 1M, the largest measured) come first; else the cluster's.
+    basis = local if len({m["source_rows"] for m in local}) >= 2 else sizes
+    p = projection(basis, patients, cores_per_node, partition_mb) \
+        if len({m["source_rows"] for m in basis}) >= 2 else None
+    return "\n".join(["Measured on a standalone cluster (one worker of one core; the ratio is the two-worker "
+                      "run's seconds over it):", "",
                       *measured_table(sizes, bench), "",
-                      f"Projected for {patients:,} patients in one hour:", "",
+                      "Measured in local mode (`pipeline_bench.py`, every core of the machine; task seconds "
+                      "are core-seconds):", "",
+                      *measured_table(local, None), "",
+                      f"Projected for {patients:,} patients in one hour"
+                      f" (from the {'local-mode' if basis is local else 'cluster'} sizes):", "",
                       *projection_table(p, patients, cores_per_node)])
 
 
