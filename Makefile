@@ -23,10 +23,13 @@ demo: $(STAMP)
 test: $(STAMP)
 	PYSPARK_PYTHON=$(abspath $(BIN))/python $(BIN)/python -m pytest -q
 
-# Scale benchmark (not a test): prints per-stage time, peak memory, rows/s; writes bench-out/bench.json.
+# Scale benchmark (not a test): prints per-stage time, peak memory, rows/s (bench-out/bench.json), then the
+# lines stage against the DuckDB peer on the same exposures and cores (bench-out/lines-peer/results.json).
 BENCH_SIZES ?= 250000 500000 1000000
 bench: $(STAMP)
 	PYSPARK_PYTHON=$(abspath $(BIN))/python $(BIN)/python benchmarks/pipeline_bench.py --patients $(BENCH_SIZES) --dir bench-out
+	PYSPARK_PYTHON=$(abspath $(BIN))/python $(BIN)/python benchmarks/lines_peer_bench.py --patients 1000000 --profile local \
+		--dir bench-out/lines-peer
 
 # docs/tables.md from the lake tables' declarations (lib/cohort_engine/lake_tables.py); this
 # tree's code, whichever checkout the environment was installed from.
