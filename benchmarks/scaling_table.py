@@ -28,23 +28,28 @@ TO_BE_MEASURED = "to be measured"
 NO_CLUSTER = "none: the driver's serial seconds fill the hour"
 
 
+def _size(patients: int, rows: int, stages: dict, ratios: dict | None, memory_per_core: str) -> dict:
+    """A measured size per source row, from each stage's seconds, task seconds and event-log bytes."""
+    per_stage = {}
+    for stage in STAGES:
+        s = stages[stage]
+        per_stage[stage] = {"seconds": s["seconds"], "task_seconds": s["task_seconds"],
+                            "driver_only_seconds": s["driver_only_seconds"],
+                            "task_us_per_row": s["task_seconds"] / rows * 1e6,
+                            "shuffle_write_bytes_per_row": s.get("shuffle_write_bytes", 0) / rows,
+                            "largest_shuffle_write_bytes_per_row": s.get("largest_shuffle_write_bytes", 0) / rows,
+                            "disk_spill_bytes": s.get("disk_spill_bytes", 0),
+                            "ratio_two_workers": ratios[stage] if ratios else None}
+    return {"patients": patients, "source_rows": rows, "rows_per_patient": rows / patients,
+            "memory_per_core": memory_per_core, "ratio_pipeline": ratios["pipeline"] if ratios else None,
+            "stages": per_stage}
+
+
 def per_row(scaleout: dict) -> dict:
     """One measured size, per source row: each stage's task core-seconds, driver-only seconds and
     shuffle bytes (one worker of one core, where task seconds are not shared with another executor)."""
-    rows, layout = scaleout["source_rows"], scaleout["layouts"]["1x1"]
-    stages = {}
-    for stage in STAGES:
-        s = layout["stages"][stage]
-        stages[stage] = {"seconds": s["seconds"], "task_seconds": s["task_seconds"],
-                         "driver_only_seconds": s["driver_only_seconds"],
-                         "task_us_per_row": s["task_seconds"] / rows * 1e6,
-                         "shuffle_write_bytes_per_row": s.get("shuffle_write_bytes", 0) / rows,
-                         "largest_shuffle_write_bytes_per_row": s.get("largest_shuffle_write_bytes", 0) / rows,
-                         "disk_spill_bytes": s.get("disk_spill_bytes", 0),
-                         "ratio_two_workers": scaleout["ratio"][stage]}
-    return {"patients": scaleout["patients"], "source_rows": rows, "rows_per_patient": rows / scaleout["patients"],
-            "memory_per_core": scaleout["memory_per_core"], "ratio_pipeline": scaleout["ratio"]["pipeline"],
-            "stages": stages}
+    return _size(scaleout["patients"], scaleout["source_rows"], scaleout["layouts"]["1x1"]["stages"],
+                 scaleout["ratio"], scaleout["memory_per_core"])
 
 
 def per_row_local(bench: dict, result: dict) -> dict | None:
@@ -53,20 +58,9 @@ def per_row_local(bench: dict, result: dict) -> dict | None:
     result measured without Spark's event log."""
     if "task_seconds" not in result["stages"][STAGES[0]]:
         return None
-    rows, cores = result["source_rows"], bench["machine"]["cpus"]
     heap = result.get("spark", {}).get("spark.driver.memory", "?")
-    stages = {}
-    for stage in STAGES:
-        s = result["stages"][stage]
-        stages[stage] = {"seconds": s["seconds"], "task_seconds": s["task_seconds"],
-                         "driver_only_seconds": s["driver_only_seconds"],
-                         "task_us_per_row": s["task_seconds"] / rows * 1e6,
-                         "shuffle_write_bytes_per_row": s.get("shuffle_write_bytes", 0) / rows,
-                         "largest_shuffle_write_bytes_per_row": s.get("largest_shuffle_write_bytes", 0) / rows,
-                         "disk_spill_bytes": s.get("disk_spill_bytes", 0), "ratio_two_workers": None}
-    return {"patients": result["patients"], "source_rows": rows, "rows_per_patient": rows / result["patients"],
-            "memory_per_core": f"{heap} heap / {cores} cores (local mode)", "ratio_pipeline": None,
-            "stages": stages}
+    return _size(result["patients"], result["source_rows"], result["stages"], None,
+                 f"{heap} heap / {bench['machine']['cpus']} cores (local mode)")
 
 
 def driver_seconds_at(sizes: list[dict], stage: str, rows: float) -> float:
