@@ -148,10 +148,9 @@ def ingest_table(lake, raw: DataFrame, table: str, cutoff, patient_status=None,
         counts = _full_load(lake, validated, raw_columns, table, names, settings, check_table)
     already = counts.get(ALREADY_LOADED, 0)
     quarantined = {r: n for r, n in counts.items() if r not in (None, DUPLICATE, ALREADY_LOADED)}
-    result = TableResult(table, rows_read=sum(counts.values()), rows_kept=counts.get(None, 0),
-                         duplicates_removed=counts.get(DUPLICATE, 0) + already, quarantined=quarantined,
-                         already_in_lake=already)
-    return result
+    return TableResult(table, rows_read=sum(counts.values()), rows_kept=counts.get(None, 0),
+                       duplicates_removed=counts.get(DUPLICATE, 0) + already, quarantined=quarantined,
+                       already_in_lake=already)
 
 
 def _full_load(lake, validated: DataFrame, raw_columns: list[str], table: str, names: Names,
@@ -181,7 +180,7 @@ def _full_load(lake, validated: DataFrame, raw_columns: list[str], table: str, n
     if sum(counts.values()) != totals["read"]:  # pragma: no cover - the two writes read one shuffle output
         raise RuntimeError(f"ingest of {table}: {totals['read']} rows read, but bronze, quarantine and "
                            f"duplicates hold {sum(counts.values())}")
-    misread = misread_message(table, [r for r in summary if r.n], settings.max_rejected_share)
+    misread = misread_message(table, summary, settings.max_rejected_share)
     if misread:
         raise ExtractMisreadError(misread)
     if check_table is not None:
@@ -299,7 +298,7 @@ def ingest(spark, lake, source: str | Path, cutoff, progress: typing.Callable[[s
                                       "without it)")
         results = []
         statuses = None  # patient_id -> status, once the patients are in: every patient table joins it
-        with contextlib.nullcontext() if lake.in_batch else lake.batch():
+        with contextlib.ExitStack() as cleanup, contextlib.nullcontext() if lake.in_batch else lake.batch():
             for table in INGEST_ORDER:
                 raw = raws[table]
                 if raw is None:
@@ -314,6 +313,7 @@ def ingest(spark, lake, source: str | Path, cutoff, progress: typing.Callable[[s
                     else:
                         if statuses is None:
                             statuses = patient_status(patients_bronze, lake.read("quarantine", "patients")).persist()
+                            cleanup.callback(statuses.unpersist)
                         status = statuses
                 kept_patients = next((r.rows_kept for r in results if r.table == "patients"), 0)
                 result = ingest_table(lake, raw, table, cutoff, status, births, incremental=incremental,
@@ -326,8 +326,6 @@ def ingest(spark, lake, source: str | Path, cutoff, progress: typing.Callable[[s
                                       f"duplicates{merged}", "ingest", rows=result.rows_read))
                 results.append(result)
             progress(ProgressLine(f"ingest: {len(results)} tables passed their checks", "ingest"))
-        if statuses is not None:
-            statuses.unpersist()
     return results
 
 

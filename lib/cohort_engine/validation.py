@@ -273,15 +273,22 @@ class ReasonCount:
     example: str | None  # a value of the column as written (the smallest)
 
 
-def reason_summary(validated: DataFrame, table: str, names: Names) -> list[ReasonCount]:
-    """Rows per (reason, column), with an example value of the column as written."""
-    spec = SOURCE_TABLES[table]
+def _summary(frame: DataFrame, reason: str, reason_column: str,
+             written: typing.Mapping[str, Column]) -> list[ReasonCount]:
+    """Rows of `frame` per (reason, column), with the smallest value as written of the column
+    (`written`: contract column -> its text in `frame`)."""
     example = F.lit(None).cast("string")
-    for c in spec.columns:
-        example = F.when(F.col(names.reason_column) == c.name, column_named(c.name).cast("string")).otherwise(example)
-    rows = (validated.groupBy(names.reason, names.reason_column)
+    for name, text in written.items():
+        example = F.when(F.col(reason_column) == name, text).otherwise(example)
+    rows = (frame.groupBy(reason, reason_column)
             .agg(F.count(F.lit(1)).alias("n"), F.min(example).alias("example")).collect())
     return [ReasonCount(r[0], r[1], r["n"], r["example"]) for r in rows]
+
+
+def reason_summary(validated: DataFrame, table: str, names: Names) -> list[ReasonCount]:
+    """Rows per (reason, column), with an example value of the column as written."""
+    written = {c.name: column_named(c.name).cast("string") for c in SOURCE_TABLES[table].columns}
+    return _summary(validated, names.reason, names.reason_column, written)
 
 
 def quarantine_summary(quarantine: DataFrame, table: str, raw_columns: typing.Sequence[str]) -> list[ReasonCount]:
@@ -291,13 +298,8 @@ def quarantine_summary(quarantine: DataFrame, table: str, raw_columns: typing.Se
     quarantine (every source column as text, under its quarantine name).
     """
     renamed = quarantine_names(raw_columns)
-    example = F.lit(None).cast("string")
-    for c in SOURCE_TABLES[table].columns:
-        if c.name in renamed:
-            example = F.when(F.col("reason_column") == c.name, column_named(renamed[c.name])).otherwise(example)
-    rows = (quarantine.groupBy("reason", "reason_column")
-            .agg(F.count(F.lit(1)).alias("n"), F.min(example).alias("example")).collect())
-    return [ReasonCount(r[0], r[1], r["n"], r["example"]) for r in rows]
+    written = {c.name: column_named(renamed[c.name]) for c in SOURCE_TABLES[table].columns if c.name in renamed}
+    return _summary(quarantine, "reason", "reason_column", written)
 
 
 def reason_counts(summary: typing.Iterable[ReasonCount]) -> dict[str | None, int]:
