@@ -86,9 +86,17 @@ def test_every_shipped_profile_turns_sparks_console_progress_off(profile):
 def test_a_profile_that_omits_console_progress_gets_it_off():
     built = session_conf({"conf": {"spark.sql.shuffle.partitions": "3"}}, "/usr/bin/python3")
     assert built == {"spark.ui.showConsoleProgress": "false", "spark.pyspark.python": "/usr/bin/python3",
+                     "spark.driver.extraJavaOptions": "-XX:-DontCompileHugeMethods",
+                     "spark.executor.extraJavaOptions": "-XX:-DontCompileHugeMethods",
                      "spark.sql.shuffle.partitions": "3"}
     kept = session_conf({"conf": {"spark.ui.showConsoleProgress": "true"}}, "/usr/bin/python3")
     assert kept["spark.ui.showConsoleProgress"] == "true"
+
+
+def test_a_profiles_own_java_options_replace_the_engines():
+    built = session_conf({"conf": {"spark.driver.extraJavaOptions": "-XX:+UseG1GC"}}, "/usr/bin/python3")
+    assert built["spark.driver.extraJavaOptions"] == "-XX:+UseG1GC"
+    assert built["spark.executor.extraJavaOptions"] == "-XX:-DontCompileHugeMethods"
 
 
 def test_this_machine_reads_meminfo_and_a_containers_limit(tmp_path):
