@@ -115,3 +115,11 @@ def test_tasks_read_the_study_and_profile_shipped_in_the_wheel(tmp_path, monkeyp
         assert task["libraries"] == [{"whl": "../../dist/*.whl"}]
     profile = job["job_clusters"][0]["new_cluster"]["spark_env_vars"]["COHORT_ENGINE_SPARK_PROFILE"]
     assert in_wheel(profile_path(profile, {})) == "spark/databricks.yaml"
+
+
+def test_the_job_cluster_lets_hotspot_compile_sparks_large_methods():
+    from cohort_engine.session import JIT_COMPILE_HUGE_METHODS
+    _, job = load()
+    cluster = job["job_clusters"][0]["new_cluster"]
+    assert cluster["spark_conf"] == {"spark.driver.extraJavaOptions": JIT_COMPILE_HUGE_METHODS,
+                                     "spark.executor.extraJavaOptions": JIT_COMPILE_HUGE_METHODS}
