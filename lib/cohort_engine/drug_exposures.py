@@ -35,22 +35,31 @@ def _ingredient_rows(matcher: NameMatcher) -> typing.Callable:
     return run
 
 
-def build_drug_exposures(prescriptions: DataFrame, vocabulary: pd.DataFrame | NameMatcher
-                         ) -> tuple[DataFrame, DataFrame]:
+def ingredient_mapping(prescriptions: DataFrame, vocabulary: pd.DataFrame | NameMatcher) -> DataFrame:
+    """One row per (drug_name, drug_code) pair of `prescriptions` and ingredient it maps to
+    (`__drug_name`, `__drug_code`, `__ingredient`, `__class`, `__matched_by`); a pair that maps
+    to nothing has no row. The matcher runs once per distinct pair, in `mapInArrow`."""
+    matcher = matcher_of(vocabulary)
+    name, code = F.col("drug_name").cast("string"), F.col("drug_code").cast("string")
+    return (prescriptions.select(name.alias("__drug_name"), code.alias("__drug_code"))
+            .distinct()
+            .mapInArrow(_ingredient_rows(matcher), _MAPPING_SCHEMA))
+
+
+def build_drug_exposures(prescriptions: DataFrame, vocabulary: pd.DataFrame | NameMatcher,
+                         mapping: DataFrame | None = None) -> tuple[DataFrame, DataFrame]:
     """(silver drug_exposures, unmatched prescription rows with `reason`).
 
     Every prescription row lands in exactly one of the two, except that a name or
     code mapping to several ingredients (a fixed-dose combination) gives one
-    exposure per ingredient. The matcher runs once per distinct (drug_name,
-    drug_code) pair in `mapInArrow`, and that small mapping is broadcast to the
-    prescriptions: no Python runs per prescription row. Both results are lazy views
-    of one plan: a caller writing both should persist `prescriptions` first.
+    exposure per ingredient. The small mapping of names to ingredients
+    (`ingredient_mapping`) is broadcast to the prescriptions: no Python runs per
+    prescription row. `mapping`: that mapping computed once by the caller (the
+    pipeline collects it: a few thousand rows); without it, both results are lazy
+    views that each compute it again.
     """
-    matcher = matcher_of(vocabulary)
-    name, code = F.col("drug_name").cast("string"), F.col("drug_code").cast("string")
-    mapping = (prescriptions.select(name.alias("__drug_name"), code.alias("__drug_code"))
-               .distinct()
-               .mapInArrow(_ingredient_rows(matcher), _MAPPING_SCHEMA))
+    if mapping is None:
+        mapping = ingredient_mapping(prescriptions, vocabulary)
     joined = prescriptions.join(
         F.broadcast(mapping),
         prescriptions["drug_name"].cast("string").eqNullSafe(F.col("__drug_name"))
