@@ -201,11 +201,12 @@ def stage_lines(ctx: RunContext) -> None:
     unmatched = ctx.lake.read("quarantine", "drug_exposures")
     # Each prescription row (record_id unique in bronze) is an exposure or unmatched, never
     # both: counting the few unmatched rows spares a distinct count of every exposure.
-    n_matched = n_in - unmatched.count()
+    n_unmatched = unmatched.count()
+    n_matched = n_in - n_unmatched
     names = unmatched_name_counts(unmatched).limit(50).collect()
     rows = [("lines", "prescriptions", "rows_in", None, n_in),
             ("lines", "prescriptions", "rows_matched", None, n_matched),
-            ("lines", "prescriptions", "quarantined", "unmatched_drug_name", n_in - n_matched)]
+            ("lines", "prescriptions", "quarantined", "unmatched_drug_name", n_unmatched)]
     rows += [("lines", "prescriptions", "unmatched_name", r["drug_name_normalised"] or EMPTY_NAME, int(r["n_rows"]))
              for r in names]
     ctx.data_quality = [row for row in ctx.data_quality if row[0] != "lines"] + rows
@@ -219,7 +220,7 @@ def stage_lines(ctx: RunContext) -> None:
     ctx.write(lines, "gold", "therapy_lines")
     written = ctx.lake.read("gold", "therapy_lines")
     ctx.row_counts["lines"] = {
-        "silver/drug_exposures": exposures.count(), "quarantine/drug_exposures": n_in - n_matched,
+        "silver/drug_exposures": exposures.count(), "quarantine/drug_exposures": n_unmatched,
         "gold/therapy_lines": written.count(),
         "patients_with_lines": written.select(F.countDistinct("patient_id")).first()[0]}
 
