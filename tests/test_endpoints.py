@@ -150,14 +150,14 @@ EXPECTED = {
 }
 
 
-def build(spark, study, lake_contacts: bool = False, broadcast_deaths: bool = False):
+def build(spark, study, lake_contacts: bool = False, broadcast_late: bool = False):
     merged: dict[str, list] = {}
     for s in SCENARIOS:
         for key, rows in s.items():
             merged.setdefault(key, []).extend(rows)
     b = bronze(spark, patients=merged["patients"], deaths=merged["deaths"], prescriptions=merged["prescriptions"],
                tumor_assessments=merged["tumor_assessments"], visits=merged["visits"])
-    contacts = ep.lake_last_contacts(b, study, broadcast_deaths) if lake_contacts else None
+    contacts = ep.lake_last_contacts(b, study, broadcast_late=broadcast_late) if lake_contacts else None
     return ep.build_endpoints(cohort_frame(spark, merged["cohort"]), therapy_lines(spark, merged["lines"]), b, study,
                               contacts)
 
@@ -281,34 +281,44 @@ def test_response_variants(responses, i):
     assert responses[i] == RESPONSE_CASES[i][1]
 
 
-@pytest.mark.parametrize("broadcast_deaths", [False, True])
-def test_the_lakes_last_contacts_give_the_same_endpoints(spark, study, run, broadcast_deaths):
+@pytest.mark.parametrize("broadcast_late", [False, True])
+def test_the_lakes_last_contacts_give_the_same_endpoints(spark, study, run, broadcast_late):
     # silver/last_contacts (built once for the lake's studies) in place of the contact tables,
-    # the death dates joined by a shuffle or sent to every task.
-    endpoints, dq = build(spark, study, lake_contacts=True, broadcast_deaths=broadcast_deaths)
+    # the late patients joined by a shuffle or sent to every task.
+    endpoints, dq = build(spark, study, lake_contacts=True, broadcast_late=broadcast_late)
     assert as_dict(endpoints) == run[0]
     assert {(r["table"], r["check"], r["reason"]): r["n"] for r in dq.collect()} == run[1]
     assert len(run[0]) >= 10 and ("endpoints", "records_after_death",
                                   "patients with records dated after their death (ignored)") in run[1]
 
 
-@pytest.mark.parametrize("broadcast_deaths", [False, True])
-def test_lake_last_contacts_by_hand(spark, study, broadcast_deaths):
+@pytest.mark.parametrize("broadcast_late", [False, True])
+def test_lake_last_contacts_by_hand(spark, study, broadcast_late):
     from builders import bronze as make_bronze
-    # a died 2025-02-01: its visits of 02-05 and 02-20 are after death (2 records, ignored),
-    # its last contact the lab of 01-20. b is alive: its visit after the cut-off (06-30) is
-    # not a contact; last contact the visit of 03-03. c died with no record: no row.
-    # x is no patient of the patient table: no row.
+    # a died 2025-02-01: its visits of 02-05 and 02-20 and its lab of 02-05 are after death
+    # (3 records on 2 days, ignored), its last contact the lab of 01-20. b is alive: its
+    # visit after the cut-off (06-30) is not a contact; last contact the visit of 03-03.
+    # c died with no record: no row. d died 2025-04-01 and was last seen that day: not
+    # late, no record after death. e died 2025-01-01 and every record of e is after it:
+    # no last contact, 2 records after death. x is no patient of the patient table: no row.
     b = make_bronze(
         spark,
         patients=[{"patient_id": p, "sex": "F", "birth_date": "1970-01-01", "id_hash": h}
-                  for p, h in (("a", "ha"), ("b", None), ("c", "hc"))],
-        deaths=[{"id_hash": "ha", "death_date": "2025-02-01"}, {"id_hash": "hc", "death_date": "2025-03-01"}],
+                  for p, h in (("a", "ha"), ("b", None), ("c", "hc"), ("d", "hd"), ("e", "he"))],
+        deaths=[{"id_hash": h, "death_date": d} for h, d in (("ha", "2025-02-01"), ("hc", "2025-03-01"),
+                                                              ("hd", "2025-04-01"), ("he", "2025-01-01"))],
         visits=[{"patient_id": "a", "visit_date": d} for d in ("2025-01-10", "2025-02-05", "2025-02-20")]
         + [{"patient_id": "b", "visit_date": d} for d in ("2025-03-03", "2025-07-01")]
+        + [{"patient_id": "d", "visit_date": d} for d in ("2025-03-01", "2025-04-01")]
+        + [{"patient_id": "e", "visit_date": "2025-01-05"}]
         + [{"patient_id": "x", "visit_date": "2025-01-01"}],
-        labs=[{"patient_id": "a", "collect_date": "2025-01-20", "test": "ANC", "value": 2.0}],
+        labs=[{"patient_id": "a", "collect_date": d, "test": "ANC", "value": 2.0} for d in ("2025-01-20", "2025-02-05")]
+        + [{"patient_id": "e", "collect_date": "2025-01-05", "test": "ANC", "value": 2.0}],
         prescriptions=[{"record_id": "r1", "patient_id": "b", "admin_date": "2025-01-01", "drug_name": "x"}])
-    got = {r["patient_id"]: (r["last_contact"].isoformat(), r["records_after_death"], r["data_cutoff"].isoformat())
-           for r in ep.lake_last_contacts(b, study, broadcast_deaths).collect()}
-    assert got == {"a": ("2025-01-20", 2, "2025-06-30"), "b": ("2025-03-03", 0, "2025-06-30")}
+    late = ep.late_patients(ep.latest_records(b, study)).collect()
+    assert {r["patient_id"]: r["latest_record"].isoformat() for r in late} == {"a": "2025-02-20", "e": "2025-01-05"}
+    got = {r["patient_id"]: (r["last_contact"] and r["last_contact"].isoformat(), r["records_after_death"],
+                             r["data_cutoff"].isoformat())
+           for r in ep.lake_last_contacts(b, study, broadcast_late=broadcast_late).collect()}
+    assert got == {"a": ("2025-01-20", 3, "2025-06-30"), "b": ("2025-03-03", 0, "2025-06-30"),
+                   "d": ("2025-04-01", 0, "2025-06-30"), "e": (None, 2, "2025-06-30")}

@@ -105,30 +105,56 @@ def last_contacts(bronze: dict[str, DataFrame], patients: DataFrame, study: Stud
     return joined.groupBy("patient_id").agg(*_contact_aggregates())
 
 
-def lake_last_contacts(bronze: dict[str, DataFrame], study: StudyConfig,
-                       broadcast_deaths: bool = False) -> DataFrame:
+def latest_records(bronze: dict[str, DataFrame], study: StudyConfig) -> DataFrame:
+    """patient_id, latest_record date, death_date: for every patient of the patient table
+    with a contact record up to the cut-off, the latest of those records whatever the
+    death date, and the death date (null: alive at the cut-off).
+
+    The maximum folds where the records are read, so its one shuffle carries a few rows
+    per patient and task, not every record. For a patient whose latest record is not
+    after the death (nearly every patient), it is the last contact (`lake_last_contacts`).
+    """
+    deaths = death_dates(bronze["patients"], bronze["deaths"], study.data_cutoff).select("patient_id", "death_date")
+    latest = contact_events(bronze, study).groupBy("patient_id").agg(F.max("event_date").alias("latest_record"))
+    return (latest.join(bronze["patients"].select("patient_id"), "patient_id")
+            .join(deaths, "patient_id", "left"))
+
+
+def late_patients(latest: DataFrame) -> DataFrame:
+    """The rows of `latest_records` whose latest record is after the death."""
+    return latest.where(F.col("latest_record") > F.col("death_date"))
+
+
+def lake_last_contacts(bronze: dict[str, DataFrame], study: StudyConfig, latest: DataFrame | None = None,
+                       broadcast_late: bool = False) -> DataFrame:
     """silver/last_contacts: every patient's last contact and records after death at the
     study's cut-off (lake_tables.SILVER_LAST_CONTACTS). They depend on the patient and the cut-off only,
     not on a study's index line, so the lake holds them once for all its studies, and the
-    large contact tables (visits, labs, prescriptions …) are read once, not once per study
+    large contact tables (visits, labs, prescriptions …) are read here, not once per study
     and sensitivity analysis.
 
-    `broadcast_deaths`: the dead patients' death dates are few enough to send to every
-    task. Each contact record then meets its patient's death date where it is read and
-    is folded into its patient's figures before any shuffle, instead of every record
-    (136 M at 1,000,000 patients) being shuffled and sorted to meet the patient list.
+    A patient whose latest record is not after the death has that record as last contact
+    and no record after death. Only the late patients' records are folded one by one
+    against the death date, so neither the contact records (136 M at 1,000,000 patients)
+    nor the death dates of the whole lake go through a shuffle or to every task, at any
+    number of patients. The contact tables are read twice: once folded to each patient's
+    latest record (`latest_records`), once for the late patients' records.
+
+    `latest`: `latest_records(bronze, study)`, cached by a caller that reads it twice.
+    `broadcast_late`: the late patients are few enough to send to every task (a caller
+    that counted them); then their records are picked where they are read.
     """
-    deaths = death_dates(bronze["patients"], bronze["deaths"], study.data_cutoff).select("patient_id", "death_date")
-    if not broadcast_deaths:
-        everyone = bronze["patients"].select("patient_id").join(deaths, "patient_id", "left")
-        contacts = last_contacts(bronze, everyone, study)
-    else:
-        dead = deaths.where(F.col("death_date").isNotNull())
-        per_patient = (contact_events(bronze, study).join(F.broadcast(dead), "patient_id", "left")
-                       .groupBy("patient_id").agg(*_contact_aggregates()))
-        # As the join above: the records of patients the patient table holds.
-        contacts = per_patient.join(bronze["patients"].select("patient_id"), "patient_id")
-    return contacts.withColumn("data_cutoff", _cutoff(study)).select(*SILVER_LAST_CONTACTS.column_names)
+    latest = latest if latest is not None else latest_records(bronze, study)
+    late = F.coalesce(F.col("latest_record") > F.col("death_date"), F.lit(False))
+    on_time = latest.where(~late).select("patient_id", F.col("latest_record").alias("last_contact"),
+                                         F.lit(0).cast("long").alias("records_after_death"))
+    late_deaths = late_patients(latest).select("patient_id", "death_date")
+    if broadcast_late:
+        late_deaths = F.broadcast(late_deaths)
+    folded = (contact_events(bronze, study).join(late_deaths, "patient_id")
+              .groupBy("patient_id").agg(*_contact_aggregates()))
+    return (on_time.unionByName(folded).withColumn("data_cutoff", _cutoff(study))
+            .select(*SILVER_LAST_CONTACTS.column_names))
 
 
 def _assessment_aggregates(study: StudyConfig) -> list[Column]:

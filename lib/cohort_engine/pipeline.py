@@ -231,12 +231,19 @@ CONTACT_TABLES = ("patients", "deaths", "visits", "prescriptions", "labs", "tumo
 
 def write_last_contacts(ctx: RunContext) -> None:
     """silver/last_contacts (endpoints.lake_last_contacts) at the run's cut-off, for every study."""
-    from .endpoints import lake_last_contacts
+    from pyspark import StorageLevel
+
+    from .endpoints import lake_last_contacts, late_patients, latest_records
     from .ingest import BROADCAST_PATIENTS
     if ctx.lake.exists("bronze", "patients") and ctx.lake.exists("bronze", "deaths"):
         bronze = bronze_tables(ctx, CONTACT_TABLES)
-        few = bronze["patients"].count() <= BROADCAST_PATIENTS  # the dead are fewer still
-        ctx.write(lake_last_contacts(bronze, ctx.study, broadcast_deaths=few), "silver", "last_contacts")
+        # One row per patient, read twice: cached, unlike the contact records themselves.
+        latest = latest_records(bronze, ctx.study).persist(StorageLevel.MEMORY_AND_DISK)
+        try:
+            few = late_patients(latest).count() <= BROADCAST_PATIENTS
+            ctx.write(lake_last_contacts(bronze, ctx.study, latest, broadcast_late=few), "silver", "last_contacts")
+        finally:
+            latest.unpersist()
 
 
 def last_contacts_at_cutoff(ctx: RunContext, study: StudyConfig | None = None):
