@@ -135,14 +135,17 @@ def lake_last_contacts(bronze: dict[str, DataFrame], study: StudyConfig, latest:
 
     A patient whose latest record is not after the death has that record as last contact
     and no record after death. Only the late patients' records are folded one by one
-    against the death date, so neither the contact records (136 M at 1,000,000 patients)
-    nor the death dates of the whole lake go through a shuffle or to every task, at any
-    number of patients. The contact tables are read twice: once folded to each patient's
-    latest record (`latest_records`), once for the late patients' records.
+    against the death date. With `broadcast_late`, neither the contact records (136 M at
+    1,000,000 patients) nor the death dates of the whole lake go through a shuffle or to
+    every task, whatever the number of patients. The contact tables are read twice: once
+    folded to each patient's latest record (`latest_records`), once for the late patients'
+    records.
 
-    `latest`: `latest_records(bronze, study)`, cached by a caller that reads it twice.
+    `latest`: `latest_records(bronze, study)`, cached by a caller that reads it twice
+    (computed here, twice, when not given).
     `broadcast_late`: the late patients are few enough to send to every task (a caller
-    that counted them); then their records are picked where they are read.
+    that counted them); then their records are picked where they are read. Without it,
+    every contact record is shuffled to meet them.
     """
     latest = latest if latest is not None else latest_records(bronze, study)
     late = F.coalesce(F.col("latest_record") > F.col("death_date"), F.lit(False))
