@@ -120,9 +120,14 @@ def latest_records(bronze: dict[str, DataFrame], study: StudyConfig) -> DataFram
             .join(deaths, "patient_id", "left"))
 
 
+def _late() -> Column:
+    """A row of `latest_records` whose latest record is after the death (false without one)."""
+    return F.coalesce(F.col("latest_record") > F.col("death_date"), F.lit(False))
+
+
 def late_patients(latest: DataFrame) -> DataFrame:
     """The rows of `latest_records` whose latest record is after the death."""
-    return latest.where(F.col("latest_record") > F.col("death_date"))
+    return latest.where(_late())
 
 
 def lake_last_contacts(bronze: dict[str, DataFrame], study: StudyConfig, latest: DataFrame | None = None,
@@ -148,9 +153,8 @@ def lake_last_contacts(bronze: dict[str, DataFrame], study: StudyConfig, latest:
     every contact record is shuffled to meet them.
     """
     latest = latest if latest is not None else latest_records(bronze, study)
-    late = F.coalesce(F.col("latest_record") > F.col("death_date"), F.lit(False))
-    on_time = latest.where(~late).select("patient_id", F.col("latest_record").alias("last_contact"),
-                                         F.lit(0).cast("long").alias("records_after_death"))
+    on_time = latest.where(~_late()).select("patient_id", F.col("latest_record").alias("last_contact"),
+                                            F.lit(0).cast("long").alias("records_after_death"))
     late_deaths = late_patients(latest).select("patient_id", "death_date")
     if broadcast_late:
         late_deaths = F.broadcast(late_deaths)
